@@ -1,0 +1,3 @@
+"""handshaker: TLS handshake-as-a-service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,294 @@
+"""The `handshaker` command: run the service, manage its keystore, and try TLS through it.
+
+Errors on bad input are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .keystore import (
+    DEFAULT_KEY_TYPE,
+    KEY_TYPES,
+    DirectoryKeyStore,
+    KeystoreError,
+    describe,
+)
+
+PROG = "handshaker"
+
+log = logging.getLogger("handshaker.cli")
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def default_keystore_path() -> Path:
+    """$HANDSHAKER_KEYSTORE, else $XDG_DATA_HOME/handshaker/keystore, else ~/.local/share/..."""
+    configured = os.environ.get("HANDSHAKER_KEYSTORE")
+    if configured:
+        return Path(configured).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "handshaker" / "keystore"
+
+
+def _add_keystore_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keystore",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keystore directory (default: $HANDSHAKER_KEYSTORE, else "
+        "$XDG_DATA_HOME/handshaker/keystore, else ~/.local/share/handshaker/keystore)",
+    )
+
+
+def _keystore_path(args: argparse.Namespace) -> Path:
+    path: Path | None = args.keystore
+    return path.expanduser() if path is not None else default_keystore_path()
+
+
+# `handshaker keys ...`
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    store = DirectoryKeyStore(_keystore_path(args))
+    credential = store.generate(args.name, args.san, args.key_type, replace=args.replace)
+    if args.default:
+        store.set_default(args.name)
+    info = describe(args.name, credential)
+    print(
+        f"generated {info.name}: {info.key_type}, {', '.join(info.sans)}, "
+        f"valid until {_utc(info.not_after)}, issued by the development CA "
+        f"({store.development_ca_path})"
+    )
+    return 0
+
+
+def _cmd_keys_import(args: argparse.Namespace) -> int:
+    chain_pem = _read_input(args.cert, "certificate chain")
+    key_pem = _read_input(args.key, "private key")
+    ca_pem = _read_input(args.ca, "CA bundle") if args.ca is not None else None
+    store = DirectoryKeyStore(_keystore_path(args))
+    credential = store.import_credential(
+        args.name, chain_pem, key_pem, ca_pem=ca_pem, replace=args.replace
+    )
+    if args.default:
+        store.set_default(args.name)
+    info = describe(args.name, credential)
+    print(f"imported {info.name}: {info.key_type}, {', '.join(info.sans) or info.subject}")
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    path = _keystore_path(args)
+    if not path.is_dir():
+        print(f"no keystore at {path}", file=sys.stderr)
+        infos = []
+    else:
+        infos = DirectoryKeyStore(path).describe_all()
+    if args.json:
+        rows = [
+            {
+                "name": i.name,
+                "default": i.is_default,
+                "key_type": i.key_type,
+                "sans": list(i.sans),
+                "subject": i.subject,
+                "issuer": i.issuer,
+                "not_before": _utc(i.not_before),
+                "not_after": _utc(i.not_after),
+            }
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        if path.is_dir():
+            print(f"no credentials in {path}", file=sys.stderr)
+        return 0
+    table = [("NAME", "KEY TYPE", "NOT AFTER", "SANS")]
+    table += [
+        (
+            f"{i.name} (default)" if i.is_default else i.name,
+            i.key_type,
+            _utc(i.not_after),
+            ",".join(i.sans) or f"(no SANs; subject {i.subject})",
+        )
+        for i in infos
+    ]
+    widths = [max(len(row[c]) for row in table) for c in range(3)]
+    for row in table:
+        cells = [cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)]
+        print("  ".join([*cells, row[3]]))
+    return 0
+
+
+def _cmd_keys_ca(args: argparse.Namespace) -> int:
+    store = DirectoryKeyStore(_keystore_path(args))
+    existed = store.development_ca_path.exists()
+    store.load_or_create_development_ca()
+    if not existed:
+        print(f"created the development CA at {store.development_ca_path}", file=sys.stderr)
+    sys.stdout.write(store.development_ca_path.read_text())
+    return 0
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def _utc(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser(
+        "keys", help="manage the keystore's credentials", description="Manage the keystore."
+    )
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+
+    generate = keys_commands.add_parser(
+        "generate",
+        help="issue a credential from the development CA",
+        description="Issue a credential from the development CA (created on first use).",
+    )
+    generate.add_argument("name", metavar="NAME")
+    generate.add_argument(
+        "--san",
+        action="append",
+        required=True,
+        metavar="TYPE:VALUE",
+        help="a subjectAltName: DNS:example.com, IP:127.0.0.1 or URI:spiffe://...; repeatable",
+    )
+    generate.add_argument("--key-type", choices=KEY_TYPES, default=DEFAULT_KEY_TYPE)
+    generate.add_argument("--replace", action="store_true", help="replace an existing credential")
+    generate.add_argument("--default", action="store_true", help="make it the default credential")
+    _add_keystore_option(generate)
+    generate.set_defaults(handler=_cmd_keys_generate)
+
+    import_ = keys_commands.add_parser(
+        "import",
+        help="import a certificate chain and its private key",
+        description="Import a PEM certificate chain (leaf first) and the leaf's PEM private key.",
+    )
+    import_.add_argument("name", metavar="NAME")
+    import_.add_argument("--cert", type=Path, required=True, metavar="CHAIN.pem")
+    import_.add_argument("--key", type=Path, required=True, metavar="KEY.pem")
+    import_.add_argument(
+        "--ca", type=Path, metavar="CA.pem", help="trust bundle stored with it as ca.crt"
+    )
+    import_.add_argument("--replace", action="store_true", help="replace an existing credential")
+    import_.add_argument("--default", action="store_true", help="make it the default credential")
+    _add_keystore_option(import_)
+    import_.set_defaults(handler=_cmd_keys_import)
+
+    list_ = keys_commands.add_parser("list", help="list the credentials")
+    list_.add_argument("--json", action="store_true", help="print JSON")
+    _add_keystore_option(list_)
+    list_.set_defaults(handler=_cmd_keys_list)
+
+    ca = keys_commands.add_parser("ca", help="print the development CA certificate (PEM)")
+    _add_keystore_option(ca)
+    ca.set_defaults(handler=_cmd_keys_ca)
+
+
+# ---------------------------------------------------------------------------
+# Placeholder: `serve`, `terminate` and `connect` are added by the service work
+# (issue 3). Until then each one says so and exits 2.
+# ---------------------------------------------------------------------------
+
+
+def _not_implemented(args: argparse.Namespace) -> int:
+    print(f"{PROG} {args.command}: not implemented yet", file=sys.stderr)
+    return 2
+
+
+def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="run the handshaker gRPC service")
+    serve.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT|unix:PATH")
+    _add_keystore_option(serve)
+    serve.set_defaults(handler=_not_implemented)
+
+    terminate = commands.add_parser(
+        "terminate", help="a TLS server whose handshakes run in the service"
+    )
+    terminate.add_argument("--listen", required=True, metavar="HOST:PORT")
+    terminate.add_argument("--key", required=True, metavar="NAME")
+    mode = terminate.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--upstream", metavar="HOST:PORT")
+    mode.add_argument("--http-hello", action="store_true")
+    terminate.add_argument("--alpn", metavar="LIST")
+    terminate.add_argument(
+        "--client-auth", choices=("none", "optional", "required"), default="none"
+    )
+    terminate.add_argument("--client-ca", type=Path, metavar="FILE")
+    terminate.add_argument("--handshaker", metavar="ADDR")
+    terminate.set_defaults(handler=_not_implemented)
+
+    connect = commands.add_parser(
+        "connect", help="a TLS client whose handshake runs in the service"
+    )
+    connect.add_argument("address", metavar="HOST:PORT")
+    connect.add_argument("--server-name", metavar="NAME")
+    connect.add_argument("--ca-file", type=Path, metavar="FILE")
+    connect.add_argument("--alpn", metavar="LIST")
+    connect.add_argument("--key", metavar="NAME")
+    connect.add_argument("--handshaker", metavar="ADDR")
+    connect.set_defaults(handler=_not_implemented)
+
+
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="TLS handshake-as-a-service: run TLS 1.3 handshakes in a gRPC service.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_service_commands(commands)
+    _add_keys_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: parses `argv`, runs one command, returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format=f"{PROG}: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except FileExistsError as exc:
+        print(f"{PROG}: error: {exc} (pass --replace to replace it)", file=sys.stderr)
+    except (CommandError, KeystoreError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        target = f" {exc.filename}" if exc.filename else ""
+        print(f"{PROG}: error:{target}: {exc.strerror or exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

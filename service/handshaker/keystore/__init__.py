@@ -1,0 +1,56 @@
+"""Where the service keeps its credentials and trust bundles: the KeyStore protocol and backends.
+
+    store = DirectoryKeyStore("~/.local/share/handshaker/keystore")
+    server = ServerConfig(credential_selector=store.select, ...)   # by SNI, then the default
+    client = ClientConfig(trust_anchors=store.trust_bundle("default"), ...)
+
+A backend hands out Credentials whose private key is a Signer; key bytes never
+leave the backend, and no error, repr or log line carries them.
+"""
+
+from .base import (
+    CredentialInfo,
+    InvalidCredential,
+    KeyNotFound,
+    KeyStore,
+    KeystoreError,
+    KeystoreSnapshot,
+    KeystoreUnavailable,
+    describe,
+    key_type,
+    subject_alt_names,
+)
+from .devca import DEFAULT_KEY_TYPE, KEY_TYPES
+from .directory import (
+    DEFAULT_TRUST_BUNDLE,
+    DEV_CA_BUNDLE,
+    DirectoryKeyStore,
+    check_name,
+    ensure_development_ca,
+)
+from .memory import MemoryKeyStore
+from .pem import load_certificates, load_credential, load_private_key
+
+__all__ = [
+    "DEFAULT_KEY_TYPE",
+    "DEFAULT_TRUST_BUNDLE",
+    "DEV_CA_BUNDLE",
+    "KEY_TYPES",
+    "CredentialInfo",
+    "DirectoryKeyStore",
+    "InvalidCredential",
+    "KeyNotFound",
+    "KeyStore",
+    "KeystoreError",
+    "KeystoreSnapshot",
+    "KeystoreUnavailable",
+    "MemoryKeyStore",
+    "check_name",
+    "describe",
+    "ensure_development_ca",
+    "key_type",
+    "load_certificates",
+    "load_credential",
+    "load_private_key",
+    "subject_alt_names",
+]

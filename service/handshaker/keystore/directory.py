@@ -1,0 +1,534 @@
+"""The directory keystore: the embedded default backend, in cert-manager's Secret layout.
+
+Layout of the keystore directory (every name below is a credential or bundle name):
+
+    <root>/                     0700
+      <name>/                   one credential; a cert-manager Secret mounted as a folder
+        tls.crt                 the certificate chain, PEM, leaf first
+        tls.key                 the leaf's private key, PEM: EC, RSA, Ed25519 or Ed448,
+                                PKCS#8 or traditional, unencrypted; written 0600
+        ca.crt                  optional: the trust bundle called <name>
+      trust/<name>.pem          a trust bundle: one or more PEM certificates
+      default                   optional: one line, the name of the default credential
+      dev-ca/ca.crt, ca.key     the development CA, created on first use
+
+- Entries whose name starts with "." are ignored (Kubernetes' ..data links, our
+  temporary files); "trust" and "dev-ca" are not credential names.
+- A trust bundle name resolves to trust/<name>.pem, else <name>/ca.crt. The bundle
+  "dev-ca" is the development CA; "default" (what a client that names no bundle
+  gets) is trust/default.pem, else the development CA.
+- The default credential (served when no SAN matches the server_name) is the one
+  the `default` file names, else the only credential when there is exactly one.
+  Storing a credential through this class writes `default` when it is absent.
+
+Changes are noticed without a restart: at most every `reload_interval` seconds an
+access stats the files (inode, size, mtime, ctime) and re-reads only what
+changed, then swaps in a whole new snapshot. A file that does not parse, or a
+key that does not match its certificate (a half-written update), keeps the last
+good credential and logs one warning naming the file, never its content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from cryptography import x509
+
+from handshaker.tls.config import Credential
+from handshaker.tls.signer import PrivateKey
+
+from . import devca
+from .base import (
+    CredentialInfo,
+    KeystoreError,
+    KeystoreSnapshot,
+    KeystoreUnavailable,
+    describe,
+)
+from .pem import (
+    certificates_pem,
+    credential_from_key,
+    load_certificates,
+    load_credential,
+    load_private_key,
+    private_key_pem,
+)
+
+log = logging.getLogger("handshaker.keystore")
+
+CERT_FILE = "tls.crt"
+KEY_FILE = "tls.key"
+CA_FILE = "ca.crt"
+TRUST_DIR = "trust"
+DEV_CA_DIR = "dev-ca"
+DEFAULT_FILE = "default"
+DEV_CA_BUNDLE = "dev-ca"
+DEFAULT_TRUST_BUNDLE = "default"
+RESERVED_NAMES = frozenset({TRUST_DIR, DEV_CA_DIR, DEFAULT_FILE})
+
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+DIR_MODE = 0o700
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+# (inode, size, mtime_ns, ctime_ns) of a file, or None when it is absent.
+FileStamp = tuple[int, int, int, int] | None
+
+
+def check_name(name: str) -> str:
+    """Refuses a credential or bundle name that is not a plain, safe folder name."""
+    if not _NAME.match(name) or name in RESERVED_NAMES:
+        raise ValueError(
+            f"invalid name {name!r}: use letters, digits, '.', '_' and '-' "
+            f"(not {', '.join(sorted(RESERVED_NAMES))})"
+        )
+    return name
+
+
+def _stamp(path: Path) -> FileStamp:
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded(Generic[T]):
+    stamp: tuple[FileStamp, ...]
+    value: T
+
+
+class DirectoryKeyStore:
+    """Credentials and trust bundles read from a directory, reloaded when files change."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        reload_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = Path(path)
+        self._reload_interval = reload_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: KeystoreSnapshot | None = None
+        self._next_check = 0.0
+        self._last_scan: dict[tuple[str, str], tuple[FileStamp, ...]] | None = None
+        self._credentials: dict[str, _Loaded[Credential]] = {}
+        self._bundles: dict[tuple[str, str], _Loaded[tuple[x509.Certificate, ...]]] = {}
+        # Stamps we already warned about, so a broken file is reported once, not per access.
+        self._warned: dict[tuple[str, str], tuple[FileStamp, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"DirectoryKeyStore({str(self.root)!r})"
+
+    # The KeyStore protocol.
+
+    def credential(self, name: str) -> Credential:
+        return self._current().credential(name)
+
+    def select(
+        self, server_name: str | None, signature_schemes: Sequence[int]
+    ) -> Credential | None:
+        return self._current().select(server_name, signature_schemes)
+
+    def trust_bundle(self, name: str) -> tuple[x509.Certificate, ...]:
+        return self._current().trust_bundle(name)
+
+    def names(self) -> list[str]:
+        return self._current().names()
+
+    def trust_bundle_names(self) -> list[str]:
+        return self._current().trust_bundle_names()
+
+    def default_name(self) -> str | None:
+        return self._current().default
+
+    def describe_all(self) -> list[CredentialInfo]:
+        """The public facts of every credential, in name order."""
+        snapshot = self._current()
+        return [
+            describe(name, snapshot.credentials[name], is_default=name == snapshot.default)
+            for name in snapshot.names()
+        ]
+
+    def reload(self) -> None:
+        """Re-reads changed files now, whatever the reload interval."""
+        with self._lock:
+            self._refresh()
+            self._next_check = self._clock() + self._reload_interval
+
+    # Reading.
+
+    def _current(self) -> KeystoreSnapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and self._clock() < self._next_check:
+            return snapshot
+        # One thread re-reads; the others keep using the current snapshot meanwhile.
+        if not self._lock.acquire(blocking=snapshot is None):
+            assert snapshot is not None
+            return snapshot
+        try:
+            if self._snapshot is None or self._clock() >= self._next_check:
+                self._refresh()
+                self._next_check = self._clock() + self._reload_interval
+            assert self._snapshot is not None
+            return self._snapshot
+        finally:
+            self._lock.release()
+
+    def _scan(self) -> dict[tuple[str, str], tuple[FileStamp, ...]]:
+        """Stamps of every file the keystore reads, keyed by (kind, name)."""
+        scan: dict[tuple[str, str], tuple[FileStamp, ...]] = {}
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir():
+                    continue
+                folder = self.root / entry.name
+                if entry.name == TRUST_DIR:
+                    for bundle in folder.glob("*.pem"):
+                        if not bundle.name.startswith("."):
+                            scan["trust", bundle.stem] = (_stamp(bundle),)
+                elif entry.name == DEV_CA_DIR:
+                    ca = folder / CA_FILE
+                    if ca.exists():
+                        scan["bundle", DEV_CA_BUNDLE] = (_stamp(ca),)
+                else:
+                    cert, key = folder / CERT_FILE, folder / KEY_FILE
+                    if cert.exists() or key.exists():
+                        scan["credential", entry.name] = (_stamp(cert), _stamp(key))
+                    ca = folder / CA_FILE
+                    if ca.exists():
+                        scan["ca", entry.name] = (_stamp(ca),)
+        scan["default", ""] = (_stamp(self.root / DEFAULT_FILE),)
+        return scan
+
+    def _refresh(self) -> None:
+        try:
+            scan = self._scan()
+        except OSError as exc:
+            reason = f"keystore directory {self.root} cannot be read: {exc.strerror or exc}"
+            if self._snapshot is None:
+                raise KeystoreUnavailable(reason) from None
+            self._warn_once(("root", ""), (), f"{reason}; serving the last good contents")
+            return
+        self._warned.pop(("root", ""), None)
+        if scan == self._last_scan and self._snapshot is not None:
+            return
+
+        credentials: dict[str, _Loaded[Credential]] = {}
+        bundles: dict[tuple[str, str], _Loaded[tuple[x509.Certificate, ...]]] = {}
+        for (kind, name), stamp in sorted(scan.items(), key=lambda item: item[0]):
+            if kind == "credential":
+                loaded = self._load_item(
+                    self._credentials.get(name),
+                    (kind, name),
+                    stamp,
+                    functools.partial(self._read_credential, name),
+                )
+                if loaded is not None:
+                    credentials[name] = loaded
+            elif kind in ("trust", "ca", "bundle"):
+                path = self._bundle_path(kind, name)
+                bundle = self._load_item(
+                    self._bundles.get((kind, name)),
+                    (kind, name),
+                    stamp,
+                    functools.partial(_read_certificates, path),
+                )
+                if bundle is not None:
+                    bundles[kind, name] = bundle
+
+        self._credentials = credentials
+        self._bundles = bundles
+        self._last_scan = scan
+        self._snapshot = KeystoreSnapshot(
+            credentials={name: loaded.value for name, loaded in credentials.items()},
+            trust_bundles=self._resolve_bundles(bundles),
+            default=self._read_default(set(credentials)),
+        )
+        # Forget warnings about files that are gone, so a reappearing problem is reported.
+        self._warned = {k: v for k, v in self._warned.items() if k in scan}
+
+    def _load_item(
+        self,
+        previous: _Loaded[T] | None,
+        item: tuple[str, str],
+        stamp: tuple[FileStamp, ...],
+        read: Callable[[], T],
+    ) -> _Loaded[T] | None:
+        if previous is not None and previous.stamp == stamp:
+            return previous
+        try:
+            value = read()
+        except (KeystoreError, OSError) as exc:
+            reason = (
+                str(exc) if isinstance(exc, KeystoreError) else f"{exc.strerror or 'read failed'}"
+            )
+            kept = "; keeping the previous version" if previous is not None else ""
+            self._warn_once(item, stamp, f"cannot load {item[0]} {item[1]!r}: {reason}{kept}")
+            return previous
+        self._warned.pop(item, None)
+        return _Loaded(stamp, value)
+
+    def _warn_once(self, item: tuple[str, str], stamp: tuple[FileStamp, ...], message: str) -> None:
+        if self._warned.get(item) != stamp:
+            self._warned[item] = stamp
+            log.warning(message)
+
+    def _read_credential(self, name: str) -> Credential:
+        folder = self.root / name
+        chain_pem = (folder / CERT_FILE).read_bytes()
+        key_pem = (folder / KEY_FILE).read_bytes()
+        return load_credential(chain_pem, key_pem, source=str(folder))
+
+    def _bundle_path(self, kind: str, name: str) -> Path:
+        if kind == "trust":
+            return self.root / TRUST_DIR / f"{name}.pem"
+        if kind == "bundle":
+            return self.root / DEV_CA_DIR / CA_FILE
+        return self.root / name / CA_FILE
+
+    @staticmethod
+    def _resolve_bundles(
+        loaded: dict[tuple[str, str], _Loaded[tuple[x509.Certificate, ...]]],
+    ) -> dict[str, tuple[x509.Certificate, ...]]:
+        bundles: dict[str, tuple[x509.Certificate, ...]] = {}
+        # Lowest precedence first: a folder's ca.crt, then the dev CA, then trust/.
+        for kind in ("ca", "bundle", "trust"):
+            for (k, name), item in loaded.items():
+                if k == kind:
+                    bundles[name] = item.value
+        if DEFAULT_TRUST_BUNDLE not in bundles and DEV_CA_BUNDLE in bundles:
+            bundles[DEFAULT_TRUST_BUNDLE] = bundles[DEV_CA_BUNDLE]
+        return bundles
+
+    def _read_default(self, names: set[str]) -> str | None:
+        try:
+            named = (self.root / DEFAULT_FILE).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            named = ""
+        except (OSError, UnicodeDecodeError):
+            named = ""
+            log.warning("cannot read %s", self.root / DEFAULT_FILE)
+        if named:
+            if named in names:
+                return named
+            self._warn_once(
+                ("default", ""),
+                self._last_scan_stamp(("default", "")),
+                f"{self.root / DEFAULT_FILE} names {named!r}, which is not a loaded credential",
+            )
+        if len(names) == 1:
+            return next(iter(names))
+        return None
+
+    def _last_scan_stamp(self, item: tuple[str, str]) -> tuple[FileStamp, ...]:
+        return (self._last_scan or {}).get(item, ())
+
+    # Writing.
+
+    def import_credential(
+        self,
+        name: str,
+        chain_pem: bytes,
+        key_pem: bytes,
+        *,
+        ca_pem: bytes | None = None,
+        replace: bool = False,
+    ) -> Credential:
+        """Stores a PEM chain and key under `name`; refuses a key that does not match the leaf."""
+        check_name(name)
+        chain = load_certificates(chain_pem, source=f"{name} certificate chain")
+        key = load_private_key(key_pem, source=f"{name} private key")
+        credential = credential_from_key(chain, key, source=name)
+        ca = load_certificates(ca_pem, source=f"{name} CA bundle") if ca_pem is not None else None
+        self._store_credential(name, chain, key, ca, replace=replace)
+        return credential
+
+    def generate(
+        self,
+        name: str,
+        sans: Sequence[str],
+        key_type: str = devca.DEFAULT_KEY_TYPE,
+        *,
+        replace: bool = False,
+    ) -> Credential:
+        """Issues a credential from the development CA (creating the CA on first use)."""
+        check_name(name)
+        if key_type not in devca.KEY_TYPES:
+            raise ValueError(
+                f"unknown key type {key_type!r}; choose one of {', '.join(devca.KEY_TYPES)}"
+            )
+        general_names = [devca.parse_san(s) for s in sans]
+        if not general_names:
+            raise ValueError("give at least one subjectAltName, e.g. DNS:localhost")
+        if not replace and (self.root / name).exists():
+            raise FileExistsError(f"credential {name!r} already exists")
+        ca_certificate, ca_key = self.load_or_create_development_ca()
+        key = devca.generate_private_key(key_type)
+        leaf = devca.issue(ca_certificate, ca_key, key, general_names)
+        credential = credential_from_key((leaf,), key, source=name)
+        self._store_credential(name, (leaf,), key, (ca_certificate,), replace=replace)
+        return credential
+
+    def set_default(self, name: str) -> None:
+        """Names the credential served when no SAN matches."""
+        check_name(name)
+        self._ensure_root()
+        _write_file(self.root / DEFAULT_FILE, f"{name}\n".encode(), CERT_MODE)
+        self._next_check = 0.0
+
+    @property
+    def development_ca_path(self) -> Path:
+        """Where the development CA certificate is (it may not exist yet)."""
+        return self.root / DEV_CA_DIR / CA_FILE
+
+    def load_or_create_development_ca(self) -> tuple[x509.Certificate, PrivateKey]:
+        """The development CA certificate and key, created on first use."""
+        folder = self.root / DEV_CA_DIR
+        if not (folder / CA_FILE).exists():
+            self._ensure_root()
+            certificate, new_key = devca.create_ca()
+            staging = self.root / f".{DEV_CA_DIR}.new-{secrets.token_hex(4)}"
+            _make_dir(staging)
+            _write_file(staging / "ca.key", private_key_pem(new_key), KEY_MODE)
+            _write_file(staging / CA_FILE, certificates_pem([certificate]), CERT_MODE)
+            try:
+                staging.rename(folder)
+            except OSError:
+                # Another process created it first; use theirs.
+                _remove_tree(staging)
+            else:
+                self._next_check = 0.0
+                log.info("created the development CA at %s", folder / CA_FILE)
+        certificates = load_certificates(
+            (folder / CA_FILE).read_bytes(), source=str(folder / CA_FILE)
+        )
+        key = load_private_key((folder / "ca.key").read_bytes(), source=str(folder / "ca.key"))
+        return certificates[0], key
+
+    def ensure_development_ca(self) -> Path:
+        """Creates the development CA, and a `localhost` credential when there is no credential.
+
+        Returns the path of the CA certificate, which clients trust to reach this service.
+        """
+        self.load_or_create_development_ca()
+        self._next_check = 0.0
+        if not self.names():
+            self.generate("localhost", ["DNS:localhost", "IP:127.0.0.1", "IP:::1"])
+            if self.default_name() is None:
+                self.set_default("localhost")
+            log.info("created the development credential 'localhost'")
+        return self.development_ca_path
+
+    def _ensure_root(self) -> None:
+        if not self.root.exists():
+            _make_dir(self.root, parents=True)
+
+    def _store_credential(
+        self,
+        name: str,
+        chain: Sequence[x509.Certificate],
+        key: PrivateKey,
+        ca: Sequence[x509.Certificate] | None,
+        *,
+        replace: bool,
+    ) -> None:
+        self._ensure_root()
+        folder = self.root / name
+        files = [
+            (KEY_FILE, private_key_pem(key), KEY_MODE),
+            (CERT_FILE, certificates_pem(list(chain)), CERT_MODE),
+        ]
+        if ca:
+            files.append((CA_FILE, certificates_pem(list(ca)), CERT_MODE))
+        if folder.exists():
+            if not replace:
+                raise FileExistsError(f"credential {name!r} already exists")
+            # Each file is replaced atomically; a reader between two renames sees a
+            # key that does not match its certificate and keeps the old credential.
+            for file_name, data, mode in files:
+                _write_file(folder / file_name, data, mode)
+            if not ca:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / CA_FILE).unlink()
+        else:
+            # A new credential appears whole: written aside, then renamed into place.
+            staging = self.root / f".{name}.new-{secrets.token_hex(4)}"
+            _make_dir(staging)
+            try:
+                for file_name, data, mode in files:
+                    _write_file(staging / file_name, data, mode)
+                staging.rename(folder)
+            except OSError:
+                _remove_tree(staging)
+                raise
+            if not (self.root / DEFAULT_FILE).exists():
+                # The first credential stored becomes the default, so a keystore
+                # grown one credential at a time keeps serving the one it started with.
+                _write_file(self.root / DEFAULT_FILE, f"{name}\n".encode(), CERT_MODE)
+        self._next_check = 0.0
+
+
+def ensure_development_ca(path: str | os.PathLike[str]) -> Path:
+    """Creates, on first use, the development CA and a `localhost` credential in `path`.
+
+    Returns the path of the development CA certificate.
+    """
+    return DirectoryKeyStore(path).ensure_development_ca()
+
+
+def _read_certificates(path: Path) -> tuple[x509.Certificate, ...]:
+    return load_certificates(path.read_bytes(), source=str(path))
+
+
+def _make_dir(path: Path, *, parents: bool = False) -> None:
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=DIR_MODE)
+    # mkdir's mode is filtered by the umask; say it again.
+    path.chmod(DIR_MODE)
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """Writes `data` to `path` atomically with exactly `mode`, whatever the umask."""
+    temporary = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as file:
+            fd = -1
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+
+
+def _remove_tree(path: Path) -> None:
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()

@@ -1,0 +1,62 @@
+"""The sans-IO TLS 1.3 engine: bytes in, bytes and events out.
+
+No gRPC, sockets, threads, globals, clock or RNG of its own live in this package:
+the RNG and clock are injected, so recorded traces replay byte for byte.
+
+    conn = ClientConnection(config)            # ClientHello queued
+    sock.sendall(conn.data_to_send())
+    conn.receive_data(sock.recv(65536))
+    for event in conn.events(): ...            # HandshakeComplete | HandshakeFailed
+"""
+
+from .codepoints import (
+    AlertDescription,
+    CipherSuite,
+    ContentType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from .config import ClientAuth, ClientConfig, Credential, CredentialSelector, ServerConfig
+from .connection import ClientConnection, ConnectionState, ServerConnection, StateError
+from .events import (
+    NEED_DATA,
+    Event,
+    HandshakeComplete,
+    HandshakeFailed,
+    HandshakeResult,
+    NeedData,
+    TrafficKeys,
+)
+from .record import RecordProtection, RecordReader
+from .signer import PrivateKeySigner, Signer, SignerError
+
+__all__ = [
+    "NEED_DATA",
+    "AlertDescription",
+    "CipherSuite",
+    "ClientAuth",
+    "ClientConfig",
+    "ClientConnection",
+    "ConnectionState",
+    "ContentType",
+    "Credential",
+    "CredentialSelector",
+    "Event",
+    "HandshakeComplete",
+    "HandshakeFailed",
+    "HandshakeResult",
+    "NamedGroup",
+    "NeedData",
+    "PrivateKeySigner",
+    "ProtocolVersion",
+    "RecordProtection",
+    "RecordReader",
+    "ServerConfig",
+    "ServerConnection",
+    "SignatureScheme",
+    "Signer",
+    "SignerError",
+    "StateError",
+    "TrafficKeys",
+]

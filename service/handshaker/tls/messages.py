@@ -1,0 +1,481 @@
+"""TLS 1.3 handshake messages: frozen dataclasses with parse and encode functions.
+
+Wire layer only: no state, no crypto, no policy. Extensions are kept as an
+ordered tuple of (type, raw data), so a parsed message re-encodes to the same
+bytes and unknown (GREASE) types survive as plain ints; the extensions a peer
+may send in each message are parsed into typed fields here. Duplicate
+extensions are rejected here (RFC 8446 section 4.2: "There MUST NOT be more
+than one extension of the same type in a given extension block").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .codec import Reader, Writer
+from .codepoints import ExtensionType, HandshakeType
+from .errors import DecodeError, IllegalParameter
+
+# RFC 8446 section 4.1.3: the ServerHello random of a HelloRetryRequest.
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"
+)
+
+Extensions = tuple[tuple[int, bytes], ...]
+
+
+def handshake_message(msg_type: int, body: bytes) -> bytes:
+    """struct { HandshakeType msg_type; uint24 length; ... } Handshake;"""
+    return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
+
+
+def _read_extensions(r: Reader, *, required: bool = True) -> Extensions:
+    """Extension extensions<0..2^16-1>; a ClientHello or ServerHello may omit the block."""
+    if not required and r.eof():
+        return ()
+    items: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    with r.block(2) as block:
+        while not block.eof():
+            ext_type = block.uint16()
+            data = block.opaque(2)
+            if ext_type in seen:
+                raise IllegalParameter(f"duplicate extension {ext_type}")
+            seen.add(ext_type)
+            items.append((ext_type, data))
+    return tuple(items)
+
+
+def _write_extensions(w: Writer, extensions: Extensions) -> None:
+    with w.block(2):
+        for ext_type, data in extensions:
+            w.uint16(ext_type)
+            w.opaque(2, data)
+
+
+# --- extension bodies -------------------------------------------------------
+
+
+def encode_server_name(host: str) -> bytes:
+    """ServerNameList with one host_name entry (RFC 6066 section 3)."""
+    name = host.encode("ascii")
+    w = Writer()
+    with w.block(2):
+        w.uint8(0)  # NameType host_name
+        w.opaque(2, name)
+    return w.getvalue()
+
+
+def parse_server_name(data: bytes) -> str | None:
+    r = Reader(data)
+    host: str | None = None
+    with r.block(2, minimum=1) as names:
+        while not names.eof():
+            name_type = names.uint8()
+            name = names.opaque(2, minimum=1)
+            if name_type == 0:
+                if host is not None:
+                    raise IllegalParameter("more than one host_name in server_name")
+                try:
+                    host = name.decode("ascii")
+                except UnicodeDecodeError:
+                    raise IllegalParameter("server_name is not ASCII") from None
+    r.finish()
+    return host
+
+
+def encode_uint16_list(values: tuple[int, ...], size: int = 2) -> bytes:
+    w = Writer()
+    w.uint16_list(size, values)
+    return w.getvalue()
+
+
+def parse_uint16_list(data: bytes, size: int = 2) -> tuple[int, ...]:
+    r = Reader(data)
+    values = r.uint16_list(size)
+    r.finish()
+    return values
+
+
+def encode_alpn(protocols: tuple[bytes, ...]) -> bytes:
+    """ProtocolNameList (RFC 7301 section 3.1)."""
+    w = Writer()
+    with w.block(2):
+        for proto in protocols:
+            w.opaque(1, proto)
+    return w.getvalue()
+
+
+def parse_alpn(data: bytes) -> tuple[bytes, ...]:
+    r = Reader(data)
+    protocols: list[bytes] = []
+    with r.block(2, minimum=2) as names:
+        while not names.eof():
+            protocols.append(names.opaque(1, minimum=1))
+    r.finish()
+    return tuple(protocols)
+
+
+KeyShareEntry = tuple[int, bytes]
+
+
+def encode_client_key_shares(shares: tuple[KeyShareEntry, ...]) -> bytes:
+    """KeyShareClientHello: KeyShareEntry client_shares<0..2^16-1>."""
+    w = Writer()
+    with w.block(2):
+        for group, key_exchange in shares:
+            w.uint16(group)
+            w.opaque(2, key_exchange)
+    return w.getvalue()
+
+
+def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
+    r = Reader(data)
+    shares: list[KeyShareEntry] = []
+    with r.block(2) as entries:
+        while not entries.eof():
+            group = entries.uint16()
+            shares.append((group, entries.opaque(2, minimum=1)))
+    r.finish()
+    return tuple(shares)
+
+
+def encode_server_key_share(group: int, key_exchange: bytes) -> bytes:
+    w = Writer()
+    w.uint16(group)
+    w.opaque(2, key_exchange)
+    return w.getvalue()
+
+
+def parse_server_key_share(data: bytes) -> KeyShareEntry:
+    r = Reader(data)
+    group = r.uint16()
+    key_exchange = r.opaque(2, minimum=1)
+    r.finish()
+    return group, key_exchange
+
+
+def encode_uint16(value: int) -> bytes:
+    return value.to_bytes(2, "big")
+
+
+def parse_uint16(data: bytes) -> int:
+    r = Reader(data)
+    value = r.uint16()
+    r.finish()
+    return value
+
+
+def parse_opaque(data: bytes, size: int, minimum: int = 0) -> bytes:
+    r = Reader(data)
+    value = r.opaque(size, minimum)
+    r.finish()
+    return value
+
+
+def encode_opaque(value: bytes, size: int) -> bytes:
+    return len(value).to_bytes(size, "big") + value
+
+
+def parse_uint8_list(data: bytes) -> tuple[int, ...]:
+    r = Reader(data)
+    values = tuple(r.opaque(1, minimum=1))
+    r.finish()
+    return values
+
+
+def parse_empty(data: bytes) -> None:
+    if data:
+        raise DecodeError("extension must be empty")
+
+
+# --- ClientHello --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """
+    struct {
+        ProtocolVersion legacy_version = 0x0303;
+        Random random;
+        opaque legacy_session_id<0..32>;
+        CipherSuite cipher_suites<2..2^16-2>;
+        opaque legacy_compression_methods<1..2^8-1>;
+        Extension extensions<8..2^16-1>;
+    } ClientHello;
+    """
+
+    legacy_version: int
+    random: bytes
+    legacy_session_id: bytes
+    cipher_suites: tuple[int, ...]
+    legacy_compression_methods: bytes
+    extensions: Extensions
+    # Typed views of the extensions a server acts on (None: extension absent).
+    server_name: str | None = None
+    supported_versions: tuple[int, ...] | None = None
+    supported_groups: tuple[int, ...] | None = None
+    key_shares: tuple[KeyShareEntry, ...] | None = None
+    signature_algorithms: tuple[int, ...] | None = None
+    signature_algorithms_cert: tuple[int, ...] | None = None
+    alpn_protocols: tuple[bytes, ...] | None = None
+    cookie: bytes | None = None
+    psk_key_exchange_modes: tuple[int, ...] | None = None
+    record_size_limit: int | None = None
+    has_pre_shared_key: bool = False
+    has_early_data: bool = False
+
+
+def parse_client_hello(body: bytes) -> ClientHello:
+    r = Reader(body)
+    legacy_version = r.uint16()
+    random = r.raw(32)
+    legacy_session_id = r.opaque(1)
+    if len(legacy_session_id) > 32:
+        raise DecodeError("legacy_session_id longer than 32 bytes")
+    cipher_suites = r.uint16_list(2, minimum=2)
+    compression = r.opaque(1, minimum=1)
+    extensions = _read_extensions(r, required=False)
+    r.finish()
+    fields: dict[str, object] = {}
+    last = len(extensions) - 1
+    for index, (ext_type, data) in enumerate(extensions):
+        if ext_type == ExtensionType.SERVER_NAME:
+            fields["server_name"] = parse_server_name(data)
+        elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
+            fields["supported_versions"] = parse_uint16_list(data, size=1)
+        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
+            fields["supported_groups"] = parse_uint16_list(data)
+        elif ext_type == ExtensionType.KEY_SHARE:
+            fields["key_shares"] = parse_client_key_shares(data)
+        elif ext_type == ExtensionType.SIGNATURE_ALGORITHMS:
+            fields["signature_algorithms"] = parse_uint16_list(data)
+        elif ext_type == ExtensionType.SIGNATURE_ALGORITHMS_CERT:
+            fields["signature_algorithms_cert"] = parse_uint16_list(data)
+        elif ext_type == ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
+            fields["alpn_protocols"] = parse_alpn(data)
+        elif ext_type == ExtensionType.COOKIE:
+            fields["cookie"] = parse_opaque(data, 2, minimum=1)
+        elif ext_type == ExtensionType.PSK_KEY_EXCHANGE_MODES:
+            fields["psk_key_exchange_modes"] = parse_uint8_list(data)
+        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
+            fields["record_size_limit"] = parse_uint16(data)
+        elif ext_type == ExtensionType.PRE_SHARED_KEY:
+            # RFC 8446 section 4.2.11: "MUST be the last extension in the ClientHello".
+            if index != last:
+                raise IllegalParameter("pre_shared_key is not the last extension")
+            fields["has_pre_shared_key"] = True
+        elif ext_type == ExtensionType.EARLY_DATA:
+            parse_empty(data)
+            fields["has_early_data"] = True
+        elif ext_type == ExtensionType.PADDING:
+            if data.count(0) != len(data):
+                raise IllegalParameter("padding extension is not all zeros")
+    return ClientHello(
+        legacy_version=legacy_version,
+        random=random,
+        legacy_session_id=legacy_session_id,
+        cipher_suites=cipher_suites,
+        legacy_compression_methods=compression,
+        extensions=extensions,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def encode_client_hello(hello: ClientHello) -> bytes:
+    w = Writer()
+    w.uint16(hello.legacy_version)
+    w.raw(hello.random)
+    w.opaque(1, hello.legacy_session_id)
+    w.uint16_list(2, hello.cipher_suites)
+    w.opaque(1, hello.legacy_compression_methods)
+    _write_extensions(w, hello.extensions)
+    return handshake_message(HandshakeType.CLIENT_HELLO, w.getvalue())
+
+
+# --- ServerHello and HelloRetryRequest ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """
+    struct {
+        ProtocolVersion legacy_version = 0x0303;
+        Random random;
+        opaque legacy_session_id_echo<0..32>;
+        CipherSuite cipher_suite;
+        uint8 legacy_compression_method = 0;
+        Extension extensions<6..2^16-1>;
+    } ServerHello;
+    """
+
+    legacy_version: int
+    random: bytes
+    legacy_session_id_echo: bytes
+    cipher_suite: int
+    legacy_compression_method: int
+    extensions: Extensions
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+
+def parse_server_hello(body: bytes) -> ServerHello:
+    r = Reader(body)
+    legacy_version = r.uint16()
+    random = r.raw(32)
+    session_id = r.opaque(1)
+    if len(session_id) > 32:
+        raise DecodeError("legacy_session_id_echo longer than 32 bytes")
+    cipher_suite = r.uint16()
+    compression = r.uint8()
+    extensions = _read_extensions(r, required=False)
+    r.finish()
+    return ServerHello(legacy_version, random, session_id, cipher_suite, compression, extensions)
+
+
+def encode_server_hello(hello: ServerHello) -> bytes:
+    w = Writer()
+    w.uint16(hello.legacy_version)
+    w.raw(hello.random)
+    w.opaque(1, hello.legacy_session_id_echo)
+    w.uint16(hello.cipher_suite)
+    w.uint8(hello.legacy_compression_method)
+    _write_extensions(w, hello.extensions)
+    return handshake_message(HandshakeType.SERVER_HELLO, w.getvalue())
+
+
+# --- EncryptedExtensions -------------------------------------------------------
+
+
+def parse_encrypted_extensions(body: bytes) -> Extensions:
+    """struct { Extension extensions<0..2^16-1>; } EncryptedExtensions;"""
+    r = Reader(body)
+    extensions = _read_extensions(r)
+    r.finish()
+    return extensions
+
+
+def encode_encrypted_extensions(extensions: Extensions) -> bytes:
+    w = Writer()
+    _write_extensions(w, extensions)
+    return handshake_message(HandshakeType.ENCRYPTED_EXTENSIONS, w.getvalue())
+
+
+# --- CertificateRequest ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """
+    struct {
+        opaque certificate_request_context<0..2^8-1>;
+        Extension extensions<2..2^16-1>;
+    } CertificateRequest;
+    """
+
+    certificate_request_context: bytes
+    extensions: Extensions
+
+
+def parse_certificate_request(body: bytes) -> CertificateRequest:
+    r = Reader(body)
+    context = r.opaque(1)
+    extensions = _read_extensions(r)
+    r.finish()
+    return CertificateRequest(context, extensions)
+
+
+def encode_certificate_request(request: CertificateRequest) -> bytes:
+    w = Writer()
+    w.opaque(1, request.certificate_request_context)
+    _write_extensions(w, request.extensions)
+    return handshake_message(HandshakeType.CERTIFICATE_REQUEST, w.getvalue())
+
+
+# --- Certificate -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEntry:
+    cert_data: bytes
+    extensions: Extensions
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """
+    struct {
+        opaque certificate_request_context<0..2^8-1>;
+        CertificateEntry certificate_list<0..2^24-1>;
+    } Certificate;
+    """
+
+    certificate_request_context: bytes
+    certificate_list: tuple[CertificateEntry, ...]
+
+
+def parse_certificate(body: bytes) -> Certificate:
+    r = Reader(body)
+    context = r.opaque(1)
+    entries: list[CertificateEntry] = []
+    with r.block(3) as certs:
+        while not certs.eof():
+            cert_data = certs.opaque(3, minimum=1)
+            entries.append(CertificateEntry(cert_data, _read_extensions(certs)))
+    r.finish()
+    return Certificate(context, tuple(entries))
+
+
+def encode_certificate(context: bytes, chain_der: tuple[bytes, ...]) -> bytes:
+    w = Writer()
+    w.opaque(1, context)
+    with w.block(3):
+        for der in chain_der:
+            w.opaque(3, der)
+            w.uint16(0)  # no per-certificate extensions
+    return handshake_message(HandshakeType.CERTIFICATE, w.getvalue())
+
+
+# --- CertificateVerify and Finished --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify:
+    """struct { SignatureScheme algorithm; opaque signature<0..2^16-1>; } CertificateVerify;"""
+
+    algorithm: int
+    signature: bytes
+
+
+def parse_certificate_verify(body: bytes) -> CertificateVerify:
+    r = Reader(body)
+    algorithm = r.uint16()
+    signature = r.opaque(2, minimum=1)
+    r.finish()
+    return CertificateVerify(algorithm, signature)
+
+
+def encode_certificate_verify(verify: CertificateVerify) -> bytes:
+    w = Writer()
+    w.uint16(verify.algorithm)
+    w.opaque(2, verify.signature)
+    return handshake_message(HandshakeType.CERTIFICATE_VERIFY, w.getvalue())
+
+
+def encode_finished(verify_data: bytes) -> bytes:
+    """struct { opaque verify_data[Hash.length]; } Finished;"""
+    return handshake_message(HandshakeType.FINISHED, verify_data)
+
+
+def message_hash(hash_of_client_hello1: bytes) -> bytes:
+    """The synthetic message that replaces ClientHello1 in the transcript after an HRR.
+
+    Transcript-Hash(ClientHello1, HelloRetryRequest, ... Mn) =
+        Hash(message_hash ||        /* Handshake type */
+             00 00 Hash.length  ||  /* Handshake message length (bytes) */
+             Hash(ClientHello1) ||  /* Hash of ClientHello1 */
+             HelloRetryRequest  || ... || Mn)
+    """
+    return handshake_message(HandshakeType.MESSAGE_HASH, hash_of_client_hello1)

@@ -1,0 +1,169 @@
+"""The TLS 1.3 record layer: framing (RFC 8446 section 5.1) and AEAD protection (5.2).
+
+RecordReader splits a byte stream into whole records without copying more than
+it must; RecordProtection seals and opens TLSCiphertext with one direction's
+key and IV. Both are usable by callers after the handshake, with the keys the
+engine returned. No handshake logic lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cryptography.exceptions import InvalidTag
+
+from .codepoints import ContentType
+from .errors import BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage
+from .events import TrafficKeys
+from .key_schedule import CipherSuiteParams
+
+HEADER_LEN = 5
+MAX_PLAINTEXT = 2**14
+# "The length MUST NOT exceed 2^14 + 256 bytes" (TLSCiphertext.length).
+MAX_CIPHERTEXT = 2**14 + 256
+TAG_LEN = 16
+
+_KNOWN_CONTENT_TYPES = frozenset(
+    (
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.ALERT,
+        ContentType.HANDSHAKE,
+        ContentType.APPLICATION_DATA,
+    )
+)
+_APPLICATION_DATA_HEADER = bytes((ContentType.APPLICATION_DATA, 3, 3))
+
+
+class RecordReader:
+    """Buffers bytes from the wire and yields complete records."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            self._buf = self._buf[self._pos :] + data
+            self._pos = 0
+        elif self._buf:
+            self._buf += data
+        else:
+            self._buf = bytes(data)
+
+    def next_record(self) -> tuple[int, bytes] | None:
+        """The next whole record (content type, header + fragment), or None if incomplete."""
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < HEADER_LEN:
+            return None
+        content_type = buf[pos]
+        if content_type not in _KNOWN_CONTENT_TYPES:
+            raise UnexpectedMessage(f"unknown record content type {content_type}")
+        if buf[pos + 1] != 3:
+            raise DecodeError("record version is not TLS")
+        length = (buf[pos + 3] << 8) | buf[pos + 4]
+        if length > MAX_CIPHERTEXT:
+            raise RecordOverflow("record longer than 2^14 + 256 bytes")
+        end = pos + HEADER_LEN + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return content_type, buf[pos:end]
+
+    def records(self) -> Iterator[tuple[int, bytes]]:
+        while (record := self.next_record()) is not None:
+            yield record
+
+    def pending(self) -> bytes:
+        """Bytes fed but not yet returned as records."""
+        return self._buf[self._pos :]
+
+    def take_pending(self) -> bytes:
+        rest = self._buf[self._pos :]
+        self._buf = b""
+        self._pos = 0
+        return rest
+
+
+def plaintext_records(content_type: int, data: bytes, limit: int = MAX_PLAINTEXT) -> bytes:
+    """TLSPlaintext records carrying `data`, fragmented at `limit` bytes."""
+    out = bytearray()
+    header = bytes((content_type, 3, 3))
+    for start in range(0, len(data), limit):
+        fragment = data[start : start + limit]
+        out += header
+        out += len(fragment).to_bytes(2, "big")
+        out += fragment
+    return bytes(out)
+
+
+class RecordProtection:
+    """One direction's AEAD record protection: key, IV and sequence number."""
+
+    __slots__ = ("_aead", "_iv_int", "sequence_number")
+
+    def __init__(
+        self, params: CipherSuiteParams, key: bytes, iv: bytes, sequence_number: int = 0
+    ) -> None:
+        self._aead = params.aead(key)
+        self._iv_int = int.from_bytes(iv, "big")
+        self.sequence_number = sequence_number
+
+    @classmethod
+    def from_keys(cls, cipher_suite: int, keys: TrafficKeys) -> RecordProtection:
+        return cls(
+            CipherSuiteParams.for_suite(cipher_suite), keys.key, keys.iv, keys.sequence_number
+        )
+
+    def _nonce(self) -> bytes:
+        # "The per-record nonce ... is formed by XORing the padded sequence number with the IV."
+        seq = self.sequence_number
+        if seq >= 2**64 - 1:
+            raise RecordOverflow("sequence number exhausted; a KeyUpdate was due")
+        self.sequence_number = seq + 1
+        return (self._iv_int ^ seq).to_bytes(12, "big")
+
+    def seal(self, content_type: int, data: bytes, padding: int = 0) -> bytes:
+        """One TLSCiphertext record carrying `data` (at most 2^14 bytes) of `content_type`.
+
+        struct {
+            opaque content[TLSPlaintext.length];
+            ContentType type;
+            uint8 zeros[length_of_padding];
+        } TLSInnerPlaintext;
+        """
+        inner = data + bytes((content_type,)) + bytes(padding)
+        length = len(inner) + TAG_LEN
+        header = _APPLICATION_DATA_HEADER + length.to_bytes(2, "big")
+        return header + self._aead.encrypt(self._nonce(), inner, header)
+
+    def seal_fragments(self, content_type: int, data: bytes, limit: int = MAX_PLAINTEXT) -> bytes:
+        """As many records as `data` needs, each carrying at most `limit` bytes."""
+        if len(data) <= limit:
+            return self.seal(content_type, data)
+        return b"".join(
+            self.seal(content_type, data[start : start + limit])
+            for start in range(0, len(data), limit)
+        )
+
+    def open(self, record: bytes) -> tuple[int, bytes]:
+        """Decrypt one whole record (header included): (inner content type, content)."""
+        if record[0] != ContentType.APPLICATION_DATA:
+            raise UnexpectedMessage("unprotected record where a protected one was due")
+        if len(record) - HEADER_LEN > MAX_CIPHERTEXT:
+            raise RecordOverflow("record longer than 2^14 + 256 bytes")
+        try:
+            inner = self._aead.decrypt(self._nonce(), record[HEADER_LEN:], record[:HEADER_LEN])
+        except InvalidTag:
+            raise BadRecordMac("record failed authentication") from None
+        # Strip the zero padding; the last non-zero byte is the real content type.
+        end = len(inner)
+        while end and inner[end - 1] == 0:
+            end -= 1
+        if not end:
+            raise UnexpectedMessage("protected record without a content type")
+        if end - 1 > MAX_PLAINTEXT:
+            raise RecordOverflow("inner plaintext longer than 2^14 bytes")
+        return inner[end - 1], inner[: end - 1]

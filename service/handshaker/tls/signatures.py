@@ -1,0 +1,93 @@
+"""CertificateVerify: the signed content, and checking a peer's signature.
+
+Signing goes through the Signer seam (signer.py); this module only verifies,
+with the public key from the peer's leaf certificate.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import PublicKeyAlgorithmOID
+
+from .codepoints import SignatureScheme
+from .errors import BadCertificate, DecryptError, IllegalParameter, UnsupportedCertificate
+
+SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
+CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
+_PREFIX = b" " * 64
+
+
+def certificate_verify_content(context: bytes, transcript_hash: bytes) -> bytes:
+    """64 spaces, the context string, a zero byte, then Transcript-Hash (section 4.4.3)."""
+    return _PREFIX + context + b"\x00" + transcript_hash
+
+
+_ECDSA = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: ("secp256r1", hashes.SHA256),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: ("secp384r1", hashes.SHA384),
+    SignatureScheme.ECDSA_SECP521R1_SHA512: ("secp521r1", hashes.SHA512),
+}
+_RSA_PSS_RSAE = {
+    SignatureScheme.RSA_PSS_RSAE_SHA256: hashes.SHA256,
+    SignatureScheme.RSA_PSS_RSAE_SHA384: hashes.SHA384,
+    SignatureScheme.RSA_PSS_RSAE_SHA512: hashes.SHA512,
+}
+_RSA_PSS_PSS = {
+    SignatureScheme.RSA_PSS_PSS_SHA256: hashes.SHA256,
+    SignatureScheme.RSA_PSS_PSS_SHA384: hashes.SHA384,
+    SignatureScheme.RSA_PSS_PSS_SHA512: hashes.SHA512,
+}
+
+
+def leaf_public_key(certificate: x509.Certificate) -> x509.CertificatePublicKeyTypes:
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise UnsupportedCertificate("peer certificate has an unsupported public key") from None
+
+
+def scheme_fits_certificate(scheme: int, certificate: x509.Certificate) -> bool:
+    """Whether the leaf's key type can produce `scheme` (section 4.2.3)."""
+    key = leaf_public_key(certificate)
+    if scheme in _ECDSA:
+        return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _ECDSA[scheme][0]
+    if scheme in _RSA_PSS_RSAE:
+        return (
+            isinstance(key, rsa.RSAPublicKey)
+            and certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5
+        )
+    if scheme in _RSA_PSS_PSS:
+        return (
+            isinstance(key, rsa.RSAPublicKey)
+            and certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS
+        )
+    if scheme == SignatureScheme.ED25519:
+        return isinstance(key, ed25519.Ed25519PublicKey)
+    if scheme == SignatureScheme.ED448:
+        return isinstance(key, ed448.Ed448PublicKey)
+    return False
+
+
+def verify_certificate_verify(
+    certificate: x509.Certificate, scheme: int, signature: bytes, content: bytes
+) -> None:
+    """Raise unless `signature` over `content` verifies with the leaf's key under `scheme`."""
+    if not scheme_fits_certificate(scheme, certificate):
+        raise IllegalParameter("CertificateVerify scheme does not match the certificate's key")
+    key = leaf_public_key(certificate)
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, content, ec.ECDSA(_ECDSA[scheme][1]()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            algorithm = (_RSA_PSS_RSAE.get(scheme) or _RSA_PSS_PSS[scheme])()
+            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            key.verify(signature, content, pss, algorithm)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            key.verify(signature, content)
+        else:
+            raise BadCertificate("unsupported public key type")
+    except InvalidSignature:
+        raise DecryptError("CertificateVerify signature does not verify") from None

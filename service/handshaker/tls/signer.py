@@ -1,0 +1,125 @@
+"""The Signer seam: the only way the engine uses a private key.
+
+A keystore backend (directory, memory, later PKCS#11 or a cloud KMS) hands the
+engine a Signer; the engine never sees key bytes. The interface is deliberately
+narrow, one scheme list and one sign call, so an HSM can sit behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+
+from .codepoints import SignatureScheme
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Signs TLS handshake messages with a key the caller never sees."""
+
+    @property
+    def signature_schemes(self) -> Sequence[int]:
+        """The schemes this key can sign with, most preferred first (IANA code points)."""
+        ...
+
+    def sign(self, scheme: int, message: bytes) -> bytes:
+        """Sign `message` (the full content to be signed, not a digest) with `scheme`."""
+        ...
+
+
+class SignerError(Exception):
+    """The signing backend failed (the service maps this to UNAVAILABLE or internal_error)."""
+
+
+_HASHES: dict[int, type[hashes.HashAlgorithm]] = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: hashes.SHA256,
+    SignatureScheme.ECDSA_SECP384R1_SHA384: hashes.SHA384,
+    SignatureScheme.ECDSA_SECP521R1_SHA512: hashes.SHA512,
+    SignatureScheme.RSA_PSS_RSAE_SHA256: hashes.SHA256,
+    SignatureScheme.RSA_PSS_RSAE_SHA384: hashes.SHA384,
+    SignatureScheme.RSA_PSS_RSAE_SHA512: hashes.SHA512,
+    SignatureScheme.RSA_PSS_PSS_SHA256: hashes.SHA256,
+    SignatureScheme.RSA_PSS_PSS_SHA384: hashes.SHA384,
+    SignatureScheme.RSA_PSS_PSS_SHA512: hashes.SHA512,
+    SignatureScheme.RSA_PKCS1_SHA256: hashes.SHA256,
+    SignatureScheme.RSA_PKCS1_SHA384: hashes.SHA384,
+    SignatureScheme.RSA_PKCS1_SHA512: hashes.SHA512,
+}
+
+_RSA_PSS_RSAE = (
+    SignatureScheme.RSA_PSS_RSAE_SHA256,
+    SignatureScheme.RSA_PSS_RSAE_SHA384,
+    SignatureScheme.RSA_PSS_RSAE_SHA512,
+)
+_RSA_PSS_PSS = (
+    SignatureScheme.RSA_PSS_PSS_SHA256,
+    SignatureScheme.RSA_PSS_PSS_SHA384,
+    SignatureScheme.RSA_PSS_PSS_SHA512,
+)
+_ECDSA_BY_CURVE: dict[str, int] = {
+    "secp256r1": SignatureScheme.ECDSA_SECP256R1_SHA256,
+    "secp384r1": SignatureScheme.ECDSA_SECP384R1_SHA384,
+    "secp521r1": SignatureScheme.ECDSA_SECP521R1_SHA512,
+}
+
+PrivateKey = (
+    ec.EllipticCurvePrivateKey
+    | rsa.RSAPrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+
+
+def schemes_for_key(key: PrivateKey, *, rsa_pss_pss: bool = False) -> tuple[int, ...]:
+    """The TLS 1.3 CertificateVerify schemes a private key can produce.
+
+    An RSA key in an rsaEncryption certificate signs rsa_pss_rsae_*; an RSA key in
+    an RSASSA-PSS certificate (`rsa_pss_pss=True`) signs rsa_pss_pss_* (RFC 8446
+    section 4.2.3).
+    """
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        scheme = _ECDSA_BY_CURVE.get(key.curve.name)
+        return (scheme,) if scheme is not None else ()
+    if isinstance(key, rsa.RSAPrivateKey):
+        # SHA-512 PSS needs a modulus of at least 2*64+2 bytes; every real key has it.
+        return _RSA_PSS_PSS if rsa_pss_pss else _RSA_PSS_RSAE
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return (SignatureScheme.ED25519,)
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return (SignatureScheme.ED448,)
+    return ()
+
+
+class PrivateKeySigner:
+    """A Signer over a `cryptography` private key held in this process."""
+
+    __slots__ = ("_key", "_schemes")
+
+    def __init__(self, key: PrivateKey, *, rsa_pss_pss: bool = False) -> None:
+        self._key = key
+        self._schemes = schemes_for_key(key, rsa_pss_pss=rsa_pss_pss)
+        if not self._schemes:
+            raise ValueError("unsupported private key type for TLS 1.3 signing")
+
+    @property
+    def signature_schemes(self) -> Sequence[int]:
+        return self._schemes
+
+    def sign(self, scheme: int, message: bytes) -> bytes:
+        if scheme not in self._schemes:
+            raise SignerError(f"key cannot sign with scheme 0x{scheme:04x}")
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(message, ec.ECDSA(_HASHES[scheme]()))
+        if isinstance(key, rsa.RSAPrivateKey):
+            algorithm = _HASHES[scheme]()
+            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            return key.sign(message, pss, algorithm)
+        return key.sign(message)
+
+    def __repr__(self) -> str:
+        # Never print key material.
+        return f"PrivateKeySigner(schemes={[hex(s) for s in self._schemes]})"

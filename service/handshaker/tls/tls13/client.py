@@ -1,0 +1,525 @@
+"""The TLS 1.3 client: one class per step, each returning the next.
+
+    start_client            -> ClientHello sent
+    ExpectServerHello       -> HelloRetryRequest: ClientHello2 sent, ExpectServerHello again
+                            -> ServerHello: handshake keys
+    ExpectEncryptedExtensions
+    ExpectCertificateOrCertificateRequest
+    ExpectCertificate
+    ExpectCertificateVerify
+    ExpectFinished          -> [Certificate, CertificateVerify,] Finished sent; complete
+
+Each state holds only what the next step needs. Policy comes from ClientConfig;
+all randomness from the connection's injected RNG.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from cryptography import x509
+
+from ..certificates import load_chain, verify_server_chain
+from ..codepoints import (
+    CERTIFICATE_VERIFY_SCHEMES,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+)
+from ..config import ClientConfig
+from ..connection import Connection, HandshakeState
+from ..errors import (
+    DecodeError,
+    IllegalParameter,
+    MissingExtension,
+    ProtocolVersionError,
+    UnexpectedMessage,
+)
+from ..groups import KeyShare
+from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
+from ..messages import (
+    ClientHello,
+    CertificateVerify,
+    encode_alpn,
+    encode_certificate,
+    encode_certificate_verify,
+    encode_client_hello,
+    encode_client_key_shares,
+    encode_opaque,
+    encode_server_name,
+    encode_uint16,
+    encode_uint16_list,
+    message_hash,
+    parse_alpn,
+    parse_certificate,
+    parse_certificate_request,
+    parse_certificate_verify,
+    parse_client_hello,
+    parse_empty,
+    parse_encrypted_extensions,
+    parse_opaque,
+    parse_server_hello,
+    parse_server_key_share,
+    parse_uint16,
+    parse_uint16_list,
+)
+from ..signatures import (
+    CLIENT_CONTEXT,
+    SERVER_CONTEXT,
+    certificate_verify_content,
+    verify_certificate_verify,
+)
+from .common import (
+    CERTIFICATE_ENTRY_EXTENSIONS,
+    CERTIFICATE_REQUEST_EXTENSIONS,
+    ENCRYPTED_EXTENSIONS,
+    HELLO_RETRY_REQUEST_EXTENSIONS,
+    SERVER_HELLO_EXTENSIONS,
+    Transcript,
+    build_result,
+    check_extensions,
+    check_finished,
+    expect,
+    finished_message,
+)
+
+_NO_EXTENSIONS: frozenset[int] = frozenset()
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _client_hello(
+    config: ClientConfig,
+    random: bytes,
+    session_id: bytes,
+    shares: tuple[tuple[int, bytes], ...],
+    cookie: bytes | None = None,
+) -> ClientHello:
+    extensions: list[tuple[int, bytes]] = []
+    if config.server_name and not _is_ip_literal(config.server_name):
+        # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName."
+        extensions.append((ExtensionType.SERVER_NAME, encode_server_name(config.server_name)))
+    extensions += [
+        (ExtensionType.SUPPORTED_VERSIONS, b"\x02\x03\x04"),
+        (ExtensionType.SUPPORTED_GROUPS, encode_uint16_list(config.supported_groups)),
+        (ExtensionType.KEY_SHARE, encode_client_key_shares(shares)),
+        (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+        (
+            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+            encode_uint16_list(config.certificate_signature_schemes),
+        ),
+    ]
+    if cookie is not None:
+        extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+    if config.alpn_protocols:
+        extensions.append(
+            (ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, encode_alpn(config.alpn_protocols))
+        )
+    if config.record_size_limit is not None:
+        extensions.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+    hello = ClientHello(
+        legacy_version=ProtocolVersion.TLS1_2,
+        random=random,
+        legacy_session_id=session_id,
+        cipher_suites=config.cipher_suites,
+        legacy_compression_methods=b"\x00",
+        extensions=tuple(extensions),
+    )
+    if config.padding_to:
+        # RFC 7685: pad the whole ClientHello message up to padding_to bytes.
+        size = len(encode_client_hello(hello))
+        if size + 4 < config.padding_to:
+            pad = bytes(config.padding_to - size - 4)
+            hello = replace(hello, extensions=(*hello.extensions, (ExtensionType.PADDING, pad)))
+    return hello
+
+
+def start_client(conn: Connection, config: ClientConfig) -> HandshakeState:
+    """Build and queue the first ClientHello."""
+    random = conn.random(32)
+    session_id = conn.random(32) if config.middlebox_compatibility else b""
+    shares = {group: KeyShare(group, conn.random) for group in config.key_share_groups}
+    hello = _client_hello(
+        config, random, session_id, tuple((g, s.key_exchange) for g, s in shares.items())
+    )
+    message = encode_client_hello(hello)
+    conn.send_handshake(message)
+    return ExpectServerHello(config, hello, message, shares, None)
+
+
+def replay_client(
+    conn: Connection,
+    config: ClientConfig,
+    client_hello: bytes,
+    private_keys: Mapping[int, bytes],
+) -> HandshakeState:
+    """Queue a recorded ClientHello as ours, with the private keys of its shares."""
+    if client_hello[:1] != bytes((HandshakeType.CLIENT_HELLO,)):
+        raise ValueError("not a ClientHello handshake message")
+    hello = parse_client_hello(client_hello[4:])
+    if encode_client_hello(hello) != client_hello:
+        raise ValueError("the ClientHello does not re-encode to the same bytes")
+    shares = {g: KeyShare.from_private_bytes(g, key) for g, key in private_keys.items()}
+    for group, key_exchange in hello.key_shares or ():
+        if group not in shares or shares[group].key_exchange != key_exchange:
+            raise ValueError(f"no matching private key for the share of group 0x{group:04x}")
+    conn.send_handshake(client_hello)
+    return ExpectServerHello(config, hello, client_hello, shares, None)
+
+
+@dataclass(slots=True)
+class _Retry:
+    """What a HelloRetryRequest fixed for the rest of the handshake."""
+
+    params: CipherSuiteParams
+    transcript: Transcript
+    ccs_sent: bool
+
+
+class ExpectServerHello:
+    def __init__(
+        self,
+        config: ClientConfig,
+        hello: ClientHello,
+        hello_message: bytes,
+        shares: dict[int, KeyShare],
+        retry: _Retry | None,
+    ) -> None:
+        self.config = config
+        self.hello = hello
+        self.hello_message = hello_message
+        self.shares = shares
+        self.retry = retry
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.SERVER_HELLO, "waiting for ServerHello")
+        server_hello = parse_server_hello(message[4:])
+        hello = self.hello
+        offered = frozenset(t for t, _ in hello.extensions)
+        extensions = dict(server_hello.extensions)
+        versions = extensions.get(ExtensionType.SUPPORTED_VERSIONS)
+        if versions is None:
+            raise ProtocolVersionError("server does not speak TLS 1.3")
+        if parse_uint16(versions) != ProtocolVersion.TLS1_3:
+            raise IllegalParameter("server selected a version we did not offer")
+        if server_hello.legacy_version != ProtocolVersion.TLS1_2:
+            raise ProtocolVersionError("ServerHello legacy_version is not 0x0303")
+        if server_hello.legacy_session_id_echo != hello.legacy_session_id:
+            raise IllegalParameter("legacy_session_id_echo does not match")
+        if server_hello.cipher_suite not in hello.cipher_suites:
+            raise IllegalParameter("server selected a cipher suite we did not offer")
+        if server_hello.legacy_compression_method != 0:
+            raise IllegalParameter("non-null compression method")
+        params = CipherSuiteParams.for_suite(server_hello.cipher_suite)
+        if server_hello.is_hello_retry_request:
+            return self._hello_retry(conn, message, extensions, offered, params)
+        check_extensions(server_hello.extensions, SERVER_HELLO_EXTENSIONS, offered)
+        retry = self.retry
+        if retry is not None and retry.params.suite != params.suite:
+            raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest's")
+        share = extensions.get(ExtensionType.KEY_SHARE)
+        if share is None:
+            raise MissingExtension("ServerHello has no key_share")
+        group, key_exchange = parse_server_key_share(share)
+        if group not in self.shares:
+            raise IllegalParameter("server answered a group we sent no share for")
+        shared_secret = self.shares[group].complete(key_exchange)
+        if retry is None:
+            transcript = Transcript(params)
+            transcript.update(self.hello_message)
+        else:
+            transcript = retry.transcript
+        transcript.update(message)
+        secrets = HandshakeSecrets.derive(params, shared_secret, transcript.digest())
+        conn.set_read_keys(params, secrets.server)
+        return ExpectEncryptedExtensions(
+            _Negotiated(
+                config=self.config,
+                hello=hello,
+                offered=offered,
+                params=params,
+                group=group,
+                secrets=secrets,
+                transcript=transcript,
+                ccs_sent=retry is not None and retry.ccs_sent,
+                hello_retry=retry is not None,
+            )
+        )
+
+    def _hello_retry(
+        self,
+        conn: Connection,
+        message: bytes,
+        extensions: dict[int, bytes],
+        offered: frozenset[int],
+        params: CipherSuiteParams,
+    ) -> HandshakeState:
+        if self.retry is not None:
+            raise UnexpectedMessage("second HelloRetryRequest")
+        hello = self.hello
+        check_extensions(
+            tuple(extensions.items()),
+            HELLO_RETRY_REQUEST_EXTENSIONS,
+            offered | {ExtensionType.COOKIE},
+        )
+        shares = self.shares
+        selected = extensions.get(ExtensionType.KEY_SHARE)
+        if selected is not None:
+            group = parse_uint16(selected)
+            # RFC 8446 section 4.2.8: the group must be in supported_groups and must
+            # not be one we already sent a share for.
+            if group not in (hello.supported_groups or self.config.supported_groups):
+                raise IllegalParameter("HelloRetryRequest selected a group we did not offer")
+            if group in shares:
+                raise IllegalParameter("HelloRetryRequest selected a group we sent a share for")
+            shares = {group: KeyShare(group, conn.random)}
+        cookie_data = extensions.get(ExtensionType.COOKIE)
+        cookie = parse_opaque(cookie_data, 2, minimum=1) if cookie_data is not None else None
+        if selected is None and cookie is None:
+            raise IllegalParameter("HelloRetryRequest would not change the ClientHello")
+        transcript = Transcript(params)
+        transcript.update(message_hash(params.hash_of(self.hello_message)))
+        transcript.update(message)
+        new_extensions: list[tuple[int, bytes]] = []
+        for ext_type, data in hello.extensions:
+            if ext_type == ExtensionType.KEY_SHARE:
+                data = encode_client_key_shares(tuple((g, s.key_exchange) for g, s in shares.items()))
+            elif ext_type in (ExtensionType.COOKIE, ExtensionType.EARLY_DATA):
+                continue
+            new_extensions.append((ext_type, data))
+            if ext_type == ExtensionType.KEY_SHARE and cookie is not None:
+                new_extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+        hello2 = replace(hello, extensions=tuple(new_extensions))
+        ccs_sent = False
+        if hello.legacy_session_id:
+            # Appendix D.4: the client's dummy change_cipher_spec goes before its second flight.
+            conn.send_change_cipher_spec()
+            ccs_sent = True
+        message2 = encode_client_hello(hello2)
+        conn.send_handshake(message2)
+        transcript.update(message2)
+        return ExpectServerHello(
+            self.config, hello2, message2, shares, _Retry(params, transcript, ccs_sent)
+        )
+
+
+@dataclass(slots=True)
+class _Negotiated:
+    """What the ServerHello settled, carried through the encrypted part."""
+
+    config: ClientConfig
+    hello: ClientHello
+    offered: frozenset[int]
+    params: CipherSuiteParams
+    group: int
+    secrets: HandshakeSecrets
+    transcript: Transcript
+    ccs_sent: bool
+    hello_retry: bool
+    alpn_protocol: bytes | None = None
+    peer_record_size_limit: int = 2**14
+    # signature_algorithms of the server's CertificateRequest, when it sent one.
+    certificate_request: tuple[bytes, tuple[int, ...]] | None = None
+
+
+class ExpectEncryptedExtensions:
+    def __init__(self, state: _Negotiated) -> None:
+        self.state = state
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.ENCRYPTED_EXTENSIONS, "waiting for EncryptedExtensions")
+        state = self.state
+        extensions = parse_encrypted_extensions(message[4:])
+        check_extensions(extensions, ENCRYPTED_EXTENSIONS, state.offered)
+        for ext_type, data in extensions:
+            if ext_type == ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
+                protocols = parse_alpn(data)
+                # RFC 7301 section 3.1: exactly one name, one the client offered.
+                if len(protocols) != 1 or protocols[0] not in state.config.alpn_protocols:
+                    raise IllegalParameter("server selected an ALPN protocol we did not offer")
+                state.alpn_protocol = protocols[0]
+            elif ext_type == ExtensionType.SERVER_NAME:
+                parse_empty(data)
+            elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
+                limit = parse_uint16(data)
+                if limit < 64:
+                    raise IllegalParameter("record_size_limit below 64")
+                state.peer_record_size_limit = min(limit - 1, 2**14)
+                conn.write_fragment_limit = state.peer_record_size_limit
+                if state.config.record_size_limit is not None:
+                    conn.read_fragment_limit = min(state.config.record_size_limit - 1, 2**14)
+            elif ext_type == ExtensionType.SUPPORTED_GROUPS:
+                parse_uint16_list(data)
+        state.transcript.update(message)
+        return ExpectCertificateOrCertificateRequest(state)
+
+
+class ExpectCertificateOrCertificateRequest:
+    def __init__(self, state: _Negotiated) -> None:
+        self.state = state
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        if msg_type == HandshakeType.CERTIFICATE:
+            return ExpectCertificate(self.state).handle(conn, msg_type, message)
+        expect(msg_type, HandshakeType.CERTIFICATE_REQUEST, "waiting for Certificate")
+        request = parse_certificate_request(message[4:])
+        if request.certificate_request_context:
+            raise IllegalParameter("certificate_request_context in the handshake is not empty")
+        check_extensions(request.extensions, CERTIFICATE_REQUEST_EXTENSIONS, None)
+        algorithms = dict(request.extensions).get(ExtensionType.SIGNATURE_ALGORITHMS)
+        if algorithms is None:
+            raise MissingExtension("CertificateRequest has no signature_algorithms")
+        self.state.certificate_request = (
+            request.certificate_request_context,
+            parse_uint16_list(algorithms),
+        )
+        self.state.transcript.update(message)
+        return ExpectCertificate(self.state)
+
+
+class ExpectCertificate:
+    def __init__(self, state: _Negotiated) -> None:
+        self.state = state
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.CERTIFICATE, "waiting for Certificate")
+        state = self.state
+        config = state.config
+        certificate = parse_certificate(message[4:])
+        if certificate.certificate_request_context:
+            raise IllegalParameter("server Certificate has a certificate_request_context")
+        if not certificate.certificate_list:
+            raise DecodeError("server sent an empty Certificate")
+        for entry in certificate.certificate_list:
+            check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
+        chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
+        if config.verify_peer:
+            chain = load_chain(chain_der)
+            verify_server_chain(
+                chain,
+                config.trust_anchors,
+                config.server_name if config.check_hostname else None,
+                conn.clock(),
+            )
+        else:
+            chain = load_chain(chain_der[:1])
+        state.transcript.update(message)
+        return ExpectCertificateVerify(state, chain[0], chain_der)
+
+
+class ExpectCertificateVerify:
+    def __init__(
+        self, state: _Negotiated, leaf: x509.Certificate, chain_der: tuple[bytes, ...]
+    ) -> None:
+        self.state = state
+        self.leaf = leaf
+        self.chain_der = chain_der
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
+        state = self.state
+        verify = parse_certificate_verify(message[4:])
+        if verify.algorithm not in state.config.signature_schemes:
+            raise IllegalParameter("server signed with a scheme we did not offer")
+        content = certificate_verify_content(SERVER_CONTEXT, state.transcript.digest())
+        verify_certificate_verify(self.leaf, verify.algorithm, verify.signature, content)
+        state.transcript.update(message)
+        return ExpectFinished(state, self.chain_der, verify.algorithm)
+
+
+class ExpectFinished:
+    def __init__(
+        self, state: _Negotiated, peer_certificates: tuple[bytes, ...], peer_scheme: int
+    ) -> None:
+        self.state = state
+        self.peer_certificates = peer_certificates
+        self.peer_scheme = peer_scheme
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.FINISHED, "waiting for Finished")
+        state = self.state
+        params = state.params
+        secrets = state.secrets
+        transcript = state.transcript
+        check_finished(params, secrets.server.secret, transcript, message)
+        transcript.update(message)
+        application = ApplicationSecrets.derive(
+            params, secrets.master_secret(), transcript.digest()
+        )
+        conn.set_read_keys(params, application.server)
+        if state.hello.legacy_session_id and not state.ccs_sent:
+            conn.send_change_cipher_spec()
+        conn.set_write_keys(params, secrets.client)
+        signature_scheme = None
+        if state.certificate_request is not None:
+            signature_scheme = self._send_client_certificate(conn, state.certificate_request)
+        finished = finished_message(params, secrets.client.secret, transcript)
+        conn.send_handshake(finished)
+        transcript.update(finished)
+        conn.set_write_keys(params, application.client)
+        config = state.config
+        conn.complete(
+            build_result(
+                is_client=True,
+                params=params,
+                group=state.group,
+                handshake=secrets,
+                application=application,
+                resumption_master_secret=application.resumption_master_secret(
+                    transcript.digest()
+                ),
+                client_random=state.hello.random,
+                peer_signature_scheme=self.peer_scheme,
+                signature_scheme=signature_scheme,
+                alpn_protocol=state.alpn_protocol,
+                server_name=config.server_name,
+                peer_certificates=self.peer_certificates,
+                hello_retry=state.hello_retry,
+                peer_record_size_limit=state.peer_record_size_limit,
+                keylog=config.keylog,
+            )
+        )
+        return self
+
+    def _send_client_certificate(
+        self, conn: Connection, request: tuple[bytes, tuple[int, ...]]
+    ) -> int | None:
+        """Answer a CertificateRequest: our chain and CertificateVerify, or an empty Certificate."""
+        state = self.state
+        context, accepted = request
+        credential = state.config.credential
+        scheme = None
+        if credential is not None:
+            scheme = next(
+                (
+                    s
+                    for s in credential.signer.signature_schemes
+                    if s in accepted and s in CERTIFICATE_VERIFY_SCHEMES
+                ),
+                None,
+            )
+        if credential is None or scheme is None:
+            # RFC 8446 section 4.4.2: "If the client does not send any certificates
+            # ... it MUST send a Certificate message containing no certificates."
+            empty = encode_certificate(context, ())
+            conn.send_handshake(empty)
+            state.transcript.update(empty)
+            return None
+        certificate = encode_certificate(context, credential.chain_der)
+        conn.send_handshake(certificate)
+        state.transcript.update(certificate)
+        content = certificate_verify_content(CLIENT_CONTEXT, state.transcript.digest())
+        verify = encode_certificate_verify(
+            CertificateVerify(scheme, credential.signer.sign(scheme, content))
+        )
+        conn.send_handshake(verify)
+        state.transcript.update(verify)
+        return scheme

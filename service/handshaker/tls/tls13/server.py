@@ -1,0 +1,419 @@
+"""The TLS 1.3 server: one class per step, each returning the next.
+
+    ExpectClientHello       -> no usable share: HelloRetryRequest sent, ExpectClientHello again
+                            -> ServerHello, EncryptedExtensions, [CertificateRequest,]
+                               Certificate, CertificateVerify, Finished sent
+    ExpectClientCertificate         (only when a certificate was requested)
+    ExpectClientCertificateVerify   (only when the client sent a certificate)
+    ExpectClientFinished    -> complete
+
+Each state holds only what the next step needs. Policy comes from ServerConfig;
+all randomness from the connection's injected RNG.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from ..certificates import load_chain, verify_client_chain
+from ..codepoints import (
+    CERTIFICATE_VERIFY_SCHEMES,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+)
+from ..config import ClientAuth, Credential, ServerConfig
+from ..connection import MAX_SKIPPED_EARLY_DATA, Connection, HandshakeState
+from ..errors import (
+    CertificateRequired,
+    HandshakeFailure,
+    IllegalParameter,
+    MissingExtension,
+    NoApplicationProtocol,
+    ProtocolVersionError,
+    UnrecognizedName,
+)
+from ..groups import SUPPORTED_GROUPS, server_exchange
+from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
+from ..messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    CertificateRequest,
+    CertificateVerify,
+    ClientHello,
+    ServerHello,
+    encode_alpn,
+    encode_certificate,
+    encode_certificate_request,
+    encode_certificate_verify,
+    encode_encrypted_extensions,
+    encode_opaque,
+    encode_server_hello,
+    encode_server_key_share,
+    encode_uint16,
+    encode_uint16_list,
+    message_hash,
+    parse_certificate,
+    parse_certificate_verify,
+    parse_client_hello,
+)
+from ..signatures import (
+    CLIENT_CONTEXT,
+    SERVER_CONTEXT,
+    certificate_verify_content,
+    verify_certificate_verify,
+)
+from .common import (
+    CERTIFICATE_ENTRY_EXTENSIONS,
+    Transcript,
+    build_result,
+    check_extensions,
+    check_finished,
+    expect,
+    finished_message,
+)
+
+_SUPPORTED_VERSIONS_TLS13 = b"\x03\x04"
+_NO_EXTENSIONS: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class _Retry:
+    """What our HelloRetryRequest fixed for the second ClientHello."""
+
+    params: CipherSuiteParams
+    group: int
+    transcript: Transcript
+    cookie: bytes | None
+    ccs_sent: bool
+
+
+@dataclass(slots=True)
+class _Negotiated:
+    """What the ClientHello settled, carried through the client's second flight."""
+
+    config: ServerConfig
+    hello: ClientHello
+    params: CipherSuiteParams
+    group: int
+    secrets: HandshakeSecrets
+    application: ApplicationSecrets
+    transcript: Transcript
+    signature_scheme: int
+    alpn_protocol: bytes | None
+    hello_retry: bool
+    peer_record_size_limit: int
+
+
+def _select_group(
+    config: ServerConfig, hello: ClientHello, shares: dict[int, bytes]
+) -> tuple[int, bool]:
+    """(group, whether the client already sent a share for it)."""
+    client_groups = hello.supported_groups or ()
+    common = [g for g in config.supported_groups if g in client_groups]
+    if not common:
+        raise HandshakeFailure("no key exchange group in common")
+    if config.prefer_own_group_order:
+        return common[0], common[0] in shares
+    for group in config.supported_groups:
+        if group in shares:
+            return group, True
+    return common[0], False
+
+
+def _select_credential(config: ServerConfig, hello: ClientHello) -> tuple[Credential, int]:
+    algorithms = hello.signature_algorithms or ()
+    if config.credential_selector is not None:
+        credential = config.credential_selector(hello.server_name, algorithms)
+    else:
+        credential = config.credential
+    if credential is None:
+        if hello.server_name is not None:
+            raise UnrecognizedName("no credential for the requested server name")
+        raise HandshakeFailure("no credential for this connection")
+    schemes = credential.signer.signature_schemes
+    # The client's order of preference among what our key can sign.
+    for scheme in algorithms:
+        if scheme in schemes and scheme in CERTIFICATE_VERIFY_SCHEMES:
+            return credential, scheme
+    raise HandshakeFailure("no signature scheme in common with the client")
+
+
+class ExpectClientHello:
+    def __init__(self, config: ServerConfig, retry: _Retry | None = None) -> None:
+        self.config = config
+        self.retry = retry
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.CLIENT_HELLO, "waiting for ClientHello")
+        config = self.config
+        retry = self.retry
+        hello = parse_client_hello(message[4:])
+        conn.ccs_allowed = True
+        if hello.supported_versions is None or ProtocolVersion.TLS1_3 not in hello.supported_versions:
+            raise ProtocolVersionError("client does not offer TLS 1.3")
+        if hello.legacy_compression_methods != b"\x00":
+            # RFC 8446 section 4.1.2: exactly one byte, zero, or illegal_parameter.
+            raise IllegalParameter("legacy_compression_methods is not just null")
+        suite = next((s for s in config.cipher_suites if s in hello.cipher_suites), None)
+        if suite is None:
+            raise HandshakeFailure("no cipher suite in common")
+        if hello.supported_groups is None or hello.key_shares is None:
+            raise MissingExtension("ClientHello lacks supported_groups or key_share")
+        if hello.signature_algorithms is None:
+            raise MissingExtension("ClientHello lacks signature_algorithms")
+        shares: dict[int, bytes] = {}
+        for group, key_exchange in hello.key_shares:
+            if group in shares:
+                raise IllegalParameter("two key shares for one group")
+            if group not in hello.supported_groups:
+                raise IllegalParameter("key share for a group not in supported_groups")
+            shares[group] = key_exchange
+        credential, scheme = _select_credential(config, hello)
+        alpn_protocol = None
+        if hello.alpn_protocols is not None and config.alpn_protocols:
+            alpn_protocol = next(
+                (p for p in config.alpn_protocols if p in hello.alpn_protocols), None
+            )
+            if alpn_protocol is None:
+                raise NoApplicationProtocol("no ALPN protocol in common")
+        peer_limit = 2**14
+        if hello.record_size_limit is not None:
+            if hello.record_size_limit < 64:
+                raise IllegalParameter("record_size_limit below 64")
+            peer_limit = min(hello.record_size_limit - 1, 2**14)
+        params = CipherSuiteParams.for_suite(suite)
+
+        if retry is None:
+            group, has_share = _select_group(config, hello, shares)
+            if has_share and group not in SUPPORTED_GROUPS:
+                raise HandshakeFailure("no supported group")
+            if hello.has_early_data:
+                conn.skip_early_data = MAX_SKIPPED_EARLY_DATA
+            if not has_share:
+                return self._hello_retry(conn, hello, message, params, group)
+            transcript = Transcript(params)
+            transcript.update(message)
+            ccs_sent = False
+        else:
+            group = retry.group
+            if retry.params.suite != suite:
+                raise IllegalParameter("second ClientHello changed the cipher suite")
+            if list(shares) != [group]:
+                raise IllegalParameter("second ClientHello lacks the one share we asked for")
+            if retry.cookie is not None and (
+                hello.cookie is None or not hmac.compare_digest(hello.cookie, retry.cookie)
+            ):
+                raise IllegalParameter("second ClientHello does not echo our cookie")
+            if hello.has_early_data:
+                raise IllegalParameter("early_data in the second ClientHello")
+            transcript = retry.transcript
+            transcript.update(message)
+            ccs_sent = retry.ccs_sent
+
+        server_random = conn.random(32)
+        key_exchange, shared_secret = server_exchange(group, shares[group], conn.random)
+        server_hello = encode_server_hello(
+            ServerHello(
+                legacy_version=ProtocolVersion.TLS1_2,
+                random=server_random,
+                legacy_session_id_echo=hello.legacy_session_id,
+                cipher_suite=suite,
+                legacy_compression_method=0,
+                extensions=(
+                    (ExtensionType.KEY_SHARE, encode_server_key_share(group, key_exchange)),
+                    (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+                ),
+            )
+        )
+        conn.send_handshake(server_hello)
+        transcript.update(server_hello)
+        if hello.legacy_session_id and not ccs_sent:
+            # Appendix D.4: a dummy change_cipher_spec right after our first handshake message.
+            conn.send_change_cipher_spec()
+        secrets = HandshakeSecrets.derive(params, shared_secret, transcript.digest())
+        conn.set_write_keys(params, secrets.server)
+        conn.write_fragment_limit = peer_limit
+
+        extensions: list[tuple[int, bytes]] = []
+        if hello.record_size_limit is not None and config.record_size_limit is not None:
+            extensions.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+        if hello.server_name is not None and config.credential_selector is not None:
+            # RFC 6066 section 3: an empty server_name says the name was used.
+            extensions.append((ExtensionType.SERVER_NAME, b""))
+        if alpn_protocol is not None:
+            extensions.append(
+                (ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, encode_alpn((alpn_protocol,)))
+            )
+        self._send(conn, transcript, encode_encrypted_extensions(tuple(extensions)))
+        if config.client_auth is not ClientAuth.NONE:
+            request = CertificateRequest(
+                certificate_request_context=b"",
+                extensions=(
+                    (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+                    (
+                        ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+                        encode_uint16_list(config.certificate_signature_schemes),
+                    ),
+                ),
+            )
+            self._send(conn, transcript, encode_certificate_request(request))
+        self._send(conn, transcript, encode_certificate(b"", credential.chain_der))
+        content = certificate_verify_content(SERVER_CONTEXT, transcript.digest())
+        signature = credential.signer.sign(scheme, content)
+        self._send(conn, transcript, encode_certificate_verify(CertificateVerify(scheme, signature)))
+        self._send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
+        application = ApplicationSecrets.derive(
+            params, secrets.master_secret(), transcript.digest()
+        )
+        conn.set_write_keys(params, application.server)
+        conn.set_read_keys(params, secrets.client)
+        if config.record_size_limit is not None and hello.record_size_limit is not None:
+            conn.read_fragment_limit = min(config.record_size_limit - 1, 2**14)
+        state = _Negotiated(
+            config=config,
+            hello=hello,
+            params=params,
+            group=group,
+            secrets=secrets,
+            application=application,
+            transcript=transcript,
+            signature_scheme=scheme,
+            alpn_protocol=alpn_protocol,
+            hello_retry=retry is not None,
+            peer_record_size_limit=peer_limit,
+        )
+        if config.client_auth is ClientAuth.NONE:
+            return ExpectClientFinished(state, (), None)
+        return ExpectClientCertificate(state)
+
+    @staticmethod
+    def _send(conn: Connection, transcript: Transcript, message: bytes) -> None:
+        conn.send_handshake(message)
+        transcript.update(message)
+
+    def _hello_retry(
+        self,
+        conn: Connection,
+        hello: ClientHello,
+        message: bytes,
+        params: CipherSuiteParams,
+        group: int,
+    ) -> HandshakeState:
+        cookie = conn.random(32) if self.config.hello_retry_cookie else None
+        extensions: list[tuple[int, bytes]] = [
+            (ExtensionType.KEY_SHARE, encode_uint16(group)),
+            (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+        ]
+        if cookie is not None:
+            extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+        retry_request = encode_server_hello(
+            ServerHello(
+                legacy_version=ProtocolVersion.TLS1_2,
+                random=HELLO_RETRY_REQUEST_RANDOM,
+                legacy_session_id_echo=hello.legacy_session_id,
+                cipher_suite=params.suite,
+                legacy_compression_method=0,
+                extensions=tuple(extensions),
+            )
+        )
+        transcript = Transcript(params)
+        transcript.update(message_hash(params.hash_of(message)))
+        transcript.update(retry_request)
+        conn.send_handshake(retry_request)
+        ccs_sent = False
+        if hello.legacy_session_id:
+            conn.send_change_cipher_spec()
+            ccs_sent = True
+        return ExpectClientHello(
+            self.config, _Retry(params, group, transcript, cookie, ccs_sent)
+        )
+
+
+class ExpectClientCertificate:
+    def __init__(self, state: _Negotiated) -> None:
+        self.state = state
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.CERTIFICATE, "waiting for the client's Certificate")
+        state = self.state
+        certificate = parse_certificate(message[4:])
+        if certificate.certificate_request_context:
+            raise IllegalParameter("client Certificate has the wrong certificate_request_context")
+        for entry in certificate.certificate_list:
+            check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
+        state.transcript.update(message)
+        if not certificate.certificate_list:
+            if state.config.client_auth is ClientAuth.REQUIRED:
+                raise CertificateRequired("client sent no certificate")
+            return ExpectClientFinished(state, (), None)
+        chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
+        chain = load_chain(chain_der)
+        verify_client_chain(chain, state.config.client_trust_anchors, conn.clock())
+        return ExpectClientCertificateVerify(state, chain[0], chain_der)
+
+
+class ExpectClientCertificateVerify:
+    def __init__(
+        self, state: _Negotiated, leaf: x509.Certificate, chain_der: tuple[bytes, ...]
+    ) -> None:
+        self.state = state
+        self.leaf = leaf
+        self.chain_der = chain_der
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
+        state = self.state
+        verify = parse_certificate_verify(message[4:])
+        if verify.algorithm not in state.config.signature_schemes:
+            raise IllegalParameter("client signed with a scheme we did not offer")
+        content = certificate_verify_content(CLIENT_CONTEXT, state.transcript.digest())
+        verify_certificate_verify(self.leaf, verify.algorithm, verify.signature, content)
+        state.transcript.update(message)
+        return ExpectClientFinished(state, self.chain_der, verify.algorithm)
+
+
+class ExpectClientFinished:
+    def __init__(
+        self,
+        state: _Negotiated,
+        peer_certificates: tuple[bytes, ...],
+        peer_scheme: int | None,
+    ) -> None:
+        self.state = state
+        self.peer_certificates = peer_certificates
+        self.peer_scheme = peer_scheme
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        expect(msg_type, HandshakeType.FINISHED, "waiting for the client's Finished")
+        state = self.state
+        params = state.params
+        transcript = state.transcript
+        check_finished(params, state.secrets.client.secret, transcript, message)
+        transcript.update(message)
+        conn.set_read_keys(params, state.application.client)
+        config = state.config
+        conn.complete(
+            build_result(
+                is_client=False,
+                params=params,
+                group=state.group,
+                handshake=state.secrets,
+                application=state.application,
+                resumption_master_secret=state.application.resumption_master_secret(
+                    transcript.digest()
+                ),
+                client_random=state.hello.random,
+                peer_signature_scheme=self.peer_scheme,
+                signature_scheme=state.signature_scheme,
+                alpn_protocol=state.alpn_protocol,
+                server_name=state.hello.server_name,
+                peer_certificates=self.peer_certificates,
+                hello_retry=state.hello_retry,
+                peer_record_size_limit=state.peer_record_size_limit,
+                keylog=config.keylog,
+            )
+        )
+        return self
