@@ -71,6 +71,7 @@ def _at(now: float) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(seconds=now)
 
 
+@lru_cache(maxsize=1024)
 def _subject(server_name: str) -> verification.DNSName | verification.IPAddress:
     try:
         return verification.IPAddress(ipaddress.ip_address(server_name))

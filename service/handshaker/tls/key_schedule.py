@@ -34,7 +34,7 @@ RNG, no I/O.
 from __future__ import annotations
 
 import hashlib
-import hmac
+from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +95,32 @@ _SUITES: dict[int, CipherSuiteParams] = {
 IV_LEN = 12
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+
+
+def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:
+    """HMAC (RFC 2104) over hashlib's SHA-2, equal to hmac.digest but without the
+    per-call EVP set-up that dominates for the short inputs of a key schedule."""
+    constructor, block_size = _HASH_CONSTRUCTORS[hash_name]
+    if len(key) > block_size:
+        key = constructor(key).digest()
+    key = key.ljust(block_size, b"\0")
+    inner = constructor(key.translate(_IPAD))
+    inner.update(message)
+    return constructor(key.translate(_OPAD) + inner.digest()).digest()  # type: ignore[no-any-return]
+
+
 def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 section 2.2)."""
-    return hmac.digest(salt, ikm, params.hash_name)
+    return _hmac_digest(salt, ikm, params.hash_name)
+
+
+@lru_cache(maxsize=256)
+def _hkdf_label_prefix(length: int, label: bytes) -> bytes:
+    full_label = b"tls13 " + label
+    return length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
 
 
 def hkdf_expand_label(
@@ -111,20 +134,15 @@ def hkdf_expand_label(
         opaque context<0..255> = Context;
     } HkdfLabel;
     """
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
-    )
-    # HKDF-Expand: T(1) = HMAC(PRK, info | 0x01), T(n) = HMAC(PRK, T(n-1) | info | n).
+    info = _hkdf_label_prefix(length, label) + bytes((len(context),)) + context
+    if length <= params.hash_len:
+        # One block: T(1) = HMAC(PRK, info | 0x01).
+        return _hmac_digest(secret, info + b"\x01", params.hash_name)[:length]
     output = b""
     block = b""
     counter = 1
     while len(output) < length:
-        block = hmac.digest(secret, block + info + bytes((counter,)), params.hash_name)
+        block = _hmac_digest(secret, block + info + bytes((counter,)), params.hash_name)
         output += block
         counter += 1
     return output[:length]
@@ -168,7 +186,15 @@ def finished_verify_data(
 ) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(...)) (section 4.4.4)."""
     finished_key = hkdf_expand_label(params, base_key, b"finished", b"", params.hash_len)
-    return hmac.digest(finished_key, transcript_hash, params.hash_name)
+    return _hmac_digest(finished_key, transcript_hash, params.hash_name)
+
+
+@lru_cache(maxsize=8)
+def _derived_from_empty_early_secret(suite: int) -> bytes:
+    """Derive-Secret(HKDF-Extract(0, 0), "derived", "") for a suite without a PSK."""
+    params = _SUITES[suite]
+    early_secret = hkdf_extract(params, params.zeros, params.zeros)
+    return derive_secret(params, early_secret, b"derived", params.empty_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +210,8 @@ class HandshakeSecrets:
     def derive(
         params: CipherSuiteParams, shared_secret: bytes, hello_hash: bytes
     ) -> HandshakeSecrets:
-        # No PSK yet: early secret = HKDF-Extract(0, 0).
-        early_secret = hkdf_extract(params, params.zeros, params.zeros)
-        salt = derive_secret(params, early_secret, b"derived", params.empty_hash)
+        # No PSK yet: the early secret, and the salt derived from it, are constants.
+        salt = _derived_from_empty_early_secret(params.suite)
         handshake_secret = hkdf_extract(params, salt, shared_secret)
         return HandshakeSecrets(
             params=params,

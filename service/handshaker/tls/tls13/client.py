@@ -16,6 +16,7 @@ all randomness from the connection's injected RNG.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -88,6 +89,7 @@ from .common import (
 _NO_EXTENSIONS: frozenset[int] = frozenset()
 
 
+@lru_cache(maxsize=1024)
 def _is_ip_literal(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
