@@ -42,10 +42,12 @@ def default_keystore_path() -> Path:
 
 
 def _add_keystore_option(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given at both `keys` and `keys list` levels, the inner parser's
+    # default would otherwise overwrite the outer value.
     parser.add_argument(
         "--keystore",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS,
         metavar="DIR",
         help="keystore directory (default: $HANDSHAKER_KEYSTORE, else "
         "$XDG_DATA_HOME/handshaker/keystore, else ~/.local/share/handshaker/keystore)",
@@ -53,7 +55,7 @@ def _add_keystore_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _keystore_path(args: argparse.Namespace) -> Path:
-    path: Path | None = args.keystore
+    path: Path | None = getattr(args, "keystore", None)
     return path.expanduser() if path is not None else default_keystore_path()
 
 
@@ -158,6 +160,7 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     keys = commands.add_parser(
         "keys", help="manage the keystore's credentials", description="Manage the keystore."
     )
+    _add_keystore_option(keys)
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
 
     generate = keys_commands.add_parser(
@@ -211,6 +214,12 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 # ---------------------------------------------------------------------------
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve_command
+
+    return serve_command(args, _keystore_path(args))
+
+
 def _not_implemented(args: argparse.Namespace) -> int:
     print(f"{PROG} {args.command}: not implemented yet", file=sys.stderr)
     return 2
@@ -218,9 +227,11 @@ def _not_implemented(args: argparse.Namespace) -> int:
 
 def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the handshaker gRPC service")
-    serve.add_argument("--listen", default="127.0.0.1:50051", metavar="HOST:PORT|unix:PATH")
+    from .server import add_serve_arguments
+
+    add_serve_arguments(serve)
     _add_keystore_option(serve)
-    serve.set_defaults(handler=_not_implemented)
+    serve.set_defaults(handler=_cmd_serve)
 
     terminate = commands.add_parser(
         "terminate", help="a TLS server whose handshakes run in the service"

@@ -60,7 +60,6 @@ from .pem import (
     certificates_pem,
     credential_from_key,
     load_certificates,
-    load_credential,
     load_private_key,
     private_key_pem,
 )
@@ -100,7 +99,8 @@ def check_name(name: str) -> str:
 def _stamp(path: Path) -> FileStamp:
     try:
         st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
+        # Absent or unreadable: either way the read that follows reports it.
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -207,16 +207,14 @@ class DirectoryKeyStore:
                         if not bundle.name.startswith("."):
                             scan["trust", bundle.stem] = (_stamp(bundle),)
                 elif entry.name == DEV_CA_DIR:
-                    ca = folder / CA_FILE
-                    if ca.exists():
-                        scan["bundle", DEV_CA_BUNDLE] = (_stamp(ca),)
+                    if (ca := _stamp(folder / CA_FILE)) is not None:
+                        scan["bundle", DEV_CA_BUNDLE] = (ca,)
                 else:
-                    cert, key = folder / CERT_FILE, folder / KEY_FILE
-                    if cert.exists() or key.exists():
-                        scan["credential", entry.name] = (_stamp(cert), _stamp(key))
-                    ca = folder / CA_FILE
-                    if ca.exists():
-                        scan["ca", entry.name] = (_stamp(ca),)
+                    pair = (_stamp(folder / CERT_FILE), _stamp(folder / KEY_FILE))
+                    if pair != (None, None):
+                        scan["credential", entry.name] = pair
+                    if (ca := _stamp(folder / CA_FILE)) is not None:
+                        scan["ca", entry.name] = (ca,)
         scan["default", ""] = (_stamp(self.root / DEFAULT_FILE),)
         return scan
 
@@ -279,9 +277,10 @@ class DirectoryKeyStore:
         try:
             value = read()
         except (KeystoreError, OSError) as exc:
-            reason = (
-                str(exc) if isinstance(exc, KeystoreError) else f"{exc.strerror or 'read failed'}"
-            )
+            if isinstance(exc, KeystoreError):
+                reason = str(exc)
+            else:
+                reason = f"{exc.filename or 'file'}: {exc.strerror or 'cannot be read'}"
             kept = "; keeping the previous version" if previous is not None else ""
             self._warn_once(item, stamp, f"cannot load {item[0]} {item[1]!r}: {reason}{kept}")
             return previous
@@ -295,9 +294,9 @@ class DirectoryKeyStore:
 
     def _read_credential(self, name: str) -> Credential:
         folder = self.root / name
-        chain_pem = (folder / CERT_FILE).read_bytes()
-        key_pem = (folder / KEY_FILE).read_bytes()
-        return load_credential(chain_pem, key_pem, source=str(folder))
+        chain = load_certificates((folder / CERT_FILE).read_bytes(), source=str(folder / CERT_FILE))
+        key = load_private_key((folder / KEY_FILE).read_bytes(), source=str(folder / KEY_FILE))
+        return credential_from_key(chain, key, source=str(folder))
 
     def _bundle_path(self, kind: str, name: str) -> Path:
         if kind == "trust":
@@ -432,7 +431,7 @@ class DirectoryKeyStore:
         """
         self.load_or_create_development_ca()
         self._next_check = 0.0
-        if not self.names():
+        if not self.names() and not (self.root / "localhost").exists():
             self.generate("localhost", ["DNS:localhost", "IP:127.0.0.1", "IP:::1"])
             if self.default_name() is None:
                 self.set_default("localhost")

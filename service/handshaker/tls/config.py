@@ -32,6 +32,9 @@ DEFAULT_GROUPS: tuple[int, ...] = (
     NamedGroup.X448,
 )
 
+# Groups a client sends key shares for in its first ClientHello.
+DEFAULT_KEY_SHARE_GROUPS: tuple[int, ...] = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
+
 # Schemes we accept in CertificateVerify, most preferred first.
 DEFAULT_SIGNATURE_SCHEMES: tuple[int, ...] = (
     SignatureScheme.ECDSA_SECP256R1_SHA256,
@@ -125,7 +128,7 @@ class ClientConfig:
     supported_groups: tuple[int, ...] = DEFAULT_GROUPS
     # Groups we send a key_share for in the first ClientHello; the rest are
     # reachable through HelloRetryRequest.
-    key_share_groups: tuple[int, ...] = (NamedGroup.X25519MLKEM768, NamedGroup.X25519)
+    key_share_groups: tuple[int, ...] = DEFAULT_KEY_SHARE_GROUPS
     signature_schemes: tuple[int, ...] = DEFAULT_SIGNATURE_SCHEMES
     certificate_signature_schemes: tuple[int, ...] = DEFAULT_CERTIFICATE_SIGNATURE_SCHEMES
     # Our certificate for a server that asks for one.

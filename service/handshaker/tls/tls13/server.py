@@ -203,6 +203,8 @@ class ExpectClientHello:
                 raise IllegalParameter("second ClientHello changed the cipher suite")
             if list(shares) != [group]:
                 raise IllegalParameter("second ClientHello lacks the one share we asked for")
+            if retry.cookie is None and hello.cookie is not None:
+                raise IllegalParameter("second ClientHello echoes a cookie we never sent")
             if retry.cookie is not None and (
                 hello.cookie is None or not hmac.compare_digest(hello.cookie, retry.cookie)
             ):

@@ -1,0 +1,375 @@
+"""The Handshaker gRPC servicer: proto <-> engine translation and status codes.
+
+Thin by design: TLS decisions are the engine's; this module only finds the
+session, feeds it, and turns what came out into a HandshakeStep. A TLS failure
+is an OK response with state FAILED; gRPC status codes report misuse (see the
+table in protos/handshaker/v1/handshaker.proto). Nothing logged here carries
+key material.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from cryptography import x509
+
+from handshaker.keystore import KeyNotFound, KeystoreUnavailable
+from handshaker.sessions import Session, SessionLimitReached, SessionNotFound, SessionStore
+from handshaker.sessions.base import Role
+from handshaker.tls import (
+    ClientConnection,
+    ConnectionState,
+    HandshakeComplete,
+    HandshakeFailed,
+    HandshakeResult,
+    ServerConnection,
+    TrafficKeys,
+)
+from handshaker.tls.key_schedule import CipherSuiteParams
+from handshaker.v1 import handshaker_pb2 as pb
+from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+
+from .identity import caller_identity
+from .options import ConfigFactory, InvalidOptions
+
+log = logging.getLogger("handshaker.api")
+
+# One request's handshake bytes; a whole flight with a long chain is far smaller.
+MAX_IN_BYTES = 1 << 20
+MAX_EXPORT_LENGTH = 16384
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _peer_identity(chain_der: tuple[bytes, ...]) -> pb.PeerIdentity:
+    identity = pb.PeerIdentity(chain_der=chain_der)
+    if not chain_der:
+        return identity
+    try:
+        leaf = x509.load_der_x509_certificate(chain_der[0])
+        identity.subject = leaf.subject.rfc4514_string()
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return identity
+    identity.dns_sans.extend(san.get_values_for_type(x509.DNSName))
+    identity.uri_sans.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
+    identity.ip_sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+    return identity
+
+
+def _traffic_keys(keys: TrafficKeys) -> pb.TrafficKeys:
+    return pb.TrafficKeys(
+        secret=keys.secret, key=keys.key, iv=keys.iv, sequence_number=keys.sequence_number
+    )
+
+
+def _alpn(result: HandshakeResult) -> str:
+    return result.alpn_protocol.decode("ascii", "replace") if result.alpn_protocol else ""
+
+
+def summary(result: HandshakeResult, role: Role) -> pb.HandshakeSummary:
+    return pb.HandshakeSummary(
+        version=result.version,
+        cipher_suite=result.cipher_suite,
+        group=result.group,
+        alpn_protocol=_alpn(result),
+        server_name=result.server_name or "",
+        resumed=result.resumed,
+        hello_retry=result.hello_retry,
+        signature_scheme=result.signature_scheme or 0,
+        peer_signature_scheme=result.peer_signature_scheme or 0,
+        peer=_peer_identity(result.peer_certificates),
+    )
+
+
+def session_keys(result: HandshakeResult) -> pb.SessionKeys:
+    return pb.SessionKeys(
+        version=result.version,
+        cipher_suite=result.cipher_suite,
+        group=result.group,
+        alpn_protocol=_alpn(result),
+        resumed=result.resumed,
+        server_name=result.server_name or "",
+        peer=_peer_identity(result.peer_certificates),
+        read=_traffic_keys(result.read),
+        write=_traffic_keys(result.write),
+        exporter_master_secret=result.exporter_master_secret,
+        keylog=result.keylog,
+        peer_record_size_limit=result.peer_record_size_limit,
+    )
+
+
+class HandshakerServicer(pb_grpc.HandshakerServicer):
+    def __init__(
+        self, sessions: SessionStore, configs: ConfigFactory, *, idle_timeout: float = 10.0
+    ) -> None:
+        self._sessions = sessions
+        self._configs = configs
+        self._idle_timeout = idle_timeout
+
+    # --- shared steps -----------------------------------------------------------------
+
+    def _start(
+        self,
+        owner: str,
+        options: pb.ClientOptions | pb.ServerOptions,
+        keys_in_response: bool,
+        *,
+        register: bool = True,
+    ) -> Session:
+        try:
+            if isinstance(options, pb.ClientOptions):
+                connection: ClientConnection | ServerConnection = ClientConnection(
+                    self._configs.client(options)
+                )
+                role = Role.CLIENT
+            else:
+                connection = ServerConnection(self._configs.server(options))
+                role = Role.SERVER
+        except InvalidOptions as error:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+        except KeyNotFound as error:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, str(error)) from None
+        except KeystoreUnavailable as error:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        session = Session(
+            session_id=secrets.token_urlsafe(16) if register else "",
+            owner=owner,
+            role=role,
+            connection=connection,
+            keys_in_response=keys_in_response,
+        )
+        if register:
+            try:
+                self._sessions.add(session)
+            except SessionLimitReached as error:
+                raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
+        log.info(
+            "handshake started",
+            extra={"fields": {"session": session.session_id[:8], "role": role.value, "caller": owner}},
+        )
+        session.started_at = time.monotonic()
+        return session
+
+    def _advance(self, session: Session, data: bytes) -> tuple[pb.HandshakeStep, pb.SessionKeys | None]:
+        if len(data) > MAX_IN_BYTES:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
+        connection = session.connection
+        if connection.state is not ConnectionState.HANDSHAKING:
+            raise _Abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the handshake is {connection.state.value.lower()}; it takes no more bytes",
+            )
+        if data:
+            connection.receive_data(data)
+        step = pb.HandshakeStep(
+            session_id=session.session_id,
+            out_bytes=connection.data_to_send(),
+            bytes_consumed=len(data),
+            state=pb.HANDSHAKE_STATE_NEED_INPUT,
+        )
+        keys = None
+        event = connection.next_event()
+        if isinstance(event, HandshakeComplete):
+            result = event.result
+            session.result = result
+            step.bytes_consumed = len(data) - len(connection.take_unconsumed())
+            step.state = pb.HANDSHAKE_STATE_COMPLETE
+            step.result.CopyFrom(summary(result, session.role))
+            if session.keys_in_response:
+                keys = session_keys(result)
+            log.info(
+                "handshake complete",
+                extra={
+                    "fields": {
+                        "session": session.session_id[:8],
+                        "role": session.role.value,
+                        "caller": session.owner,
+                        "version": hex(result.version),
+                        "cipher_suite": hex(result.cipher_suite),
+                        "group": hex(result.group),
+                        "alpn": _alpn(result),
+                        "hello_retry": result.hello_retry,
+                        "ms": round((time.monotonic() - session.started_at) * 1000, 2),
+                    }
+                },
+            )
+        elif isinstance(event, HandshakeFailed):
+            step.state = pb.HANDSHAKE_STATE_FAILED
+            step.failure.CopyFrom(
+                pb.HandshakeFailure(
+                    alert=event.alert, reason=event.reason, sent_by_peer=event.sent_by_peer
+                )
+            )
+            log.info(
+                "handshake failed",
+                extra={
+                    "fields": {
+                        "session": session.session_id[:8],
+                        "role": session.role.value,
+                        "caller": session.owner,
+                        "alert": event.alert,
+                        "reason": event.reason,
+                        "sent_by_peer": event.sent_by_peer,
+                    }
+                },
+            )
+        return step, keys
+
+    def _session(self, session_id: str, owner: str) -> Session:
+        if not session_id:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
+        try:
+            return self._sessions.get(session_id, owner)
+        except SessionNotFound:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
+
+    @staticmethod
+    async def _fail(context: grpc.aio.ServicerContext[object, object], abort: _Abort) -> None:
+        await context.abort(abort.code, abort.message)
+
+    # --- unary RPCs ---------------------------------------------------------------------
+
+    async def StartClient(
+        self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.StartClientResponse:
+        try:
+            session = self._start(
+                caller_identity(context), request.options, request.keys_in_response
+            )
+            step, keys = self._advance(session, b"")
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        return pb.StartClientResponse(step=step, keys=keys)
+
+    async def StartServer(
+        self, request: pb.StartServerRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.StartServerResponse:
+        try:
+            session = self._start(
+                caller_identity(context), request.options, request.keys_in_response
+            )
+            step, keys = self._advance(session, request.in_bytes)
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        return pb.StartServerResponse(step=step, keys=keys)
+
+    async def Feed(
+        self, request: pb.FeedRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.FeedResponse:
+        try:
+            session = self._session(request.session_id, caller_identity(context))
+            step, keys = self._advance(session, request.in_bytes)
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        return pb.FeedResponse(step=step, keys=keys)
+
+    async def GetKeys(
+        self, request: pb.GetKeysRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetKeysResponse:
+        try:
+            session = self._session(request.session_id, caller_identity(context))
+            if session.result is None:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        return pb.GetKeysResponse(keys=session_keys(session.result))
+
+    async def ExportKeyingMaterial(
+        self,
+        request: pb.ExportKeyingMaterialRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.ExportKeyingMaterialResponse:
+        try:
+            session = self._session(request.session_id, caller_identity(context))
+            result = session.result
+            if result is None:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
+            if not 1 <= request.length <= MAX_EXPORT_LENGTH:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length must be 1 to 16384")
+            # HkdfLabel.label is <7..255> including the "tls13 " prefix.
+            if not 1 <= len(request.label) <= 249:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "label must be 1 to 249 bytes")
+            if request.length > 255 * CipherSuiteParams.for_suite(result.cipher_suite).hash_len:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length too large for the hash")
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        material = result.export_keying_material(request.label, request.context, request.length)
+        return pb.ExportKeyingMaterialResponse(keying_material=material)
+
+    async def Abort(
+        self, request: pb.AbortRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.AbortResponse:
+        try:
+            session = self._session(request.session_id, caller_identity(context))
+        except _Abort as abort:
+            await self._fail(context, abort)
+            raise
+        self._sessions.remove(session.session_id)
+        log.info("session aborted", extra={"fields": {"session": session.session_id[:8]}})
+        return pb.AbortResponse()
+
+    # --- the stream -----------------------------------------------------------------------
+
+    async def Handshake(
+        self,
+        request_iterator: AsyncIterator[pb.HandshakeRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[pb.HandshakeResponse]:
+        owner = caller_identity(context)
+        session: Session | None = None
+        requests = aiter(request_iterator)
+        try:
+            while True:
+                try:
+                    # An idle stream is an abandoned handshake: end it like an idle session.
+                    request = await asyncio.wait_for(anext(requests), self._idle_timeout)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise _Abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED, "no handshake bytes within the idle timeout"
+                    ) from None
+                start = request.WhichOneof("start")
+                if session is None:
+                    if start is None:
+                        raise _Abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "the first message on a stream must carry client or server options",
+                        )
+                    options = request.client if start == "client" else request.server
+                    session = self._start(owner, options, True)
+                    if start == "client" and request.in_bytes:
+                        raise _Abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "a client start carries no in_bytes; the client speaks first",
+                        )
+                elif start is not None:
+                    raise _Abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "only the first message may start"
+                    )
+                step, keys = self._advance(session, request.in_bytes)
+                step.session_id = ""
+                yield pb.HandshakeResponse(step=step, keys=keys)
+                if step.state != pb.HANDSHAKE_STATE_NEED_INPUT:
+                    return
+        except _Abort as abort:
+            await self._fail(context, abort)
+        finally:
+            if session is not None:
+                self._sessions.remove(session.session_id)

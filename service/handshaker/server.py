@@ -1,0 +1,265 @@
+"""The handshaker gRPC server: listening, channel security, health, reflection, shutdown.
+
+Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
+that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
+is given) unless the operator says --insecure explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from handshaker.api import ConfigFactory, HandshakerServicer
+from handshaker.keystore import DirectoryKeyStore, KeyStore
+from handshaker.sessions import MemorySessionStore
+from handshaker.v1 import handshaker_pb2 as pb
+from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+
+log = logging.getLogger("handshaker.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Handshaker"].full_name
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class ListenError(ValueError):
+    """The listen address is malformed, or not allowed without TLS."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = DEFAULT_LISTEN
+    keystore: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
+    idle_timeout: float = 10.0
+    max_sessions: int = 10_000
+    max_sessions_per_caller: int = 1_000
+    grace_seconds: float = 5.0
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether `listen` (HOST:PORT, [V6]:PORT or unix:PATH) stays on this machine."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return True
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ListenError(f"listen address {listen!r} is not HOST:PORT or unix:PATH")
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise ListenError(f"listen host {host!r} is not an IP address or localhost") from None
+
+
+def check_listen(settings: Settings) -> None:
+    uses_tls = settings.tls_cert is not None
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ListenError("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca is not None and not uses_tls:
+        raise ListenError("--tls-client-ca needs --tls-cert and --tls-key")
+    if not is_loopback(settings.listen) and not uses_tls and not settings.insecure:
+        raise ListenError(
+            f"refusing to listen on {settings.listen} without TLS: it is not a loopback address. "
+            "Give --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or --insecure."
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        expired = sessions.expire_idle()
+        if expired:
+            log.info("idle sessions expired", extra={"fields": {"count": expired}})
+
+
+async def serve(settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
+    check_listen(settings)
+    sessions = MemorySessionStore(
+        idle_timeout=settings.idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
+    )
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 4 << 20),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_HandshakerServicer_to_server(
+        HandshakerServicer(sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout),
+        server,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    credentials = _server_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
+    if port == 0 and not settings.listen.startswith("unix"):
+        raise ListenError(f"could not listen on {settings.listen}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    address = settings.listen
+    if not address.startswith("unix") and address.endswith(":0"):
+        address = f"{address.rpartition(':')[0]}:{port}"
+    log.info(
+        "listening",
+        extra={"fields": {"address": address, "tls": credentials is not None, "mtls": settings.tls_client_ca is not None}},
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    sweeper = asyncio.create_task(_sweep(sessions, min(1.0, settings.idle_timeout / 2)))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
+        await health_servicer.enter_graceful_shutdown()
+        sweeper.cancel()
+        await server.stop(settings.grace_seconds)
+        log.info("stopped")
+
+
+def run(settings: Settings) -> int:
+    """The `handshaker serve` command: bootstrap the keystore, then serve."""
+    configure_logging()
+    try:
+        check_listen(settings)
+    except ListenError as error:
+        print(f"handshaker serve: {error}", file=sys.stderr)
+        return 2
+    keystore_path = settings.keystore
+    assert keystore_path is not None
+    store = DirectoryKeyStore(keystore_path)
+    ca_path = store.ensure_development_ca()
+    log.info(
+        "keystore ready",
+        extra={
+            "fields": {
+                "keystore": str(keystore_path),
+                "credentials": store.names(),
+                "development_ca": str(ca_path),
+            }
+        },
+    )
+    print(
+        f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
+        "(trust it in clients of services that use the development credentials)",
+        file=sys.stderr,
+    )
+    try:
+        asyncio.run(serve(settings, store))
+    except ListenError as error:
+        print(f"handshaker serve: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `handshaker serve` (the keystore option is the CLI's)."""
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT|unix:PATH",
+        help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
+    )
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain for the gRPC channel")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
+    parser.add_argument(
+        "--tls-client-ca", type=Path, metavar="PEM", help="require client certificates from this CA (mutual TLS)"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback address without TLS (never in production)",
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=10.0, metavar="SECONDS", help="free idle sessions after this long"
+    )
+    parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
+    parser.add_argument(
+        "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
+    )
+
+
+def serve_command(args: argparse.Namespace, keystore: Path) -> int:
+    return run(
+        Settings(
+            listen=args.listen,
+            keystore=keystore,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            insecure=args.insecure,
+            idle_timeout=args.idle_timeout,
+            max_sessions=args.max_sessions,
+            max_sessions_per_caller=args.max_sessions_per_caller,
+        )
+    )

@@ -1,0 +1,3 @@
+module handshaker.test/gopeer
+
+go 1.26

@@ -1,0 +1,1 @@
+"""RFC test vectors as data."""
