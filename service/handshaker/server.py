@@ -205,15 +205,18 @@ def run(settings: Settings) -> int:
             "fields": {
                 "keystore": str(keystore_path),
                 "credentials": store.names(),
-                "development_ca": str(ca_path),
+                "development_ca": str(ca_path) if ca_path.exists() else None,
             }
         },
     )
-    print(
-        f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
-        "(trust it in clients of services that use the development credentials)",
-        file=sys.stderr,
-    )
+    if ca_path.exists():
+        print(
+            f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
+            "(trust it in clients of services that use the development credentials)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
     try:
         asyncio.run(serve(settings, store))
     except ListenError as error:

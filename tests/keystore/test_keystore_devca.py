@@ -64,14 +64,15 @@ def test_a_second_use_changes_nothing(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
-def test_a_keystore_with_credentials_gets_no_localhost(
-    tmp_path: Path, issue_leaf: IssueLeaf
-) -> None:
+def test_a_keystore_with_credentials_is_left_alone(tmp_path: Path, issue_leaf: IssueLeaf) -> None:
     leaf = issue_leaf("DNS:mine.example")
     DirectoryKeyStore(tmp_path).import_credential("mine", leaf.chain_pem, leaf.key_pem())
+    before = sorted(p.name for p in tmp_path.rglob("*"))
 
-    ensure_development_ca(tmp_path)
+    ca_path = ensure_development_ca(tmp_path)
 
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert not ca_path.exists()
     assert DirectoryKeyStore(tmp_path).names() == ["mine"]
 
 

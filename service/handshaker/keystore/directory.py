@@ -425,17 +425,20 @@ class DirectoryKeyStore:
         return certificates[0], key
 
     def ensure_development_ca(self) -> Path:
-        """Creates the development CA, and a `localhost` credential when there is no credential.
+        """On a keystore without credentials: creates the development CA and `localhost`.
 
-        Returns the path of the CA certificate, which clients trust to reach this service.
+        `localhost` (DNS:localhost, IP:127.0.0.1, IP:::1) becomes the default, so a
+        fresh install serves at once. A keystore that already holds credentials is
+        left alone (it may be a read-only mount). Returns the path of the development
+        CA certificate, which exists unless the keystore came with its own credentials.
         """
+        if self.root.is_dir() and any(kind == "credential" for kind, _ in self._scan()):
+            return self.development_ca_path
         self.load_or_create_development_ca()
-        self._next_check = 0.0
-        if not self.names() and not (self.root / "localhost").exists():
-            self.generate("localhost", ["DNS:localhost", "IP:127.0.0.1", "IP:::1"])
-            if self.default_name() is None:
-                self.set_default("localhost")
-            log.info("created the development credential 'localhost'")
+        self.generate("localhost", ["DNS:localhost", "IP:127.0.0.1", "IP:::1"])
+        if self.default_name() is None:
+            self.set_default("localhost")
+        log.info("created the development credential 'localhost'")
         return self.development_ca_path
 
     def _ensure_root(self) -> None:
@@ -490,7 +493,8 @@ class DirectoryKeyStore:
 def ensure_development_ca(path: str | os.PathLike[str]) -> Path:
     """Creates, on first use, the development CA and a `localhost` credential in `path`.
 
-    Returns the path of the development CA certificate.
+    Returns the path of the development CA certificate (see
+    DirectoryKeyStore.ensure_development_ca: a keystore with credentials is left alone).
     """
     return DirectoryKeyStore(path).ensure_development_ca()
 
