@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pki import PkiFiles, TestPKI, build_pki, write_ca_file, write_pem_files
 
 

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from handshaker.tls import Credential, PrivateKeySigner
 
 PrivateKey = (
@@ -83,7 +82,7 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _hash_for(issuer_key: PrivateKey) -> hashes.HashAlgorithm | None:
+def _hash_for(issuer_key: PrivateKey) -> hashes.SHA256 | None:
     # EdDSA signs the message itself; a hash argument must be None.
     if isinstance(issuer_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
         return None
@@ -309,9 +308,7 @@ def _as_rsassa_pss_certificate(
     certificate: x509.Certificate, issuer_key: PrivateKey
 ) -> x509.Certificate:
     # Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-    _, signature_algorithm, _ = _der_elements(
-        _der_contents(certificate.public_bytes(Encoding.DER))
-    )
+    _, signature_algorithm, _ = _der_elements(_der_contents(certificate.public_bytes(Encoding.DER)))
     # TBSCertificate ::= SEQUENCE { version [0], serialNumber, signature, issuer,
     #     validity, subject, subjectPublicKeyInfo, ... extensions [3] }
     tbs_fields = _der_elements(_der_contents(certificate.tbs_certificate_bytes))
@@ -412,7 +409,9 @@ def build_pki(now: datetime.datetime | None = None) -> TestPKI:
     unrelated_intermediate = make_authority(
         "unrelated intermediate", issuer=unrelated_root, now=now
     )
-    untrusted = issue_leaf("server untrusted", unrelated_intermediate, key_type="ecdsa-p256", now=now)
+    untrusted = issue_leaf(
+        "server untrusted", unrelated_intermediate, key_type="ecdsa-p256", now=now
+    )
     return TestPKI(
         root=root,
         intermediate=intermediate,

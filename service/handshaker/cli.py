@@ -215,7 +215,7 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve_command
+    from .server import serve_command  # noqa: PLC0415 (grpc loads only for serve)
 
     return serve_command(args, _keystore_path(args))
 
@@ -227,7 +227,7 @@ def _not_implemented(args: argparse.Namespace) -> int:
 
 def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the handshaker gRPC service")
-    from .server import add_serve_arguments
+    from .server import add_serve_arguments  # noqa: PLC0415 (grpc loads only for serve)
 
     add_serve_arguments(serve)
     _add_keystore_option(serve)

@@ -129,7 +129,9 @@ async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
             log.info("idle sessions expired", extra={"fields": {"count": expired}})
 
 
-async def serve(settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
     check_listen(settings)
     sessions = MemorySessionStore(
@@ -143,11 +145,11 @@ async def serve(settings: Settings, keystore: KeyStore, *, ready: asyncio.Event 
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_HandshakerServicer_to_server(
+    pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         HandshakerServicer(sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout),
         server,
     )
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -167,7 +169,13 @@ async def serve(settings: Settings, keystore: KeyStore, *, ready: asyncio.Event 
         address = f"{address.rpartition(':')[0]}:{port}"
     log.info(
         "listening",
-        extra={"fields": {"address": address, "tls": credentials is not None, "mtls": settings.tls_client_ca is not None}},
+        extra={
+            "fields": {
+                "address": address,
+                "tls": credentials is not None,
+                "mtls": settings.tls_client_ca is not None,
+            }
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -233,10 +241,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT|unix:PATH",
         help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
     )
-    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain for the gRPC channel")
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain for the gRPC channel"
+    )
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
     parser.add_argument(
-        "--tls-client-ca", type=Path, metavar="PEM", help="require client certificates from this CA (mutual TLS)"
+        "--tls-client-ca",
+        type=Path,
+        metavar="PEM",
+        help="require client certificates from this CA (mutual TLS)",
     )
     parser.add_argument(
         "--insecure",
@@ -244,7 +257,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow a non-loopback address without TLS (never in production)",
     )
     parser.add_argument(
-        "--idle-timeout", type=float, default=10.0, metavar="SECONDS", help="free idle sessions after this long"
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="free idle sessions after this long",
     )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(

@@ -35,7 +35,9 @@ def go_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if go is None:
         pytest.skip("the go toolchain is missing: install Go >= 1.26 (https://go.dev/dl/)")
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, env=env)
+    version = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, env=env, check=False
+    )
     match = re.match(r"go(\d+)\.(\d+)", version.stdout.strip())
     if match is None or (int(match[1]), int(match[2])) < GO_MINIMUM:
         pytest.skip(f"the Go peer needs Go >= 1.26, found {version.stdout.strip() or 'none'}")
@@ -47,6 +49,7 @@ def go_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         env=env,
         timeout=300,
+        check=False,
     )
     assert build.returncode == 0, f"go build failed:\n{build.stderr}"
     return binary

@@ -8,6 +8,7 @@ itself with the keys the engine handed back, as the product's callers do.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections import deque
@@ -99,13 +100,11 @@ def drive_handshake(
 
 def _flush(connection: ClientConnection | ServerConnection, sock: socket.socket) -> None:
     outgoing = connection.data_to_send()
+    # The peer may already have hung up after its own alert; what we would
+    # have sent then no longer matters to the outcome.
     if outgoing:
-        try:
+        with contextlib.suppress(OSError):
             sock.sendall(outgoing)
-        except OSError:
-            # The peer may already have hung up after its own alert; what we
-            # would have sent no longer matters to the outcome.
-            pass
 
 
 class ApplicationChannel:
@@ -140,10 +139,8 @@ class ApplicationChannel:
     def close(self) -> None:
         """Send close_notify (RFC 8446 section 6.1)."""
         alert = bytes((_ALERT_LEVEL_WARNING, AlertDescription.CLOSE_NOTIFY))
-        try:
+        with contextlib.suppress(OSError):
             self._sock.sendall(self._write.seal(ContentType.ALERT, alert))
-        except OSError:
-            pass
 
     def receive_until(self, marker: bytes) -> bytes:
         """Everything received up to and including the first `marker`."""

@@ -7,6 +7,7 @@ describes its peer.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,6 @@ from typing import Any
 from handshaker.tls import (
     ClientConfig,
     ClientConnection,
-    NamedGroup,
     ServerConfig,
     ServerConnection,
     SignatureScheme,
@@ -47,21 +47,15 @@ SCHEME_FOR_KEY_TYPE: dict[str, int] = {
 PING = b"ping from the engine\n"
 
 
-def client_config(pki: TestPKI, **overrides: object) -> ClientConfig:
+def client_config(pki: TestPKI, **overrides: Any) -> ClientConfig:
     """A client that trusts the test root and expects the name "localhost"."""
-    settings: dict[str, object] = {
-        "server_name": "localhost",
-        "trust_anchors": (pki.root.certificate,),
-    }
-    settings.update(overrides)
-    return ClientConfig(**settings)  # type: ignore[arg-type]
+    base = ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+    return dataclasses.replace(base, **overrides)
 
 
-def server_config(leaf: Leaf, **overrides: object) -> ServerConfig:
+def server_config(leaf: Leaf, **overrides: Any) -> ServerConfig:
     """A server presenting `leaf` (sent with its intermediate)."""
-    settings: dict[str, object] = {"credential": leaf.credential()}
-    settings.update(overrides)
-    return ServerConfig(**settings)  # type: ignore[arg-type]
+    return dataclasses.replace(ServerConfig(credential=leaf.credential()), **overrides)
 
 
 @dataclass
@@ -89,10 +83,6 @@ def engine_server(listener: socket.socket, config: ServerConfig) -> Iterator[Eng
     with accept_one(listener) as sock:
         outcome = drive_handshake(ServerConnection(config), sock)
         yield EngineSession(outcome, sock)
-
-
-def group_name(group: int) -> str:
-    return NamedGroup(group).name
 
 
 # --- peers that speak the echo protocol (the Go and pyOpenSSL peers) -----------------
@@ -125,9 +115,7 @@ def exchange_with_echo_server(session: EngineSession, peer: PeerProcess) -> dict
 
 
 @contextmanager
-def echo_client(
-    command: list[str], listener: socket.socket, *flags: str
-) -> Iterator[PeerProcess]:
+def echo_client(command: list[str], listener: socket.socket, *flags: str) -> Iterator[PeerProcess]:
     """Start an echo peer in client mode against `listener`."""
     port = listener.getsockname()[1]
     with PeerProcess([*command, "-mode", "client", "-addr", f"127.0.0.1:{port}", *flags]) as peer:

@@ -7,6 +7,7 @@ for a line without blocking on a pipe, and it kills the process on exit from its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -102,7 +103,9 @@ class PeerProcess:
                 if value is not None:
                     return value
                 if self._closed >= self._streams:
-                    raise AssertionError(f"peer exited without printing {what}:\n{self._describe()}")
+                    raise AssertionError(
+                        f"peer exited without printing {what}:\n{self._describe()}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"peer did not print {what} in time:\n{self._describe()}")
@@ -147,10 +150,8 @@ class PeerProcess:
     def close_stdin(self) -> None:
         assert self._process.stdin is not None
         if not self._process.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self._process.stdin.close()
-            except BrokenPipeError:
-                pass
 
     def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Wait for the peer to exit on its own; its exit status."""
@@ -172,10 +173,8 @@ class PeerProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(5)
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):
             self.close_stdin()
-        except (BrokenPipeError, ValueError):
-            pass
         for thread in self._threads:
             thread.join(5)
 

@@ -64,11 +64,11 @@ def _context(args: argparse.Namespace, server: bool) -> Any:
         if args.alpn:
             offered = [p.encode() for p in args.alpn.split(",")]
 
-            def select(_conn: Any, client_protocols: list[bytes]) -> bytes:
+            def select(_conn: Any, client_protocols: list[bytes]) -> Any:
                 for proto in offered:
                     if proto in client_protocols:
                         return proto
-                return SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[no-any-return]
+                return SSL.NO_OVERLAPPING_PROTOCOLS
 
             ctx.set_alpn_select_callback(select)
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from handshaker.tls import ClientAuth, NamedGroup, ProtocolVersion
 from pki import PkiFiles, TestPKI
 
@@ -69,16 +68,18 @@ def test_engine_server_with_go_client(
     if curves:
         flags += ["-curves", curves]
     message = "hello from go"
-    with listen_localhost() as listener:
-        with echo_client([str(go_peer)], listener, *flags, "-message", message) as peer:
-            config = server_config(pki.servers["ecdsa-p256"], alpn_protocols=(b"h2",))
-            with engine_server(listener, config) as session:
-                result = session.outcome.result
-                assert result.group == group
-                assert not result.hello_retry
-                assert result.alpn_protocol == b"h2"
-                assert result.server_name == "localhost"
-                negotiated = exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client([str(go_peer)], listener, *flags, "-message", message) as peer,
+    ):
+        config = server_config(pki.servers["ecdsa-p256"], alpn_protocols=(b"h2",))
+        with engine_server(listener, config) as session:
+            result = session.outcome.result
+            assert result.group == group
+            assert not result.hello_retry
+            assert result.alpn_protocol == b"h2"
+            assert result.server_name == "localhost"
+            negotiated = exchange_with_echo_client(session, peer, message)
     assert negotiated["curve_id"] == group
     assert not negotiated["hello_retry"]
     assert negotiated["cipher_suite_id"] == result.cipher_suite
@@ -134,19 +135,21 @@ def test_go_client_authenticates_to_engine_server(
         "-cert", str(files.chain), "-key", str(files.key),
     ]  # fmt: skip
     message = "authenticated go client"
-    with listen_localhost() as listener:
-        with echo_client([str(go_peer)], listener, *flags, "-message", message) as peer:
-            config = server_config(
-                pki.servers["rsa-2048"],
-                client_auth=ClientAuth.REQUIRED,
-                client_trust_anchors=(pki.root.certificate,),
-            )
-            with engine_server(listener, config) as session:
-                result = session.outcome.result
-                assert result.peer_certificates == client_leaf.credential().chain_der
-                assert result.peer_signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
-                assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["rsa-2048"]
-                exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client([str(go_peer)], listener, *flags, "-message", message) as peer,
+    ):
+        config = server_config(
+            pki.servers["rsa-2048"],
+            client_auth=ClientAuth.REQUIRED,
+            client_trust_anchors=(pki.root.certificate,),
+        )
+        with engine_server(listener, config) as session:
+            result = session.outcome.result
+            assert result.peer_certificates == client_leaf.credential().chain_der
+            assert result.peer_signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
+            assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["rsa-2048"]
+            exchange_with_echo_client(session, peer, message)
 
 
 @pytest.mark.parametrize("key_type", ["ecdsa-p384", "ecdsa-p521", "ed25519"])
@@ -155,9 +158,11 @@ def test_go_client_verifies_engine_server_key_type(
 ) -> None:
     flags = ["-ca", str(pki_files.root_ca), "-servername", "localhost"]
     message = f"go checks {key_type}"
-    with listen_localhost() as listener:
-        with echo_client([str(go_peer)], listener, *flags, "-message", message) as peer:
-            with engine_server(listener, server_config(pki.servers[key_type])) as session:
-                assert session.outcome.result.signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
-                negotiated = exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client([str(go_peer)], listener, *flags, "-message", message) as peer,
+        engine_server(listener, server_config(pki.servers[key_type])) as session,
+    ):
+        assert session.outcome.result.signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
+        negotiated = exchange_with_echo_client(session, peer, message)
     assert negotiated["verified_chains"] >= 1

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from handshaker.tls import (
     AlertDescription,
     CipherSuite,
@@ -33,7 +32,7 @@ pytestmark = pytest.mark.interop
 
 PONG = b"pong from openssl\n"
 
-OPENSSL_GROUP = {
+OPENSSL_GROUP: dict[int, str] = {
     NamedGroup.X25519: "X25519",
     NamedGroup.SECP256R1: "P-256",
     NamedGroup.SECP384R1: "P-384",
@@ -41,12 +40,20 @@ OPENSSL_GROUP = {
     NamedGroup.X448: "X448",
 }
 # How `s_client` reports the server's key share ("Server Temp Key: ...").
-S_CLIENT_TEMP_KEY = {
+S_CLIENT_TEMP_KEY: dict[int, str] = {
     NamedGroup.X25519: "X25519, 253 bits",
     NamedGroup.SECP256R1: "ECDH, prime256v1, 256 bits",
     NamedGroup.SECP384R1: "ECDH, secp384r1, 384 bits",
     NamedGroup.SECP521R1: "ECDH, secp521r1, 521 bits",
     NamedGroup.X448: "X448, 448 bits",
+}
+# s_server's names in "Shared groups: ...".
+S_SERVER_GROUP_NAME: dict[int, str] = {
+    NamedGroup.X25519: "x25519",
+    NamedGroup.SECP256R1: "secp256r1",
+    NamedGroup.SECP384R1: "secp384r1",
+    NamedGroup.SECP521R1: "secp521r1",
+    NamedGroup.X448: "x448",
 }
 # How OpenSSL names the signature of a peer's CertificateVerify ("Peer signature type").
 OPENSSL_SIGNATURE_TYPE = {
@@ -77,9 +84,9 @@ def _ids(param: object) -> str:
 
 
 @contextmanager
-def s_server(openssl: str, pki_files: PkiFiles, leaf: Leaf, *options: str | Path) -> Iterator[
-    tuple[PeerProcess, int]
-]:
+def s_server(
+    openssl: str, pki_files: PkiFiles, leaf: Leaf, *options: str | Path
+) -> Iterator[tuple[PeerProcess, int]]:
     """`openssl s_server` for one connection on 127.0.0.1, presenting `leaf` and its chain."""
     files = pki_files[leaf]
     args = [
@@ -116,18 +123,7 @@ def test_engine_client_negotiates_each_group_and_suite(
             assert not result.hello_retry
             exchange_with_s_server(session.channel(), peer)
     assert f"CIPHER is {CipherSuite(suite).name}" in peer.stdout
-    assert f"Shared groups: {peer_group_list(group)}" in peer.stdout
-
-
-def peer_group_list(group: int) -> str:
-    # s_server prints OpenSSL's names for the groups both sides offer.
-    return {
-        NamedGroup.X25519: "x25519",
-        NamedGroup.SECP256R1: "secp256r1",
-        NamedGroup.SECP384R1: "secp384r1",
-        NamedGroup.SECP521R1: "secp521r1",
-        NamedGroup.X448: "x448",
-    }[group]
+    assert f"Shared groups: {S_SERVER_GROUP_NAME[group]}" in peer.stdout
 
 
 @pytest.mark.parametrize("key_type", SERVER_KEY_TYPES)
@@ -135,13 +131,15 @@ def test_engine_client_verifies_each_server_key_type(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, key_type: str
 ) -> None:
     leaf = pki.servers[key_type]
-    with s_server(openssl_cli, pki_files, leaf) as (peer, port):
-        with engine_client(port, client_config(pki)) as session:
-            result = session.outcome.result
-            assert result.peer_signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
-            assert result.peer_certificates == leaf.credential().chain_der
-            assert result.signature_scheme is None
-            exchange_with_s_server(session.channel(), peer)
+    with (
+        s_server(openssl_cli, pki_files, leaf) as (peer, port),
+        engine_client(port, client_config(pki)) as session,
+    ):
+        result = session.outcome.result
+        assert result.peer_signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
+        assert result.peer_certificates == leaf.credential().chain_der
+        assert result.signature_scheme is None
+        exchange_with_s_server(session.channel(), peer)
 
 
 def test_engine_client_retries_hello_for_the_servers_group(
@@ -199,35 +197,39 @@ def test_engine_client_rejects_a_bad_server_certificate(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, leaf_name: str, alert: int
 ) -> None:
     leaf: Leaf = getattr(pki, leaf_name)
-    with s_server(openssl_cli, pki_files, leaf) as (peer, port):
-        with engine_client(port, client_config(pki)) as session:
-            failed = session.outcome.failed
-            assert failed is not None, "the handshake completed"
-            assert failed.alert == alert
-            assert not failed.sent_by_peer
-            # The alert reached s_server, protected with our handshake keys.
-            peer.wait_for(rf"SSL alert number {int(alert)}\b")
+    with (
+        s_server(openssl_cli, pki_files, leaf) as (peer, port),
+        engine_client(port, client_config(pki)) as session,
+    ):
+        failed = session.outcome.failed
+        assert failed is not None, "the handshake completed"
+        assert failed.alert == alert
+        assert not failed.sent_by_peer
+        # The alert reached s_server, protected with our handshake keys.
+        peer.wait_for(rf"SSL alert number {int(alert)}\b")
 
 
 def test_engine_client_gets_no_application_protocol_from_the_server(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
 ) -> None:
     leaf = pki.servers["ecdsa-p256"]
-    with s_server(openssl_cli, pki_files, leaf, "-alpn", "h2") as (_peer, port):
-        with engine_client(port, client_config(pki, alpn_protocols=(b"http/1.1",))) as session:
-            failed = session.outcome.failed
-            assert failed is not None, "the handshake completed"
-            assert failed.alert == AlertDescription.NO_APPLICATION_PROTOCOL
-            assert failed.sent_by_peer
+    with (
+        s_server(openssl_cli, pki_files, leaf, "-alpn", "h2") as (_peer, port),
+        engine_client(port, client_config(pki, alpn_protocols=(b"http/1.1",))) as session,
+    ):
+        failed = session.outcome.failed
+        assert failed is not None, "the handshake completed"
+        assert failed.alert == AlertDescription.NO_APPLICATION_PROTOCOL
+        assert failed.sent_by_peer
 
 
 # --- the engine as server, against s_client ---------------------------------------
 
 
 @contextmanager
-def s_client(openssl: str, pki_files: PkiFiles, *options: str | Path) -> Iterator[
-    tuple[PeerProcess, socket.socket]
-]:
+def s_client(
+    openssl: str, pki_files: PkiFiles, *options: str | Path
+) -> Iterator[tuple[PeerProcess, socket.socket]]:
     """`openssl s_client` connecting to a fresh listener, verifying "localhost" by the test root."""
     with listen_localhost() as listener:
         port = listener.getsockname()[1]
@@ -257,13 +259,15 @@ def test_engine_server_negotiates_each_group_and_suite(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, group: int, suite: int
 ) -> None:
     options = ("-groups", OPENSSL_GROUP[group], "-ciphersuites", CipherSuite(suite).name)
-    with s_client(openssl_cli, pki_files, *options) as (peer, listener):
-        with engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session:
-            result = session.outcome.result
-            assert result.group == group
-            assert result.cipher_suite == suite
-            assert not result.hello_retry
-            exchange_with_s_client(session.channel(), peer)
+    with (
+        s_client(openssl_cli, pki_files, *options) as (peer, listener),
+        engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session,
+    ):
+        result = session.outcome.result
+        assert result.group == group
+        assert result.cipher_suite == suite
+        assert not result.hello_retry
+        exchange_with_s_client(session.channel(), peer)
     assert f"Server Temp Key: {S_CLIENT_TEMP_KEY[group]}" in peer.stdout
     assert f"New, TLSv1.3, Cipher is {CipherSuite(suite).name}" in peer.stdout
 
@@ -272,49 +276,47 @@ def test_engine_server_negotiates_each_group_and_suite(
 def test_engine_server_signs_with_each_key_type(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, key_type: str
 ) -> None:
-    with s_client(openssl_cli, pki_files) as (peer, listener):
-        with engine_server(listener, server_config(pki.servers[key_type])) as session:
-            result = session.outcome.result
-            assert result.signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
-            assert result.server_name == "localhost"
-            exchange_with_s_client(session.channel(), peer)
+    with (
+        s_client(openssl_cli, pki_files) as (peer, listener),
+        engine_server(listener, server_config(pki.servers[key_type])) as session,
+    ):
+        result = session.outcome.result
+        assert result.signature_scheme == SCHEME_FOR_KEY_TYPE[key_type]
+        assert result.server_name == "localhost"
+        exchange_with_s_client(session.channel(), peer)
     assert "Verification: OK" in peer.stdout
     assert f"Peer signature type: {OPENSSL_SIGNATURE_TYPE[key_type]}" in peer.stdout
 
 
 @pytest.mark.parametrize(
-    ("client_groups", "server_settings", "expected"),
+    "case",
     [
         # s_client sends a share for its first group only; the engine takes only the second.
-        ("X25519:P-384", {"supported_groups": (NamedGroup.SECP384R1,)}, NamedGroup.SECP384R1),
+        ("X25519:P-384", (NamedGroup.SECP384R1,), False),
         # The share is acceptable, but the engine insists on its own first choice.
-        (
-            "X25519:P-256",
-            {
-                "supported_groups": (NamedGroup.SECP256R1, NamedGroup.X25519),
-                "prefer_own_group_order": True,
-            },
-            NamedGroup.SECP256R1,
-        ),
+        ("X25519:P-256", (NamedGroup.SECP256R1, NamedGroup.X25519), True),
     ],
     ids=["unsupported-share", "server-preference"],
 )
 def test_engine_server_retries_hello_for_its_group(
-    openssl_cli: str,
-    pki: TestPKI,
-    pki_files: PkiFiles,
-    client_groups: str,
-    server_settings: dict[str, object],
-    expected: int,
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, case: tuple[str, tuple[int, ...], bool]
 ) -> None:
-    with s_client(openssl_cli, pki_files, "-groups", client_groups) as (peer, listener):
-        config = server_config(pki.servers["ecdsa-p256"], **server_settings)
-        with engine_server(listener, config) as session:
-            result = session.outcome.result
-            assert result.hello_retry
-            assert result.group == expected
-            exchange_with_s_client(session.channel(), peer)
-    assert f"Server Temp Key: {S_CLIENT_TEMP_KEY[expected]}" in peer.stdout
+    # (s_client -groups, the engine's supported_groups, prefer_own_group_order)
+    client_groups, server_groups, prefer_own_group_order = case
+    config = server_config(
+        pki.servers["ecdsa-p256"],
+        supported_groups=server_groups,
+        prefer_own_group_order=prefer_own_group_order,
+    )
+    with (
+        s_client(openssl_cli, pki_files, "-groups", client_groups) as (peer, listener),
+        engine_server(listener, config) as session,
+    ):
+        result = session.outcome.result
+        assert result.hello_retry
+        assert result.group == server_groups[0]
+        exchange_with_s_client(session.channel(), peer)
+    assert f"Server Temp Key: {S_CLIENT_TEMP_KEY[server_groups[0]]}" in peer.stdout
 
 
 def test_engine_server_selects_alpn(openssl_cli: str, pki: TestPKI, pki_files: PkiFiles) -> None:
@@ -379,21 +381,25 @@ def test_engine_server_refuses_a_client_without_a_common_protocol(
 def test_engine_server_hears_unknown_ca_from_a_client_that_distrusts_it(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
 ) -> None:
-    with s_client(openssl_cli, pki_files) as (_peer, listener):
-        with engine_server(listener, server_config(pki.untrusted)) as session:
-            failed = session.outcome.failed
-            assert failed is not None, "the handshake completed"
-            assert failed.alert == AlertDescription.UNKNOWN_CA
-            assert failed.sent_by_peer
+    with (
+        s_client(openssl_cli, pki_files) as (_peer, listener),
+        engine_server(listener, server_config(pki.untrusted)) as session,
+    ):
+        failed = session.outcome.failed
+        assert failed is not None, "the handshake completed"
+        assert failed.alert == AlertDescription.UNKNOWN_CA
+        assert failed.sent_by_peer
 
 
 def test_engine_server_signature_schemes_are_what_s_client_asked_for(
     openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
 ) -> None:
     # s_client restricted to SHA-384 PSS: the engine's RSA key must sign with it.
-    with s_client(openssl_cli, pki_files, "-sigalgs", "rsa_pss_rsae_sha384") as (peer, listener):
-        with engine_server(listener, server_config(pki.servers["rsa-2048"])) as session:
-            result = session.outcome.result
-            assert result.signature_scheme == SignatureScheme.RSA_PSS_RSAE_SHA384
-            exchange_with_s_client(session.channel(), peer)
+    with (
+        s_client(openssl_cli, pki_files, "-sigalgs", "rsa_pss_rsae_sha384") as (peer, listener),
+        engine_server(listener, server_config(pki.servers["rsa-2048"])) as session,
+    ):
+        result = session.outcome.result
+        assert result.signature_scheme == SignatureScheme.RSA_PSS_RSAE_SHA384
+        exchange_with_s_client(session.channel(), peer)
     assert "Peer signing digest: SHA384" in peer.stdout

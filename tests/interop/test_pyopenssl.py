@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from handshaker.tls import ClientAuth, NamedGroup
 from pki import PkiFiles, TestPKI
 
@@ -63,14 +62,16 @@ def test_engine_server_negotiates_x25519mlkem768_with_pyopenssl_client(
 ) -> None:
     flags = ["-ca", str(pki_files.root_ca), "-servername", "localhost", "-groups", HYBRID]
     message = "hello from pyopenssl"
-    with listen_localhost() as listener:
-        with echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer:
-            with engine_server(listener, server_config(pki.servers["ed448"])) as session:
-                result = session.outcome.result
-                assert result.group == NamedGroup.X25519MLKEM768
-                assert not result.hello_retry
-                assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["ed448"]
-                negotiated = exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer,
+        engine_server(listener, server_config(pki.servers["ed448"])) as session,
+    ):
+        result = session.outcome.result
+        assert result.group == NamedGroup.X25519MLKEM768
+        assert not result.hello_retry
+        assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["ed448"]
+        negotiated = exchange_with_echo_client(session, peer, message)
     assert negotiated["curve"] == HYBRID
     assert negotiated["peer_certificates"] == ["server ed448", "handshaker test intermediate"]
 
@@ -85,14 +86,16 @@ def test_engine_server_retries_hello_for_x25519mlkem768(
         "-groups", f"X25519:{HYBRID}",
     ]  # fmt: skip
     message = "retried into the hybrid group"
-    with listen_localhost() as listener:
-        with echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer:
-            config = server_config(pki.servers["ecdsa-p256"], prefer_own_group_order=True)
-            with engine_server(listener, config) as session:
-                result = session.outcome.result
-                assert result.hello_retry
-                assert result.group == NamedGroup.X25519MLKEM768
-                negotiated = exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer,
+    ):
+        config = server_config(pki.servers["ecdsa-p256"], prefer_own_group_order=True)
+        with engine_server(listener, config) as session:
+            result = session.outcome.result
+            assert result.hello_retry
+            assert result.group == NamedGroup.X25519MLKEM768
+            negotiated = exchange_with_echo_client(session, peer, message)
     assert negotiated["curve"] == HYBRID
 
 
@@ -106,19 +109,21 @@ def test_pyopenssl_client_authenticates_to_engine_server_over_x25519mlkem768(
         "-cert", str(files.chain), "-key", str(files.key),
     ]  # fmt: skip
     message = "mutual and post-quantum"
-    with listen_localhost() as listener:
-        with echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer:
-            config = server_config(
-                pki.servers["rsa-pss"],
-                client_auth=ClientAuth.REQUIRED,
-                client_trust_anchors=(pki.root.certificate,),
-            )
-            with engine_server(listener, config) as session:
-                result = session.outcome.result
-                assert result.group == NamedGroup.X25519MLKEM768
-                assert result.peer_certificates == client_leaf.credential().chain_der
-                assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["rsa-pss"]
-                exchange_with_echo_client(session, peer, message)
+    with (
+        listen_localhost() as listener,
+        echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer,
+    ):
+        config = server_config(
+            pki.servers["rsa-pss"],
+            client_auth=ClientAuth.REQUIRED,
+            client_trust_anchors=(pki.root.certificate,),
+        )
+        with engine_server(listener, config) as session:
+            result = session.outcome.result
+            assert result.group == NamedGroup.X25519MLKEM768
+            assert result.peer_certificates == client_leaf.credential().chain_der
+            assert result.signature_scheme == SCHEME_FOR_KEY_TYPE["rsa-pss"]
+            exchange_with_echo_client(session, peer, message)
 
 
 def test_engine_client_authenticates_to_pyopenssl_server(

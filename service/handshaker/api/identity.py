@@ -15,10 +15,10 @@ LOCAL_CALLER = "local"
 
 def caller_identity(context: grpc.aio.ServicerContext[object, object]) -> str:
     auth = context.auth_context()
-    sans = auth.get("x509_subject_alternative_name")
+    sans = list(auth.get("x509_subject_alternative_name", ()))
     if sans:
-        return "x509:" + sans[0].decode("utf-8", "replace")
-    common_name = auth.get("x509_common_name")
+        return "x509:" + bytes(sans[0]).decode("utf-8", "replace")
+    common_name = list(auth.get("x509_common_name", ()))
     if common_name:
-        return "x509-cn:" + common_name[0].decode("utf-8", "replace")
+        return "x509-cn:" + bytes(common_name[0]).decode("utf-8", "replace")
     return LOCAL_CALLER

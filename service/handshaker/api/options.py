@@ -139,12 +139,14 @@ class ConfigFactory:
     def _build_server(self, options: pb.ServerOptions) -> ServerConfig:
         keystore = self._keystore
         name = options.credential
+        selector: Callable[[str | None, Sequence[int]], Credential | None]
         if name:
             keystore.credential(name)  # an unknown name is NOT_FOUND now, not a failed handshake
 
-            def selector(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+            def by_name(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
                 return keystore.credential(name)
 
+            selector = by_name
         else:
             selector = keystore.select
         client_auth = _CLIENT_AUTH.get(options.client_auth)

@@ -156,12 +156,16 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
         log.info(
             "handshake started",
-            extra={"fields": {"session": session.session_id[:8], "role": role.value, "caller": owner}},
+            extra={
+                "fields": {"session": session.session_id[:8], "role": role.value, "caller": owner}
+            },
         )
         session.started_at = time.monotonic()
         return session
 
-    def _advance(self, session: Session, data: bytes) -> tuple[pb.HandshakeStep, pb.SessionKeys | None]:
+    def _advance(
+        self, session: Session, data: bytes
+    ) -> tuple[pb.HandshakeStep, pb.SessionKeys | None]:
         if len(data) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
         connection = session.connection
@@ -343,7 +347,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     return
                 except TimeoutError:
                     raise _Abort(
-                        grpc.StatusCode.DEADLINE_EXCEEDED, "no handshake bytes within the idle timeout"
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        "no handshake bytes within the idle timeout",
                     ) from None
                 start = request.WhichOneof("start")
                 if session is None:

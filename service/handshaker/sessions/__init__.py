@@ -1,4 +1,4 @@
-"""Where in-flight and finished handshakes live between RPCs: the SessionStore protocol and backends."""
+"""Where handshakes live between RPCs: the SessionStore protocol and its backends."""
 
 from .base import Session, SessionLimitReached, SessionNotFound, SessionStore
 from .memory import MemorySessionStore

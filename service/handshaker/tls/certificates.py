@@ -72,11 +72,11 @@ def _at(now: float) -> datetime.datetime:
 
 
 @lru_cache(maxsize=1024)
-def _subject(server_name: str) -> verification.DNSName | verification.IPAddress:
+def _subject(server_name: str) -> x509.DNSName | x509.IPAddress:
     try:
-        return verification.IPAddress(ipaddress.ip_address(server_name))
+        return x509.IPAddress(ipaddress.ip_address(server_name))
     except ValueError:
-        return verification.DNSName(server_name)
+        return x509.DNSName(server_name)
 
 
 def verify_server_chain(
@@ -90,9 +90,9 @@ def verify_server_chain(
     try:
         if server_name is None:
             ca_policy, ee_policy = _relaxed_policies()
-            builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy).build_client_verifier().verify(
-                chain[0], chain[1:]
-            )
+            builder.extension_policies(
+                ca_policy=ca_policy, ee_policy=ee_policy
+            ).build_client_verifier().verify(chain[0], chain[1:])
         else:
             builder.build_server_verifier(_subject(server_name)).verify(chain[0], chain[1:])
     except verification.VerificationError as error:

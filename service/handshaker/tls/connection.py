@@ -1,304 +1,20 @@
-"""The sans-IO connection: records in, handshake messages to the current state, records out.
+"""The two roles' connections: the engine's public entry points.
 
-This module owns the byte plumbing shared by both roles: record framing and
-protection, handshake message reassembly, CCS and alert handling, the event
-queue, and the one place where an AlertError becomes a queued alert record and
-a HandshakeFailed event. What a message means lives in the state classes
-(tls13/client.py, tls13/server.py); nothing here knows a message's content.
-It never raises past its API except StateError, for a caller's misuse.
+ClientConnection queues its ClientHello when made; ServerConnection waits for
+one. Everything they share (records, reassembly, alerts, events) is in core.py;
+what each message means is in tls13/.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from collections.abc import Mapping
 
-from .codepoints import AlertDescription, AlertLevel, ContentType
 from .config import ClientConfig, ServerConfig
-from .errors import (
-    AlertError,
-    DecodeError,
-    InternalError,
-    PeerAlert,
-    RecordOverflow,
-    UnexpectedMessage,
-)
-from .events import (
-    NEED_DATA,
-    Event,
-    HandshakeComplete,
-    HandshakeFailed,
-    HandshakeResult,
-    NeedData,
-)
-from .key_schedule import CipherSuiteParams, TrafficSecret
-from .record import MAX_PLAINTEXT, RecordProtection, RecordReader, plaintext_records
-from .signer import SignerError
-
-Random = Callable[[int], bytes]
-Clock = Callable[[], float]
-
-# The largest handshake message we reassemble; certificate chains are the big ones.
-MAX_HANDSHAKE_MESSAGE = 2**17
-# Up to this many bytes of rejected 0-RTT data are skipped (RFC 8446 section 4.2.10).
-MAX_SKIPPED_EARLY_DATA = 2**16
-
-
-class ConnectionState(enum.Enum):
-    HANDSHAKING = "HANDSHAKING"
-    COMPLETE = "COMPLETE"
-    FAILED = "FAILED"
-
-
-class StateError(Exception):
-    """The caller used the connection in a way its state does not allow."""
-
-
-class HandshakeState(Protocol):
-    """One step of a role's state machine: takes a message, returns the next step."""
-
-    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState: ...
-
-
-class Connection:
-    """Shared machinery of ClientConnection and ServerConnection."""
-
-    def __init__(self, random: Random, clock: Clock) -> None:
-        self.random = random
-        self.clock = clock
-        self.status = ConnectionState.HANDSHAKING
-        self._reader = RecordReader()
-        self._out = bytearray()
-        self._pending_handshake = bytearray()
-        self._handshake_buffer = bytearray()
-        self._events: deque[Event] = deque()
-        self._read: RecordProtection | None = None
-        self._write: RecordProtection | None = None
-        self._read_epoch = 0
-        # Largest inner plaintext we send per protected record (peer's record_size_limit - 1).
-        self.write_fragment_limit = MAX_PLAINTEXT
-        # Largest inner plaintext we accept (our record_size_limit - 1, once the peer agreed).
-        self.read_fragment_limit = MAX_PLAINTEXT
-        self.ccs_allowed = False
-        self.skip_early_data = 0
-        self._unconsumed = b""
-        self._state: HandshakeState
-
-    # --- public API --------------------------------------------------------------
-
-    @property
-    def state(self) -> ConnectionState:
-        return self.status
-
-    def receive_data(self, data: bytes) -> None:
-        """Take bytes received from the peer; any split or coalescing of records is fine."""
-        if self.status is not ConnectionState.HANDSHAKING:
-            raise StateError(f"connection is {self.status.value}; it takes no more handshake bytes")
-        self._reader.feed(data)
-        try:
-            while self.status is ConnectionState.HANDSHAKING:
-                record = self._reader.next_record()
-                if record is None:
-                    break
-                self._process_record(record[0], record[1])
-            self._flush_handshake()
-        except AlertError as error:
-            self._fail(error.description, error.reason)
-        except PeerAlert as alert:
-            self._peer_failed(alert.description)
-        except SignerError:
-            self._fail(AlertDescription.INTERNAL_ERROR, "the keystore could not sign")
-        except Exception as error:  # a bug must still end the handshake cleanly
-            self._fail(AlertDescription.INTERNAL_ERROR, f"internal error ({type(error).__name__})")
-        if self.status is ConnectionState.COMPLETE:
-            self._unconsumed = self._reader.take_pending()
-
-    def next_event(self) -> Event | NeedData:
-        if self._events:
-            return self._events.popleft()
-        return NEED_DATA
-
-    def events(self) -> Iterator[Event]:
-        while self._events:
-            yield self._events.popleft()
-
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def take_unconsumed(self) -> bytes:
-        """After the handshake: bytes fed that belong to the application-data stream."""
-        rest = self._unconsumed
-        self._unconsumed = b""
-        return rest
-
-    def abort(self, alert: int = AlertDescription.USER_CANCELED, reason: str = "aborted") -> None:
-        """End a handshake in progress, queueing `alert` for the peer."""
-        if self.status is ConnectionState.HANDSHAKING:
-            self._fail(alert, reason)
-
-    # --- for the states -----------------------------------------------------------
-
-    def send_handshake(self, message: bytes) -> None:
-        """Queue a handshake message in the current write epoch."""
-        self._pending_handshake += message
-
-    def send_change_cipher_spec(self) -> None:
-        self._flush_handshake()
-        self._out += b"\x14\x03\x03\x00\x01\x01"
-
-    def set_write_keys(self, params: CipherSuiteParams, secret: TrafficSecret) -> None:
-        self._flush_handshake()
-        self._write = RecordProtection(params, secret.key, secret.iv)
-
-    def set_read_keys(self, params: CipherSuiteParams, secret: TrafficSecret) -> None:
-        self._read = RecordProtection(params, secret.key, secret.iv)
-        self._read_epoch += 1
-
-    def complete(self, result: HandshakeResult) -> None:
-        self._flush_handshake()
-        self.status = ConnectionState.COMPLETE
-        self._events.append(HandshakeComplete(result))
-
-    # --- internals ----------------------------------------------------------------
-
-    def _flush_handshake(self) -> None:
-        if not self._pending_handshake:
-            return
-        data = bytes(self._pending_handshake)
-        self._pending_handshake.clear()
-        if self._write is None:
-            self._out += plaintext_records(ContentType.HANDSHAKE, data)
-        else:
-            self._out += self._write.seal_fragments(
-                ContentType.HANDSHAKE, data, self.write_fragment_limit
-            )
-
-    def _process_record(self, content_type: int, record: bytes) -> None:
-        if content_type == ContentType.CHANGE_CIPHER_SPEC:
-            # RFC 8446 section 5: an unprotected change_cipher_spec of the single byte 0x01,
-            # between the first ClientHello and the peer's Finished, "MUST simply" be dropped.
-            if len(record) != 6 or record[5] != 1:
-                raise UnexpectedMessage("malformed change_cipher_spec record")
-            if not self.ccs_allowed:
-                raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
-            return
-        if content_type == ContentType.APPLICATION_DATA and self._read is not None:
-            if self.skip_early_data:
-                opened = self._try_open_skipping_early_data(record)
-                if opened is None:
-                    return
-                content_type, payload = opened
-            else:
-                content_type, payload = self._read.open(record)
-            if len(payload) > self.read_fragment_limit:
-                raise RecordOverflow("record larger than our record_size_limit")
-            if content_type == ContentType.CHANGE_CIPHER_SPEC:
-                raise UnexpectedMessage("protected change_cipher_spec")
-            if content_type == ContentType.APPLICATION_DATA:
-                raise UnexpectedMessage("application data before the handshake finished")
-        else:
-            payload = record[5:]
-            if content_type == ContentType.APPLICATION_DATA and self.skip_early_data > 0:
-                # 0-RTT data after our HelloRetryRequest: skipped, as section 4.2.10 says.
-                self.skip_early_data -= len(payload)
-                return
-            if len(payload) > MAX_PLAINTEXT:
-                raise RecordOverflow("plaintext record longer than 2^14 bytes")
-            if content_type == ContentType.APPLICATION_DATA:
-                raise UnexpectedMessage("application data before the handshake keys")
-            if content_type == ContentType.HANDSHAKE and self._read is not None:
-                raise UnexpectedMessage("unprotected handshake record after the key change")
-        if content_type == ContentType.ALERT:
-            self._receive_alert(payload)
-        elif content_type == ContentType.HANDSHAKE:
-            if not payload:
-                raise UnexpectedMessage("zero-length handshake fragment")
-            self._handshake_buffer += payload
-            self._process_handshake_messages()
-        else:
-            raise UnexpectedMessage(f"unexpected content type {content_type}")
-
-    def _try_open_skipping_early_data(self, record: bytes) -> tuple[int, bytes] | None:
-        assert self._read is not None
-        sequence = self._read.sequence_number
-        try:
-            opened = self._read.open(record)
-        except AlertError:
-            # Rejected 0-RTT data fails to decrypt with the handshake key: drop it.
-            self._read.sequence_number = sequence
-            self.skip_early_data -= len(record)
-            if self.skip_early_data <= 0:
-                raise
-            return None
-        self.skip_early_data = 0
-        return opened
-
-    def _receive_alert(self, payload: bytes) -> None:
-        if len(payload) != 2:
-            raise DecodeError("alert record is not two bytes")
-        raise PeerAlert(payload[1])
-
-    def _process_handshake_messages(self) -> None:
-        buf = self._handshake_buffer
-        while len(buf) >= 4:
-            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if length > MAX_HANDSHAKE_MESSAGE:
-                raise DecodeError("handshake message too large")
-            end = 4 + length
-            if len(buf) < end:
-                return
-            message = bytes(buf[:end])
-            del buf[:end]
-            epoch = self._read_epoch
-            self._state = self._state.handle(self, message[0], message)
-            if buf and (
-                self._read_epoch != epoch or self.status is not ConnectionState.HANDSHAKING
-            ):
-                # RFC 8446 section 5.1: "Handshake messages MUST NOT span key changes."
-                raise UnexpectedMessage("handshake data after a key change in the same record")
-            if self.status is not ConnectionState.HANDSHAKING:
-                return
-
-    def _alert_record(self, level: int, description: int) -> None:
-        self._flush_handshake()
-        body = bytes((level, description))
-        if self._write is None:
-            self._out += plaintext_records(ContentType.ALERT, body)
-        else:
-            self._out += self._write.seal(ContentType.ALERT, body)
-
-    def _fail(self, description: int, reason: str) -> None:
-        self._pending_handshake.clear()
-        try:
-            level = (
-                AlertLevel.WARNING
-                if description in (AlertDescription.CLOSE_NOTIFY, AlertDescription.USER_CANCELED)
-                else AlertLevel.FATAL
-            )
-            self._alert_record(level, description)
-        except Exception:  # no keys usable: the alert cannot be protected
-            self._out += plaintext_records(ContentType.ALERT, bytes((2, description)))
-        self.status = ConnectionState.FAILED
-        self._handshake_buffer.clear()
-        self._events.append(HandshakeFailed(description, reason, sent_by_peer=False))
-
-    def _peer_failed(self, description: int) -> None:
-        self._pending_handshake.clear()
-        self.status = ConnectionState.FAILED
-        self._handshake_buffer.clear()
-        try:
-            name = AlertDescription(description).name.lower()
-        except ValueError:
-            name = f"alert {description}"
-        self._events.append(
-            HandshakeFailed(description, f"peer sent {name}", sent_by_peer=True)
-        )
+from .core import Clock, Connection, ConnectionState, HandshakeState, Random, StateError
+from .tls13.client import replay_client, start_client
+from .tls13.server import ExpectClientHello
 
 
 class ClientConnection(Connection):
@@ -311,8 +27,6 @@ class ClientConnection(Connection):
         random: Random = os.urandom,
         clock: Clock = time.time,
     ) -> None:
-        from .tls13.client import start_client
-
         super().__init__(random, clock)
         self.config = config
         self.ccs_allowed = True
@@ -334,8 +48,6 @@ class ClientConnection(Connection):
         For replaying recorded traces (RFC 8448): the message is parsed, re-encoded
         (it must round-trip exactly) and sent as ours.
         """
-        from .tls13.client import replay_client
-
         self = cls.__new__(cls)
         Connection.__init__(self, random, clock)
         self.config = config
@@ -355,8 +67,6 @@ class ServerConnection(Connection):
         random: Random = os.urandom,
         clock: Clock = time.time,
     ) -> None:
-        from .tls13.server import ExpectClientHello
-
         super().__init__(random, clock)
         self.config = config
         self._state = ExpectClientHello(config)
@@ -367,7 +77,6 @@ __all__ = [
     "Connection",
     "ConnectionState",
     "HandshakeState",
-    "InternalError",
     "ServerConnection",
     "StateError",
 ]

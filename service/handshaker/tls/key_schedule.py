@@ -34,9 +34,9 @@ RNG, no I/O.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -109,7 +109,7 @@ def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:
     key = key.ljust(block_size, b"\0")
     inner = constructor(key.translate(_IPAD))
     inner.update(message)
-    return constructor(key.translate(_OPAD) + inner.digest()).digest()  # type: ignore[no-any-return]
+    return constructor(key.translate(_OPAD) + inner.digest()).digest()
 
 
 def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:

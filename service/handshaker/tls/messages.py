@@ -268,9 +268,8 @@ def parse_client_hello(body: bytes) -> ClientHello:
         elif ext_type == ExtensionType.EARLY_DATA:
             parse_empty(data)
             fields["has_early_data"] = True
-        elif ext_type == ExtensionType.PADDING:
-            if data.count(0) != len(data):
-                raise IllegalParameter("padding extension is not all zeros")
+        elif ext_type == ExtensionType.PADDING and data.count(0) != len(data):
+            raise IllegalParameter("padding extension is not all zeros")
     return ClientHello(
         legacy_version=legacy_version,
         random=random,

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from .codepoints import SignatureScheme
@@ -25,24 +26,24 @@ def certificate_verify_content(context: bytes, transcript_hash: bytes) -> bytes:
     return _PREFIX + context + b"\x00" + transcript_hash
 
 
-_ECDSA = {
-    SignatureScheme.ECDSA_SECP256R1_SHA256: ("secp256r1", hashes.SHA256),
-    SignatureScheme.ECDSA_SECP384R1_SHA384: ("secp384r1", hashes.SHA384),
-    SignatureScheme.ECDSA_SECP521R1_SHA512: ("secp521r1", hashes.SHA512),
+_ECDSA: dict[int, tuple[str, hashes.HashAlgorithm]] = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: ("secp256r1", hashes.SHA256()),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: ("secp384r1", hashes.SHA384()),
+    SignatureScheme.ECDSA_SECP521R1_SHA512: ("secp521r1", hashes.SHA512()),
 }
-_RSA_PSS_RSAE = {
-    SignatureScheme.RSA_PSS_RSAE_SHA256: hashes.SHA256,
-    SignatureScheme.RSA_PSS_RSAE_SHA384: hashes.SHA384,
-    SignatureScheme.RSA_PSS_RSAE_SHA512: hashes.SHA512,
+_RSA_PSS_RSAE: dict[int, hashes.HashAlgorithm] = {
+    SignatureScheme.RSA_PSS_RSAE_SHA256: hashes.SHA256(),
+    SignatureScheme.RSA_PSS_RSAE_SHA384: hashes.SHA384(),
+    SignatureScheme.RSA_PSS_RSAE_SHA512: hashes.SHA512(),
 }
-_RSA_PSS_PSS = {
-    SignatureScheme.RSA_PSS_PSS_SHA256: hashes.SHA256,
-    SignatureScheme.RSA_PSS_PSS_SHA384: hashes.SHA384,
-    SignatureScheme.RSA_PSS_PSS_SHA512: hashes.SHA512,
+_RSA_PSS_PSS: dict[int, hashes.HashAlgorithm] = {
+    SignatureScheme.RSA_PSS_PSS_SHA256: hashes.SHA256(),
+    SignatureScheme.RSA_PSS_PSS_SHA384: hashes.SHA384(),
+    SignatureScheme.RSA_PSS_PSS_SHA512: hashes.SHA512(),
 }
 
 
-def leaf_public_key(certificate: x509.Certificate) -> x509.CertificatePublicKeyTypes:
+def leaf_public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes:
     try:
         return certificate.public_key()
     except (ValueError, UnsupportedAlgorithm):
@@ -80,9 +81,9 @@ def verify_certificate_verify(
     key = leaf_public_key(certificate)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, content, ec.ECDSA(_ECDSA[scheme][1]()))
+            key.verify(signature, content, ec.ECDSA(_ECDSA[scheme][1]))
         elif isinstance(key, rsa.RSAPublicKey):
-            algorithm = (_RSA_PSS_RSAE.get(scheme) or _RSA_PSS_PSS[scheme])()
+            algorithm = _RSA_PSS_RSAE.get(scheme) or _RSA_PSS_PSS[scheme]
             pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
             key.verify(signature, content, pss, algorithm)
         elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):

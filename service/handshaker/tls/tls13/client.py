@@ -16,9 +16,9 @@ all randomness from the connection's injected RNG.
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from cryptography import x509
 
@@ -30,7 +30,7 @@ from ..codepoints import (
     ProtocolVersion,
 )
 from ..config import ClientConfig
-from ..connection import Connection, HandshakeState
+from ..core import Connection, HandshakeState
 from ..errors import (
     DecodeError,
     IllegalParameter,
@@ -41,8 +41,8 @@ from ..errors import (
 from ..groups import KeyShare
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
 from ..messages import (
-    ClientHello,
     CertificateVerify,
+    ClientHello,
     encode_alpn,
     encode_certificate,
     encode_certificate_verify,
@@ -123,10 +123,15 @@ def _client_hello(
         extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
     if config.alpn_protocols:
         extensions.append(
-            (ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, encode_alpn(config.alpn_protocols))
+            (
+                ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                encode_alpn(config.alpn_protocols),
+            )
         )
     if config.record_size_limit is not None:
-        extensions.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+        extensions.append(
+            (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
+        )
     hello = ClientHello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=random,
@@ -291,14 +296,16 @@ class ExpectServerHello:
         transcript.update(message_hash(params.hash_of(self.hello_message)))
         transcript.update(message)
         new_extensions: list[tuple[int, bytes]] = []
+        # RFC 8446 section 4.1.2: the same ClientHello, but with the new key_share,
+        # the cookie echoed, and no early_data.
         for ext_type, data in hello.extensions:
             if ext_type == ExtensionType.KEY_SHARE:
-                data = encode_client_key_shares(tuple((g, s.key_exchange) for g, s in shares.items()))
-            elif ext_type in (ExtensionType.COOKIE, ExtensionType.EARLY_DATA):
-                continue
-            new_extensions.append((ext_type, data))
-            if ext_type == ExtensionType.KEY_SHARE and cookie is not None:
-                new_extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+                new_shares = tuple((g, s.key_exchange) for g, s in shares.items())
+                new_extensions.append((ext_type, encode_client_key_shares(new_shares)))
+                if cookie is not None:
+                    new_extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+            elif ext_type not in (ExtensionType.COOKIE, ExtensionType.EARLY_DATA):
+                new_extensions.append((ext_type, data))
         hello2 = replace(hello, extensions=tuple(new_extensions))
         ccs_sent = False
         if hello.legacy_session_id:
@@ -475,9 +482,7 @@ class ExpectFinished:
                 group=state.group,
                 handshake=secrets,
                 application=application,
-                resumption_master_secret=application.resumption_master_secret(
-                    transcript.digest()
-                ),
+                resumption_master_secret=application.resumption_master_secret(transcript.digest()),
                 client_random=state.hello.random,
                 peer_signature_scheme=self.peer_scheme,
                 signature_scheme=signature_scheme,

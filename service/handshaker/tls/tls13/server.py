@@ -26,7 +26,7 @@ from ..codepoints import (
     ProtocolVersion,
 )
 from ..config import ClientAuth, Credential, ServerConfig
-from ..connection import MAX_SKIPPED_EARLY_DATA, Connection, HandshakeState
+from ..core import MAX_SKIPPED_EARLY_DATA, Connection, HandshakeState
 from ..errors import (
     CertificateRequired,
     HandshakeFailure,
@@ -152,7 +152,10 @@ class ExpectClientHello:
         retry = self.retry
         hello = parse_client_hello(message[4:])
         conn.ccs_allowed = True
-        if hello.supported_versions is None or ProtocolVersion.TLS1_3 not in hello.supported_versions:
+        if (
+            hello.supported_versions is None
+            or ProtocolVersion.TLS1_3 not in hello.supported_versions
+        ):
             raise ProtocolVersionError("client does not offer TLS 1.3")
         if hello.legacy_compression_methods != b"\x00":
             # RFC 8446 section 4.1.2: exactly one byte, zero, or illegal_parameter.
@@ -241,20 +244,28 @@ class ExpectClientHello:
 
         extensions: list[tuple[int, bytes]] = []
         if hello.record_size_limit is not None and config.record_size_limit is not None:
-            extensions.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+            extensions.append(
+                (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
+            )
         if hello.server_name is not None and config.credential_selector is not None:
             # RFC 6066 section 3: an empty server_name says the name was used.
             extensions.append((ExtensionType.SERVER_NAME, b""))
         if alpn_protocol is not None:
             extensions.append(
-                (ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, encode_alpn((alpn_protocol,)))
+                (
+                    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                    encode_alpn((alpn_protocol,)),
+                )
             )
         self._send(conn, transcript, encode_encrypted_extensions(tuple(extensions)))
         if config.client_auth is not ClientAuth.NONE:
             request = CertificateRequest(
                 certificate_request_context=b"",
                 extensions=(
-                    (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+                    (
+                        ExtensionType.SIGNATURE_ALGORITHMS,
+                        encode_uint16_list(config.signature_schemes),
+                    ),
                     (
                         ExtensionType.SIGNATURE_ALGORITHMS_CERT,
                         encode_uint16_list(config.certificate_signature_schemes),
@@ -265,7 +276,9 @@ class ExpectClientHello:
         self._send(conn, transcript, encode_certificate(b"", credential.chain_der))
         content = certificate_verify_content(SERVER_CONTEXT, transcript.digest())
         signature = credential.signer.sign(scheme, content)
-        self._send(conn, transcript, encode_certificate_verify(CertificateVerify(scheme, signature)))
+        self._send(
+            conn, transcript, encode_certificate_verify(CertificateVerify(scheme, signature))
+        )
         self._send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
         application = ApplicationSecrets.derive(
             params, secrets.master_secret(), transcript.digest()
@@ -329,9 +342,7 @@ class ExpectClientHello:
         if hello.legacy_session_id:
             conn.send_change_cipher_spec()
             ccs_sent = True
-        return ExpectClientHello(
-            self.config, _Retry(params, group, transcript, cookie, ccs_sent)
-        )
+        return ExpectClientHello(self.config, _Retry(params, group, transcript, cookie, ccs_sent))
 
 
 class ExpectClientCertificate:
