@@ -3,8 +3,11 @@
 Both sides of each handshake run in this process, in memory: an ECDSA P-256
 server certificate verified against its trust anchor, X25519, and
 TLS_AES_128_GCM_SHA256, for the engine and for Python's ssl (OpenSSL) over
-MemoryBIO alike. Rounds alternate between the two so that machine noise hits
-both; the figure is the median round. The last line printed is one JSON object.
+MemoryBIO alike. The engine runs twice: as configured by default (a chain it
+verified before is remembered, see certificates.TrustStore) and with that
+cache off. Rounds alternate between the contenders so that machine noise hits
+all of them; each figure is the median round. The last line printed is one
+JSON object.
 
     python bench/engine.py [--json] [--seconds S] [--rounds N]
 """
@@ -43,7 +46,6 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
-
 from handshaker.tls import (  # noqa: E402
     CipherSuite,
     ClientConfig,
@@ -97,9 +99,14 @@ def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateK
 
 
 def engine_handshake_factory(
-    ca: x509.Certificate, leaf: x509.Certificate, key: ec.EllipticCurvePrivateKey
+    ca: x509.Certificate,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    verified_chain_cache: bool = True,
 ) -> Callable[[], None]:
     client_config = ClientConfig(
+        verified_chain_cache_size=256 if verified_chain_cache else 0,
         server_name="localhost",
         trust_anchors=(ca,),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
@@ -197,22 +204,29 @@ def main(argv: list[str] | None = None) -> int:
 
     ca, leaf, key = _pki()
     engine = engine_handshake_factory(ca, leaf, key)
+    # The same handshake with the verified-chain cache off: every chain is built
+    # and its CA signature checked, as Python's ssl does on every handshake.
+    engine_uncached = engine_handshake_factory(ca, leaf, key, verified_chain_cache=False)
     baseline = ssl_handshake_factory(ca, leaf, key)
-    for warm_up in (engine, baseline):
+    for warm_up in (engine, engine_uncached, baseline):
         for _ in range(50):
             warm_up()
     engine_rates: list[float] = []
+    uncached_rates: list[float] = []
     ssl_rates: list[float] = []
     for round_number in range(args.rounds):
         engine_rates.append(_rate(engine, args.seconds))
+        uncached_rates.append(_rate(engine_uncached, args.seconds))
         ssl_rates.append(_rate(baseline, args.seconds))
         if not args.json:
             print(
                 f"round {round_number + 1}: engine {engine_rates[-1]:.0f}/s, "
+                f"engine without chain cache {uncached_rates[-1]:.0f}/s, "
                 f"ssl {ssl_rates[-1]:.0f}/s",
                 file=sys.stderr,
             )
     engine_rate = statistics.median(engine_rates)
+    uncached_rate = statistics.median(uncached_rates)
     ssl_rate = statistics.median(ssl_rates)
     result = {
         "benchmark": "tls13_full_handshake_both_sides_in_process",
@@ -224,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_ms_per_handshake": round(1000 / engine_rate, 3),
         "ssl_ms_per_handshake": round(1000 / ssl_rate, 3),
         "ratio": round(engine_rate / ssl_rate, 3),
+        "engine_without_chain_cache_handshakes_per_s": round(uncached_rate, 1),
+        "ratio_without_chain_cache": round(uncached_rate / ssl_rate, 3),
         "rounds": args.rounds,
         "round_seconds": args.seconds,
         "ssl_library": ssl.OPENSSL_VERSION,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
 from cryptography import x509
 from cryptography.x509 import verification
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from .errors import (
     AlertError,
@@ -27,11 +29,6 @@ from .errors import (
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-@lru_cache(maxsize=64)
-def _store(anchors: tuple[x509.Certificate, ...]) -> verification.Store:
-    return verification.Store(list(anchors))
-
-
 @lru_cache(maxsize=1)
 def _relaxed_policies() -> tuple[verification.ExtensionPolicy, verification.ExtensionPolicy]:
     # Client certificates often carry no subjectAltName, and a server checked
@@ -40,6 +37,33 @@ def _relaxed_policies() -> tuple[verification.ExtensionPolicy, verification.Exte
         verification.ExtensionPolicy.webpki_defaults_ee()
         .may_be_present(x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None)
         .may_be_present(x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, None)
+    )
+    return verification.ExtensionPolicy.webpki_defaults_ca(), ee
+
+
+def _require_client_auth_eku(
+    policy: verification.Policy,
+    certificate: x509.Certificate,
+    extension: x509.ExtendedKeyUsage | None,
+) -> None:
+    # RFC 5280 section 4.2.1.12: when the EKU is present it must allow the use.
+    if extension is not None and not (
+        ExtendedKeyUsageOID.CLIENT_AUTH in extension
+        or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in extension
+    ):
+        raise ValueError("client certificate's extendedKeyUsage does not allow clientAuth")
+
+
+@lru_cache(maxsize=1)
+def _client_policies() -> tuple[verification.ExtensionPolicy, verification.ExtensionPolicy]:
+    # A client certificate may carry no subjectAltName; its EKU, if any, must
+    # allow clientAuth. The CA rules stay the Web PKI ones.
+    ee = (
+        verification.ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None)
+        .may_be_present(
+            x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, _require_client_auth_eku
+        )
     )
     return verification.ExtensionPolicy.webpki_defaults_ca(), ee
 
@@ -79,43 +103,127 @@ def _subject(server_name: str) -> x509.DNSName | x509.IPAddress:
         return x509.DNSName(server_name)
 
 
-def verify_server_chain(
-    chain: list[x509.Certificate],
-    anchors: tuple[x509.Certificate, ...],
-    server_name: str | None,
-    now: float,
-) -> None:
-    """Check a server's chain; `server_name` None skips the name check."""
-    builder = verification.PolicyBuilder().store(_store(anchors)).time(_at(now))
-    try:
-        if server_name is None:
-            ca_policy, ee_policy = _relaxed_policies()
-            builder.extension_policies(
-                ca_policy=ca_policy, ee_policy=ee_policy
-            ).build_client_verifier().verify(chain[0], chain[1:])
-        else:
-            builder.build_server_verifier(_subject(server_name)).verify(chain[0], chain[1:])
-    except verification.VerificationError as error:
-        raise _map_error(error) from None
-    except ValueError as error:
-        raise BadCertificate(f"server name check failed: {error}") from None
+def _window(chain: list[x509.Certificate]) -> tuple[float, float]:
+    """The time span in which every certificate of a built path is valid."""
+    not_before = max(c.not_valid_before_utc for c in chain)
+    not_after = min(c.not_valid_after_utc for c in chain)
+    return (not_before - _EPOCH).total_seconds(), (not_after - _EPOCH).total_seconds()
 
 
-def verify_client_chain(
-    chain: list[x509.Certificate], anchors: tuple[x509.Certificate, ...], now: float
-) -> None:
-    """Check a client's chain against the server's client trust anchors."""
-    ca_policy, _ = _relaxed_policies()
-    ee_policy = verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None
-    )
-    builder = (
-        verification.PolicyBuilder()
-        .store(_store(anchors))
-        .time(_at(now))
-        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-    )
-    try:
-        builder.build_client_verifier().verify(chain[0], chain[1:])
-    except verification.VerificationError as error:
-        raise _map_error(error) from None
+class TrustStore:
+    """Trust anchors, the verifier store built once from them, and recent verdicts.
+
+    A chain that verified is remembered (by its exact bytes and the name checked)
+    until the first of: a certificate in its path expires or is not yet valid at
+    the injected time, `max_age` seconds pass, or `size` newer chains push it out.
+    A repeat handshake with the same peer then skips path building and the CA
+    signature check; failures are never cached. The anchors are fixed for the
+    store's life, so a cached verdict cannot outlive a change of trust.
+    """
+
+    __slots__ = ("_cache", "_store", "anchors", "max_age", "size")
+
+    def __init__(
+        self, anchors: tuple[x509.Certificate, ...], *, size: int = 256, max_age: float = 300.0
+    ) -> None:
+        self.anchors = anchors
+        self.size = size
+        self.max_age = max_age
+        self._store = verification.Store(list(anchors)) if anchors else None
+        # (kind, server_name, chain) -> (valid from, valid until, leaf)
+        self._cache: OrderedDict[
+            tuple[str, str | None, tuple[bytes, ...]], tuple[float, float, x509.Certificate]
+        ] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"TrustStore({len(self.anchors)} anchors)"
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _cache_hit_for_tests(
+        self, chain_der: tuple[bytes, ...], server_name: str | None, now: float
+    ) -> bool:
+        return self._cached(("server", server_name, chain_der), now) is not None
+
+    def _cached(
+        self, key: tuple[str, str | None, tuple[bytes, ...]], now: float
+    ) -> x509.Certificate | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        valid_from, valid_until, leaf = hit
+        if not valid_from <= now < valid_until:
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return leaf
+
+    def _remember(
+        self,
+        key: tuple[str, str | None, tuple[bytes, ...]],
+        path: list[x509.Certificate],
+        now: float,
+    ) -> None:
+        if self.size <= 0:
+            return
+        valid_from, valid_until = _window(path)
+        self._cache[key] = (valid_from, min(valid_until, now + self.max_age), path[0])
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+
+    def _builder(self, now: float) -> verification.PolicyBuilder:
+        if self._store is None:
+            raise UnknownCA("no trust anchors configured")
+        return verification.PolicyBuilder().store(self._store).time(_at(now))
+
+    def verify_server(
+        self, chain_der: tuple[bytes, ...], server_name: str | None, now: float
+    ) -> x509.Certificate:
+        """Check a server's chain (and name, unless None); returns the parsed leaf."""
+        key = ("server", server_name, chain_der)
+        leaf = self._cached(key, now)
+        if leaf is not None:
+            return leaf
+        chain = load_chain(chain_der)
+        builder = self._builder(now)
+        try:
+            if server_name is None:
+                ca_policy, ee_policy = _relaxed_policies()
+                path = (
+                    builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                    .build_client_verifier()
+                    .verify(chain[0], chain[1:])
+                    .chain
+                )
+            else:
+                path = builder.build_server_verifier(_subject(server_name)).verify(
+                    chain[0], chain[1:]
+                )
+        except verification.VerificationError as error:
+            raise _map_error(error) from None
+        except ValueError as error:
+            raise BadCertificate(f"server name check failed: {error}") from None
+        self._remember(key, path, now)
+        return chain[0]
+
+    def verify_client(self, chain_der: tuple[bytes, ...], now: float) -> x509.Certificate:
+        """Check a client's chain; returns the parsed leaf."""
+        key = ("client", None, chain_der)
+        leaf = self._cached(key, now)
+        if leaf is not None:
+            return leaf
+        chain = load_chain(chain_der)
+        ca_policy, ee_policy = _client_policies()
+        try:
+            path = (
+                self._builder(now)
+                .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                .build_client_verifier()
+                .verify(chain[0], chain[1:])
+                .chain
+            )
+        except verification.VerificationError as error:
+            raise _map_error(error) from None
+        self._remember(key, path, now)
+        return chain[0]

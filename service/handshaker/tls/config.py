@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .certificates import TrustStore
 from .codepoints import CERTIFICATE_VERIFY_SCHEMES, CipherSuite, NamedGroup, SignatureScheme
 from .signer import Signer
 
@@ -141,8 +142,17 @@ class ClientConfig:
     padding_to: int = 0
     # Fill HandshakeResult.keylog with NSS key-log lines (SSLKEYLOGFILE format).
     keylog: bool = False
+    # How many verified server chains to remember (0: verify every chain in full).
+    verified_chain_cache_size: int = 256
+    # Built from trust_anchors: the verifier store and the verified-chain cache.
+    trust_store: TrustStore = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "trust_store",
+            TrustStore(self.trust_anchors, size=self.verified_chain_cache_size),
+        )
         _check_common(
             self.cipher_suites,
             self.supported_groups,
@@ -184,8 +194,17 @@ class ServerConfig:
     # Send a cookie in HelloRetryRequest and insist that the second ClientHello echoes it.
     hello_retry_cookie: bool = False
     keylog: bool = False
+    # How many verified client chains to remember (0: verify every chain in full).
+    verified_chain_cache_size: int = 256
+    # Built from client_trust_anchors: the verifier store and the verified-chain cache.
+    client_trust_store: TrustStore = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "client_trust_store",
+            TrustStore(self.client_trust_anchors, size=self.verified_chain_cache_size),
+        )
         _check_common(
             self.cipher_suites,
             self.supported_groups,

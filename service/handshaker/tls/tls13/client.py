@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from cryptography import x509
 
-from ..certificates import load_chain, verify_server_chain
+from ..certificates import load_chain
 from ..codepoints import (
     CERTIFICATE_VERIFY_SCHEMES,
     ExtensionType,
@@ -411,17 +411,13 @@ class ExpectCertificate:
             check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
         chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
         if config.verify_peer:
-            chain = load_chain(chain_der)
-            verify_server_chain(
-                chain,
-                config.trust_anchors,
-                config.server_name if config.check_hostname else None,
-                conn.clock(),
+            leaf = config.trust_store.verify_server(
+                chain_der, config.server_name if config.check_hostname else None, conn.clock()
             )
         else:
-            chain = load_chain(chain_der[:1])
+            leaf = load_chain(chain_der[:1])[0]
         state.transcript.update(message)
-        return ExpectCertificateVerify(state, chain[0], chain_der)
+        return ExpectCertificateVerify(state, leaf, chain_der)
 
 
 class ExpectCertificateVerify:

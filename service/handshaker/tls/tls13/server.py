@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-from ..certificates import load_chain, verify_client_chain
 from ..codepoints import (
     CERTIFICATE_VERIFY_SCHEMES,
     ExtensionType,
@@ -363,9 +362,8 @@ class ExpectClientCertificate:
                 raise CertificateRequired("client sent no certificate")
             return ExpectClientFinished(state, (), None)
         chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
-        chain = load_chain(chain_der)
-        verify_client_chain(chain, state.config.client_trust_anchors, conn.clock())
-        return ExpectClientCertificateVerify(state, chain[0], chain_der)
+        leaf = state.config.client_trust_store.verify_client(chain_der, conn.clock())
+        return ExpectClientCertificateVerify(state, leaf, chain_der)
 
 
 class ExpectClientCertificateVerify:
