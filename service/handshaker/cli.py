@@ -220,6 +220,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_command(args, _keystore_path(args))
 
 
+def _cmd_terminate(args: argparse.Namespace) -> int:
+    from handshaker_client.commands import terminate_command  # noqa: PLC0415 (grpc loads on use)
+
+    return terminate_command(args)
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from handshaker_client.commands import connect_command  # noqa: PLC0415 (grpc loads on use)
+
+    return connect_command(args)
+
+
 def _not_implemented(args: argparse.Namespace) -> int:
     print(f"{PROG} {args.command}: not implemented yet", file=sys.stderr)
     return 2
@@ -247,7 +259,7 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     )
     terminate.add_argument("--client-ca", type=Path, metavar="FILE")
     terminate.add_argument("--handshaker", metavar="ADDR")
-    terminate.set_defaults(handler=_not_implemented)
+    terminate.set_defaults(handler=_cmd_terminate)
 
     connect = commands.add_parser(
         "connect", help="a TLS client whose handshake runs in the service"
@@ -258,7 +270,7 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     connect.add_argument("--alpn", metavar="LIST")
     connect.add_argument("--key", metavar="NAME")
     connect.add_argument("--handshaker", metavar="ADDR")
-    connect.set_defaults(handler=_not_implemented)
+    connect.set_defaults(handler=_cmd_connect)
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from engine_kit import EnginePKI, Trace, build_engine_pki, record_trace
-
 from handshaker.tls import ClientAuth
 
 

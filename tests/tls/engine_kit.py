@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, PublicKeyAlgorithmOID
-
 from handshaker.tls import (
     ClientConfig,
     ClientConnection,
@@ -151,9 +150,7 @@ class _Authority:
     certificate: x509.Certificate
 
 
-def _authority(
-    common_name: str, issuer: _Authority | None, now: datetime.datetime
-) -> _Authority:
+def _authority(common_name: str, issuer: _Authority | None, now: datetime.datetime) -> _Authority:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -335,7 +332,9 @@ def client_config(pki: EnginePKI, **overrides: object) -> ClientConfig:
     return ClientConfig(**settings)  # type: ignore[arg-type]
 
 
-def server_config(pki: EnginePKI, key_type: str = "ecdsa-p256", **overrides: object) -> ServerConfig:
+def server_config(
+    pki: EnginePKI, key_type: str = "ecdsa-p256", **overrides: object
+) -> ServerConfig:
     settings: dict[str, object] = {"credential": pki.servers[key_type].credential()}
     settings.update(overrides)
     return ServerConfig(**settings)  # type: ignore[arg-type]
@@ -551,7 +550,9 @@ class Trace:
 
     def server_plaintext_records(self) -> list[bytes]:
         """ServerHello record (and CCS) that open the server's flight."""
-        return [r for r in split_records(self.server_flight) if r[0] != ContentType.APPLICATION_DATA]
+        return [
+            r for r in split_records(self.server_flight) if r[0] != ContentType.APPLICATION_DATA
+        ]
 
     def server_messages(self) -> list[bytes]:
         """EncryptedExtensions .. Finished, decrypted."""
@@ -571,19 +572,25 @@ class Trace:
                 data += plaintext
         return split_messages(data)
 
-    def seal(self, label: str, payloads: Sequence[bytes], content_type: int = ContentType.HANDSHAKE) -> bytes:
+    def seal(
+        self, label: str, payloads: Sequence[bytes], content_type: int = ContentType.HANDSHAKE
+    ) -> bytes:
         """Each payload in its own record, protected with the named handshake secret."""
         protect = protection(self.suite, self.secret(label))
         return b"".join(protect.seal(content_type, payload) for payload in payloads)
 
-    def server_flight_with(self, messages: Sequence[bytes], *, one_record_each: bool = False) -> bytes:
+    def server_flight_with(
+        self, messages: Sequence[bytes], *, one_record_each: bool = False
+    ) -> bytes:
         """The server flight with its protected part replaced by `messages`."""
         payloads = list(messages) if one_record_each else [b"".join(messages)]
         return b"".join(self.server_plaintext_records()) + self.seal(
             "SERVER_HANDSHAKE_TRAFFIC_SECRET", payloads
         )
 
-    def client_flight_with(self, messages: Sequence[bytes], *, one_record_each: bool = False) -> bytes:
+    def client_flight_with(
+        self, messages: Sequence[bytes], *, one_record_each: bool = False
+    ) -> bytes:
         payloads = list(messages) if one_record_each else [b"".join(messages)]
         return self.seal("CLIENT_HANDSHAKE_TRAFFIC_SECRET", payloads)
 

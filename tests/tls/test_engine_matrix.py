@@ -1,9 +1,9 @@
-"""Engine client against engine server, in memory: every group, suite and scheme, and each feature."""
+"""Engine client against engine server in memory: every group, suite, scheme and feature."""
 
 from __future__ import annotations
 
-import ipaddress
 import random
+from collections.abc import Sequence
 
 import pytest
 from engine_kit import (
@@ -22,12 +22,13 @@ from engine_kit import (
     only_failure,
     open_application_data,
     protection,
+    pump,
     server_config,
     split_messages,
     split_records,
 )
-
 from handshaker.tls import (
+    NEED_DATA,
     AlertDescription,
     CipherSuite,
     ClientAuth,
@@ -306,7 +307,9 @@ def test_alert_from_the_peer_is_reported_as_sent_by_peer(engine_pki: EnginePKI) 
 
 
 def test_alpn_is_none_when_only_one_side_configures_it(engine_pki: EnginePKI) -> None:
-    outcome = handshake(client_config(engine_pki), server_config(engine_pki, alpn_protocols=(b"h2",)))
+    outcome = handshake(
+        client_config(engine_pki), server_config(engine_pki, alpn_protocols=(b"h2",))
+    )
     assert outcome.client_result.alpn_protocol is None
     assert outcome.server_result.alpn_protocol is None
 
@@ -318,8 +321,8 @@ def test_credential_selector_picks_the_credential_by_server_name(engine_pki: Eng
     }
     calls: list[tuple[str | None, tuple[int, ...]]] = []
 
-    def selector(name: str | None, schemes: object) -> Credential | None:
-        calls.append((name, tuple(schemes)))  # type: ignore[call-overload]
+    def selector(name: str | None, schemes: Sequence[int]) -> Credential | None:
+        calls.append((name, tuple(schemes)))
         leaf = by_name.get(name or "")
         return leaf.credential() if leaf else None
 
@@ -348,13 +351,14 @@ def test_ip_address_server_name_sends_no_sni_and_validates_an_ip_san(
     assert ExtensionType.SERVER_NAME not in dict(hello.extensions)
     assert outcome.server_result.server_name is None
     assert outcome.client_result.server_name == SERVER_IP
-    assert ipaddress.ip_address(SERVER_IP).version == 4
 
 
 def test_ip_address_not_in_the_certificate_fails_with_bad_certificate(
     engine_pki: EnginePKI,
 ) -> None:
-    outcome = handshake(client_config(engine_pki, server_name="127.0.0.2"), server_config(engine_pki))
+    outcome = handshake(
+        client_config(engine_pki, server_name="127.0.0.2"), server_config(engine_pki)
+    )
     assert only_failure(outcome.client_events).alert == AlertDescription.BAD_CERTIFICATE
 
 
@@ -456,8 +460,6 @@ def test_server_certificate_checked_at_the_injected_clock(engine_pki: EnginePKI)
     far_future = engine_pki.root.not_valid_after_utc.timestamp() + 86400
     client = ClientConnection(client_config(engine_pki), clock=lambda: far_future)
     server = ServerConnection(server_config(engine_pki))
-    from engine_kit import pump
-
     outcome = pump(client, server)
     assert only_failure(outcome.client_events).alert == AlertDescription.CERTIFICATE_EXPIRED
 
@@ -603,7 +605,13 @@ def test_whole_hello_retry_exchange_coalesced_per_flight(engine_pki: EnginePKI) 
         server_config(engine_pki, supported_groups=(NamedGroup.SECP521R1,)),
         deliver=both_at_once,
     )
-    assert [sender for sender, _ in outcome.flights] == ["client", "server", "client", "server", "client"]
+    assert [sender for sender, _ in outcome.flights] == [
+        "client",
+        "server",
+        "client",
+        "server",
+        "client",
+    ]
     assert_keys_agree(outcome.client_result, outcome.server_result)
 
 
@@ -757,8 +765,6 @@ def test_feeding_a_failed_connection_raises_state_error(engine_pki: EnginePKI) -
 
 
 def test_next_event_reports_need_data_while_waiting(engine_pki: EnginePKI) -> None:
-    from handshaker.tls import NEED_DATA
-
     server = ServerConnection(server_config(engine_pki))
     assert server.next_event() is NEED_DATA
     server.receive_data(b"\x16\x03")

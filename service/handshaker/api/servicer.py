@@ -368,6 +368,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     raise _Abort(
                         grpc.StatusCode.INVALID_ARGUMENT, "only the first message may start"
                     )
+                self._sessions.touch(session)
                 step, keys = self._advance(session, request.in_bytes)
                 step.session_id = ""
                 yield pb.HandshakeResponse(step=step, keys=keys)

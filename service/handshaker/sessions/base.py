@@ -50,6 +50,10 @@ class SessionStore(Protocol):
         """The caller's live session, touched; raises SessionNotFound."""
         ...
 
+    def touch(self, session: Session) -> None:
+        """Mark a session as used now (a stream's session is never looked up by id)."""
+        ...
+
     def remove(self, session_id: str) -> None:
         """Forget a session (no error when it is already gone)."""
         ...

@@ -61,6 +61,9 @@ class MemorySessionStore:
         session.last_used = now
         return session
 
+    def touch(self, session: Session) -> None:
+        session.last_used = self._clock()
+
     def remove(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
         if session is not None:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from .codepoints import AlertDescription, AlertLevel, ContentType
+from .codepoints import AlertDescription, AlertLevel, ContentType, HandshakeType
 from .errors import (
     AlertError,
     DecodeError,
@@ -252,12 +252,14 @@ class Connection:
                 return
             message = bytes(buf[:end])
             del buf[:end]
+            if buf and message[0] == HandshakeType.FINISHED:
+                # A key change follows every Finished during the handshake, and RFC 8446
+                # section 5.1 says "Handshake messages MUST NOT span key changes": refuse
+                # before acting on the Finished, so no completion is ever reported.
+                raise UnexpectedMessage("handshake data after Finished in the same record")
             epoch = self._read_epoch
             self._state = self._state.handle(self, message[0], message)
-            if buf and (
-                self._read_epoch != epoch or self.status is not ConnectionState.HANDSHAKING
-            ):
-                # RFC 8446 section 5.1: "Handshake messages MUST NOT span key changes."
+            if buf and self._read_epoch != epoch:
                 raise UnexpectedMessage("handshake data after a key change in the same record")
             if self.status is not ConnectionState.HANDSHAKING:
                 return

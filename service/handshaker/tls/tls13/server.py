@@ -404,7 +404,6 @@ class ExpectClientFinished:
         transcript = state.transcript
         check_finished(params, state.secrets.client.secret, transcript, message)
         transcript.update(message)
-        conn.set_read_keys(params, state.application.client)
         config = state.config
         conn.complete(
             build_result(
