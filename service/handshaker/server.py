@@ -161,6 +161,13 @@ async def serve(
         port = server.add_secure_port(settings.listen, credentials)
     if port == 0 and not settings.listen.startswith("unix"):
         raise ListenError(f"could not listen on {settings.listen}")
+    # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
+    # sent on the "listening" line already drains gracefully.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -177,11 +184,6 @@ async def serve(
             }
         },
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
     sweeper = asyncio.create_task(_sweep(sessions, min(1.0, settings.idle_timeout / 2)))
     if ready is not None:
         ready.set()

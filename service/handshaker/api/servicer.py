@@ -154,7 +154,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 self._sessions.add(session)
             except SessionLimitReached as error:
                 raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
-        log.info(
+        log.debug(
             "handshake started",
             extra={
                 "fields": {"session": session.session_id[:8], "role": role.value, "caller": owner}
@@ -261,6 +261,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self, request: pb.StartServerRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartServerResponse:
         try:
+            if len(request.in_bytes) > MAX_IN_BYTES:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
             session = self._start(
                 caller_identity(context), request.options, request.keys_in_response
             )
@@ -325,7 +327,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             await self._fail(context, abort)
             raise
         self._sessions.remove(session.session_id)
-        log.info("session aborted", extra={"fields": {"session": session.session_id[:8]}})
+        log.debug("session aborted", extra={"fields": {"session": session.session_id[:8]}})
         return pb.AbortResponse()
 
     # --- the stream -----------------------------------------------------------------------

@@ -1,0 +1,384 @@
+"""Benchmark: server-role handshakes per second through one service process vs the engine.
+
+The bench starts `handshaker serve` on 127.0.0.1 with a fresh keystore (its
+development `localhost` credential), then runs server-role handshakes through it
+from many concurrent asyncio callers (grpc.aio), over the Handshake stream and
+over the unary API (StartServer, Feed, Abort). The client side of each handshake
+runs here, in the engine (ClientConnection trusting the development CA).
+
+The baseline, measured in the same run and rounds alternating with the service's:
+the engine's server-side rate in this process with the very ServerConfig the
+service builds, timing only the server's calls (both sides run in memory; the
+client's calls are timed apart and reported as the client-side cost).
+
+Both processes share the machine's cores, so the report also gives the service
+process's CPU time per handshake (from /proc) next to the engine's server time.
+The last line printed is one JSON object.
+
+    python bench/service.py [--json] [--seconds S] [--rounds N] [--concurrency C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from cryptography import x509
+from handshaker.api import ConfigFactory
+from handshaker.keystore import DirectoryKeyStore
+from handshaker.tls import (
+    ClientConfig,
+    ClientConnection,
+    HandshakeComplete,
+    ServerConfig,
+    ServerConnection,
+)
+from handshaker.v1 import handshaker_pb2 as pb
+from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+
+COMPLETE = pb.HANDSHAKE_STATE_COMPLETE
+NEED_INPUT = pb.HANDSHAKE_STATE_NEED_INPUT
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- the service process ------------------------------------------------------------------
+
+
+class Service:
+    """`handshaker serve` as a subprocess on 127.0.0.1; its log lines are drained and counted."""
+
+    def __init__(self, keystore: Path, args: list[str]) -> None:
+        command = [
+            str(Path(sys.executable).parent / "handshaker"),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--keystore",
+            str(keystore),
+            *args,
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.address = ""
+        self.log_lines = 0
+        self._listening = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        if not self._listening.wait(30):
+            self.stop()
+            raise RuntimeError("handshaker serve did not start listening")
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log_lines += 1
+            if not self.address and b'"listening"' in line:
+                self.address = str(json.loads(line)["address"])
+                self._listening.set()
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the service process so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        # After the command name: state is field 3, utime field 14, stime field 15.
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(5)
+        return self.process.returncode
+
+
+# --- the engine baseline ------------------------------------------------------------------
+
+
+@dataclass
+class EngineTimes:
+    handshakes: int = 0
+    server_seconds: float = 0.0
+    client_seconds: float = 0.0
+
+
+def engine_handshake(
+    client_config: ClientConfig, server_config: ServerConfig, times: EngineTimes
+) -> None:
+    """Both sides in memory; each side's calls timed on its own clock."""
+    clock = time.perf_counter
+    t0 = clock()
+    client = ClientConnection(client_config)
+    hello = client.data_to_send()
+    t1 = clock()
+    server = ServerConnection(server_config)
+    server.receive_data(hello)
+    flight = server.data_to_send()
+    server.next_event()
+    t2 = clock()
+    client.receive_data(flight)
+    finished = client.data_to_send()
+    client_event = client.next_event()
+    t3 = clock()
+    server.receive_data(finished)
+    server_event = server.next_event()
+    server.data_to_send()
+    t4 = clock()
+    if not (
+        isinstance(client_event, HandshakeComplete) and isinstance(server_event, HandshakeComplete)
+    ):
+        raise RuntimeError("engine handshake did not complete")
+    times.handshakes += 1
+    times.client_seconds += (t1 - t0) + (t3 - t2)
+    times.server_seconds += (t2 - t1) + (t4 - t3)
+
+
+def engine_round(
+    client_config: ClientConfig, server_config: ServerConfig, seconds: float
+) -> EngineTimes:
+    times = EngineTimes()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(10):
+            engine_handshake(client_config, server_config, times)
+    return times
+
+
+# --- handshakes through the service -------------------------------------------------------
+
+
+async def stream_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientConfig) -> float:
+    """One server-role handshake on the Handshake stream; seconds from start to COMPLETE."""
+    began = time.perf_counter()
+    client = ClientConnection(client_config)
+    call = stub.Handshake()
+    await call.write(pb.HandshakeRequest(server=pb.ServerOptions(), in_bytes=client.data_to_send()))
+    step = (await call.read()).step
+    if step.state != NEED_INPUT:
+        raise RuntimeError(f"service answered the ClientHello with state {step.state}")
+    client.receive_data(step.out_bytes)
+    if not isinstance(client.next_event(), HandshakeComplete):
+        raise RuntimeError("the client did not complete")
+    await call.write(pb.HandshakeRequest(in_bytes=client.data_to_send()))
+    done = await call.read()
+    elapsed = time.perf_counter() - began
+    if done.step.state != COMPLETE or not done.keys.write.key:
+        raise RuntimeError(f"service did not complete: {done.step.failure.reason}")
+    await call.done_writing()
+    return elapsed
+
+
+async def unary_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientConfig) -> float:
+    """One server-role handshake through StartServer and Feed, then Abort to free the session."""
+    began = time.perf_counter()
+    client = ClientConnection(client_config)
+    started = await stub.StartServer(
+        pb.StartServerRequest(
+            options=pb.ServerOptions(), in_bytes=client.data_to_send(), keys_in_response=True
+        )
+    )
+    step = started.step
+    if step.state != NEED_INPUT:
+        raise RuntimeError(f"service answered the ClientHello with state {step.state}")
+    client.receive_data(step.out_bytes)
+    if not isinstance(client.next_event(), HandshakeComplete):
+        raise RuntimeError("the client did not complete")
+    done = await stub.Feed(
+        pb.FeedRequest(session_id=step.session_id, in_bytes=client.data_to_send())
+    )
+    elapsed = time.perf_counter() - began
+    if done.step.state != COMPLETE or not done.keys.write.key:
+        raise RuntimeError(f"service did not complete: {done.step.failure.reason}")
+    await stub.Abort(pb.AbortRequest(session_id=step.session_id))
+    return elapsed
+
+
+Handshake = Callable[[pb_grpc.HandshakerStub, ClientConfig], Awaitable[float]]
+
+
+@dataclass
+class ServiceRound:
+    handshakes: int = 0
+    seconds: float = 0.0
+    service_cpu_seconds: float = 0.0
+    bench_cpu_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.handshakes / self.seconds
+
+
+async def service_round(
+    stub: pb_grpc.HandshakerStub,
+    handshake: Handshake,
+    *,
+    client_config: ClientConfig,
+    service: Service,
+    seconds: float,
+    concurrency: int,
+) -> ServiceRound:
+    result = ServiceRound()
+    began = time.perf_counter()
+    deadline = began + seconds
+    cpu_before = service.cpu_seconds()
+    bench_before = time.process_time()
+
+    async def caller() -> None:
+        while time.perf_counter() < deadline:
+            result.latencies.append(await handshake(stub, client_config))
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - began
+    result.service_cpu_seconds = service.cpu_seconds() - cpu_before
+    result.bench_cpu_seconds = time.process_time() - bench_before
+    result.handshakes = len(result.latencies)
+    return result
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace, keystore: Path, service: Service) -> dict[str, object]:
+    store = DirectoryKeyStore(keystore)
+    dev_ca = x509.load_pem_x509_certificate((keystore / "dev-ca" / "ca.crt").read_bytes())
+    client_config = ClientConfig(server_name="localhost", trust_anchors=(dev_ca,))
+    # The very config the service builds for ServerOptions() on this keystore.
+    server_config = ConfigFactory(store).server(pb.ServerOptions())
+    apis: dict[str, Handshake] = {"stream": stream_handshake, "unary": unary_handshake}
+
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
+        engine_round(client_config, server_config, 0.3)
+        for handshake in apis.values():
+            await service_round(
+                stub,
+                handshake,
+                client_config=client_config,
+                service=service,
+                seconds=0.5,
+                concurrency=args.concurrency,
+            )
+
+        engine_rounds: list[EngineTimes] = []
+        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in apis}
+        for number in range(args.rounds):
+            engine_rounds.append(engine_round(client_config, server_config, args.seconds))
+            for api, handshake in apis.items():
+                service_rounds[api].append(
+                    await service_round(
+                        stub,
+                        handshake,
+                        client_config=client_config,
+                        service=service,
+                        seconds=args.seconds,
+                        concurrency=args.concurrency,
+                    )
+                )
+            if not args.json:
+                engine = engine_rounds[-1]
+                print(
+                    f"round {number + 1}: engine server side "
+                    f"{engine.handshakes / engine.server_seconds:.0f}/s; service "
+                    + ", ".join(
+                        f"{api} {rounds[-1].rate:.0f}/s" for api, rounds in service_rounds.items()
+                    ),
+                    file=sys.stderr,
+                )
+
+    engine_rate = statistics.median(t.handshakes / t.server_seconds for t in engine_rounds)
+    client_ms = statistics.median(1000 * t.client_seconds / t.handshakes for t in engine_rounds)
+    per_api: dict[str, dict[str, float]] = {}
+    for api, rounds in service_rounds.items():
+        latencies = [latency for r in rounds for latency in r.latencies]
+        handshakes = sum(r.handshakes for r in rounds)
+        per_api[api] = {
+            "handshakes_per_s": statistics.median(r.rate for r in rounds),
+            "p50_ms": 1000 * percentile(latencies, 0.50),
+            "p99_ms": 1000 * percentile(latencies, 0.99),
+            "service_cpu_ms_per_handshake": 1000
+            * sum(r.service_cpu_seconds for r in rounds)
+            / handshakes,
+            "bench_process_cpu_ms_per_handshake": 1000
+            * sum(r.bench_cpu_seconds for r in rounds)
+            / handshakes,
+        }
+    best = max(per_api, key=lambda api: per_api[api]["handshakes_per_s"])
+    service_rate = per_api[best]["handshakes_per_s"]
+    engine_server_ms = 1000 / engine_rate
+    result: dict[str, object] = {
+        "benchmark": "server_role_handshakes_through_one_service_process",
+        "service_handshakes_per_s": round(service_rate, 1),
+        "engine_handshakes_per_s": round(engine_rate, 1),
+        "ratio": round(service_rate / engine_rate, 3),
+        "best_api": best,
+        "p50_ms": round(per_api[best]["p50_ms"], 2),
+        "p99_ms": round(per_api[best]["p99_ms"], 2),
+        "engine_server_ms_per_handshake": round(engine_server_ms, 3),
+        "engine_client_ms_per_handshake": round(client_ms, 3),
+        # Service CPU per handshake against the engine's server time: the service's
+        # overhead with the client's share of the cores taken out.
+        "cpu_ratio": round(
+            engine_server_ms / min(f["service_cpu_ms_per_handshake"] for f in per_api.values()), 3
+        ),
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "round_seconds": args.seconds,
+        "cores": os.cpu_count(),
+        "service_log_lines": service.log_lines,
+        "python": sys.version.split()[0],
+    }
+    for api, figures in per_api.items():
+        for name, value in figures.items():
+            result[f"{api}_{name}"] = round(
+                value, 3 if "cpu" in name else 1 if "per_s" in name else 2
+            )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for each contender")
+    parser.add_argument("--concurrency", type=int, default=32, help="handshakes in flight")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="handshaker-bench-") as folder:
+        keystore = Path(folder) / "keystore"
+        service = Service(
+            keystore, ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
+        )
+        try:
+            result = asyncio.run(measure(args, keystore, service))
+        finally:
+            code = service.stop()
+        result["service_exit_code"] = code
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
