@@ -3,8 +3,11 @@
 The bench starts `handshaker serve` on 127.0.0.1 with a fresh keystore (its
 development `localhost` credential), then runs server-role handshakes through it
 from many concurrent asyncio callers (grpc.aio), over the Handshake stream and
-over the unary API (StartServer, Feed, Abort). The client side of each handshake
-runs here, in the engine (ClientConnection trusting the development CA).
+over the unary API (StartServer, Feed, Abort). The TLS client of each handshake
+runs here: by default Python's ssl over MemoryBIO (the kind of foreign peer a
+server-role caller meets, and cheap, so the bench process takes little of the
+cores the service needs), or with --peer engine the engine's ClientConnection;
+either trusts the development CA.
 
 The baseline, measured in the same run and rounds alternating with the service's:
 the engine's server-side rate in this process with the very ServerConfig the
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -160,22 +165,67 @@ def engine_round(
     return times
 
 
+# --- the TLS client the caller relays for -------------------------------------------------
+
+
+class Peer:
+    """The TLS client on the other end of the caller's socket, in memory."""
+
+    def hello(self) -> bytes:
+        raise NotImplementedError
+
+    def finish(self, flight: bytes) -> bytes:
+        """Take the server's flight; return the client's last flight once complete."""
+        raise NotImplementedError
+
+
+class EnginePeer(Peer):
+    def __init__(self, config: ClientConfig) -> None:
+        self._client = ClientConnection(config)
+
+    def hello(self) -> bytes:
+        return self._client.data_to_send()
+
+    def finish(self, flight: bytes) -> bytes:
+        self._client.receive_data(flight)
+        if not isinstance(self._client.next_event(), HandshakeComplete):
+            raise RuntimeError("the client did not complete")
+        return self._client.data_to_send()
+
+
+class SslPeer(Peer):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname="localhost")
+
+    def hello(self) -> bytes:
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self._tls.do_handshake()
+        return self._outgoing.read()
+
+    def finish(self, flight: bytes) -> bytes:
+        self._incoming.write(flight)
+        self._tls.do_handshake()
+        return self._outgoing.read()
+
+
+PeerFactory = Callable[[], Peer]
+
+
 # --- handshakes through the service -------------------------------------------------------
 
 
-async def stream_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientConfig) -> float:
+async def stream_handshake(stub: pb_grpc.HandshakerStub, new_peer: PeerFactory) -> float:
     """One server-role handshake on the Handshake stream; seconds from start to COMPLETE."""
     began = time.perf_counter()
-    client = ClientConnection(client_config)
+    client = new_peer()
     call = stub.Handshake()
-    await call.write(pb.HandshakeRequest(server=pb.ServerOptions(), in_bytes=client.data_to_send()))
+    await call.write(pb.HandshakeRequest(server=pb.ServerOptions(), in_bytes=client.hello()))
     step = (await call.read()).step
     if step.state != NEED_INPUT:
         raise RuntimeError(f"service answered the ClientHello with state {step.state}")
-    client.receive_data(step.out_bytes)
-    if not isinstance(client.next_event(), HandshakeComplete):
-        raise RuntimeError("the client did not complete")
-    await call.write(pb.HandshakeRequest(in_bytes=client.data_to_send()))
+    await call.write(pb.HandshakeRequest(in_bytes=client.finish(step.out_bytes)))
     done = await call.read()
     elapsed = time.perf_counter() - began
     if done.step.state != COMPLETE or not done.keys.write.key:
@@ -184,23 +234,20 @@ async def stream_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientCo
     return elapsed
 
 
-async def unary_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientConfig) -> float:
+async def unary_handshake(stub: pb_grpc.HandshakerStub, new_peer: PeerFactory) -> float:
     """One server-role handshake through StartServer and Feed, then Abort to free the session."""
     began = time.perf_counter()
-    client = ClientConnection(client_config)
+    client = new_peer()
     started = await stub.StartServer(
         pb.StartServerRequest(
-            options=pb.ServerOptions(), in_bytes=client.data_to_send(), keys_in_response=True
+            options=pb.ServerOptions(), in_bytes=client.hello(), keys_in_response=True
         )
     )
     step = started.step
     if step.state != NEED_INPUT:
         raise RuntimeError(f"service answered the ClientHello with state {step.state}")
-    client.receive_data(step.out_bytes)
-    if not isinstance(client.next_event(), HandshakeComplete):
-        raise RuntimeError("the client did not complete")
     done = await stub.Feed(
-        pb.FeedRequest(session_id=step.session_id, in_bytes=client.data_to_send())
+        pb.FeedRequest(session_id=step.session_id, in_bytes=client.finish(step.out_bytes))
     )
     elapsed = time.perf_counter() - began
     if done.step.state != COMPLETE or not done.keys.write.key:
@@ -209,7 +256,7 @@ async def unary_handshake(stub: pb_grpc.HandshakerStub, client_config: ClientCon
     return elapsed
 
 
-Handshake = Callable[[pb_grpc.HandshakerStub, ClientConfig], Awaitable[float]]
+Handshake = Callable[[pb_grpc.HandshakerStub, PeerFactory], Awaitable[float]]
 
 
 @dataclass
@@ -229,7 +276,7 @@ async def service_round(
     stub: pb_grpc.HandshakerStub,
     handshake: Handshake,
     *,
-    client_config: ClientConfig,
+    new_peer: PeerFactory,
     service: Service,
     seconds: float,
     concurrency: int,
@@ -242,7 +289,7 @@ async def service_round(
 
     async def caller() -> None:
         while time.perf_counter() < deadline:
-            result.latencies.append(await handshake(stub, client_config))
+            result.latencies.append(await handshake(stub, new_peer))
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     result.seconds = time.perf_counter() - began
@@ -268,6 +315,19 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
     # The very config the service builds for ServerOptions() on this keystore.
     server_config = ConfigFactory(store).server(pb.ServerOptions())
     apis: dict[str, Handshake] = {"stream": stream_handshake, "unary": unary_handshake}
+    new_peer: PeerFactory
+    if args.peer == "ssl":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_verify_locations(keystore / "dev-ca" / "ca.crt")
+
+        def new_peer() -> Peer:
+            return SslPeer(context)
+
+    else:
+
+        def new_peer() -> Peer:
+            return EnginePeer(client_config)
 
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
@@ -276,7 +336,7 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
             await service_round(
                 stub,
                 handshake,
-                client_config=client_config,
+                new_peer=new_peer,
                 service=service,
                 seconds=0.5,
                 concurrency=args.concurrency,
@@ -291,7 +351,7 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
                     await service_round(
                         stub,
                         handshake,
-                        client_config=client_config,
+                        new_peer=new_peer,
                         service=service,
                         seconds=args.seconds,
                         concurrency=args.concurrency,
@@ -343,6 +403,7 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
         "cpu_ratio": round(
             engine_server_ms / min(f["service_cpu_ms_per_handshake"] for f in per_api.values()), 3
         ),
+        "peer": args.peer,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
         "round_seconds": args.seconds,
@@ -364,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds for each contender")
     parser.add_argument("--concurrency", type=int, default=32, help="handshakes in flight")
+    parser.add_argument(
+        "--peer", choices=("ssl", "engine"), default="ssl", help="the TLS client the caller relays"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="handshaker-bench-") as folder:
