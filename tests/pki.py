@@ -127,10 +127,6 @@ class Leaf:
             signer=PrivateKeySigner(self.key, rsa_pss_pss=self.rsa_pss),
         )
 
-    @property
-    def der(self) -> bytes:
-        return self.certificate.public_bytes(Encoding.DER)
-
 
 @dataclass(frozen=True)
 class PemFiles:
@@ -362,10 +358,6 @@ class TestPKI:
     # A leaf whose chain ends at `unrelated_root`, which nobody trusts.
     untrusted: Leaf
     unrelated_root: Authority
-
-    @property
-    def root_certificate(self) -> x509.Certificate:
-        return self.root.certificate
 
 
 def build_pki(now: datetime.datetime | None = None) -> TestPKI:

@@ -34,7 +34,7 @@ def go_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     if go is None:
         pytest.skip("the go toolchain is missing: install Go >= 1.26 (https://go.dev/dl/)")
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
     version = subprocess.run(
         [go, "env", "GOVERSION"], capture_output=True, text=True, env=env, check=False
     )

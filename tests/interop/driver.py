@@ -25,9 +25,9 @@ from handshaker.tls import (
     RecordReader,
     ServerConnection,
 )
+from handshaker.tls.codepoints import AlertLevel
 
 DEFAULT_TIMEOUT = 15.0
-_ALERT_LEVEL_WARNING = 1
 
 
 class PeerClosed(Exception):
@@ -138,7 +138,7 @@ class ApplicationChannel:
 
     def close(self) -> None:
         """Send close_notify (RFC 8446 section 6.1)."""
-        alert = bytes((_ALERT_LEVEL_WARNING, AlertDescription.CLOSE_NOTIFY))
+        alert = bytes((AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY))
         with contextlib.suppress(OSError):
             self._sock.sendall(self._write.seal(ContentType.ALERT, alert))
 
@@ -155,15 +155,6 @@ class ApplicationChannel:
 
     def receive_line(self) -> bytes:
         return self.receive_until(b"\n")
-
-    def receive_exactly(self, length: int) -> bytes:
-        deadline = time.monotonic() + self._timeout
-        while len(self._received) < length:
-            if not self._pump(deadline):
-                raise PeerClosed(f"closed after {len(self._received)} of {length} bytes")
-        data = bytes(self._received[:length])
-        del self._received[:length]
-        return data
 
     def receive_until_closed(self) -> bytes:
         """Everything up to the peer's close_notify (or its TCP close)."""

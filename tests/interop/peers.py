@@ -89,11 +89,6 @@ class PeerProcess:
         with self._lock:
             return b"".join(self._stderr).decode(errors="replace")
 
-    @property
-    def output(self) -> str:
-        """Everything the peer printed so far, for assertion messages."""
-        return self.stdout + self.stderr
-
     def _wait_until(self, found: Any, what: str, timeout: float) -> Any:
         """Wait until `found(stdout_text)` returns something other than None."""
         deadline = time.monotonic() + timeout
@@ -131,10 +126,6 @@ class PeerProcess:
         obj: dict[str, Any] = self._wait_until(found, f"a JSON line with {key!r}", timeout)
         return obj
 
-    def json_lines(self) -> list[dict[str, Any]]:
-        """Every stdout line that is a JSON object."""
-        return _json_objects(self.stdout)
-
     def _describe(self) -> str:
         stdout = b"".join(self._stdout).decode(errors="replace")
         stderr = b"".join(self._stderr).decode(errors="replace")
@@ -159,10 +150,6 @@ class PeerProcess:
         for thread in self._threads:
             thread.join(timeout)
         return returncode
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.poll()
 
     def stop(self) -> None:
         """End the peer: terminate, then kill if it lingers."""
