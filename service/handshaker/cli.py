@@ -209,8 +209,8 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 # ---------------------------------------------------------------------------
-# Placeholder: `serve`, `terminate` and `connect` are added by the service work
-# (issue 3). Until then each one says so and exits 2.
+# `serve` runs the service; `terminate` and `connect` are callers of it, built on
+# the Python client (clients/python/handshaker_client).
 # ---------------------------------------------------------------------------
 
 
@@ -230,11 +230,6 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     from handshaker_client.commands import connect_command  # noqa: PLC0415 (grpc loads on use)
 
     return connect_command(args)
-
-
-def _not_implemented(args: argparse.Namespace) -> int:
-    print(f"{PROG} {args.command}: not implemented yet", file=sys.stderr)
-    return 2
 
 
 def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -43,6 +43,11 @@ class HandshakerRpcError(HandshakerClientError):
             return cls(error.code(), error.details() or "")
         return cls(grpc.StatusCode.UNKNOWN, str(error))
 
+    @classmethod
+    def protocol(cls, what: str) -> HandshakerRpcError:
+        """The service answered OK with something the contract does not allow."""
+        return cls(grpc.StatusCode.INTERNAL, f"unexpected answer from the service: {what}")
+
 
 class ConnectionClosedError(HandshakerClientError, ConnectionError):
     """The peer closed the transport before the handshake finished."""

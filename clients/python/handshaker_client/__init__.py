@@ -1,0 +1,96 @@
+"""handshaker_client: TLS connections whose handshakes run in the handshaker service.
+
+    import handshaker_client as hc
+
+    with hc.connect("example.com", 443, alpn=["http/1.1"]) as tls:   # blocking socket
+        tls.sendall(b"GET / HTTP/1.1\\r\\nHost: example.com\\r\\n\\r\\n")
+
+    reader, writer = await hc.open_connection("example.com", 443)      # asyncio streams
+
+The service is found at the `handshaker` argument, else $HANDSHAKER_ADDR, else
+127.0.0.1:50051. The record layer (record.RecordLayer) runs here, on the keys
+the service hands back.
+"""
+
+from .aio import AsyncHandshakerClient, AsyncStreamSession, AsyncUnarySession
+from .client import HandshakerClient, StreamSession, UnarySession
+from .constants import AlertDescription, CipherSuite, NamedGroup, alert_name
+from .errors import (
+    ConnectionClosedError,
+    HandshakeError,
+    HandshakerClientError,
+    HandshakerRpcError,
+    LocalProtocolError,
+    PeerAlertError,
+    TLSProtocolError,
+)
+from .handshake import (
+    DEFAULT_ADDRESS,
+    Established,
+    Step,
+    client_options,
+    relay_handshake,
+    relay_handshake_async,
+    resolve_address,
+    server_options,
+)
+from .keys import PeerIdentity, SessionKeys, TrafficKeys
+from .record import (
+    ApplicationData,
+    CloseNotifyReceived,
+    KeyUpdateReceived,
+    RecordLayer,
+    RecordProtection,
+)
+from .sockets import TLSSocket, connect, wrap_server_socket
+from .streams import (
+    TLSStreamReader,
+    TLSStreamWriter,
+    open_connection,
+    start_server,
+    tls_over_streams,
+)
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "AlertDescription",
+    "ApplicationData",
+    "AsyncHandshakerClient",
+    "AsyncStreamSession",
+    "AsyncUnarySession",
+    "CipherSuite",
+    "CloseNotifyReceived",
+    "ConnectionClosedError",
+    "Established",
+    "HandshakeError",
+    "HandshakerClient",
+    "HandshakerClientError",
+    "HandshakerRpcError",
+    "KeyUpdateReceived",
+    "LocalProtocolError",
+    "NamedGroup",
+    "PeerAlertError",
+    "PeerIdentity",
+    "RecordLayer",
+    "RecordProtection",
+    "SessionKeys",
+    "Step",
+    "StreamSession",
+    "TLSProtocolError",
+    "TLSSocket",
+    "TLSStreamReader",
+    "TLSStreamWriter",
+    "TrafficKeys",
+    "UnarySession",
+    "alert_name",
+    "client_options",
+    "connect",
+    "open_connection",
+    "relay_handshake",
+    "relay_handshake_async",
+    "resolve_address",
+    "server_options",
+    "start_server",
+    "tls_over_streams",
+    "wrap_server_socket",
+]

@@ -1,0 +1,256 @@
+"""Relaying a handshake between a peer and the service: steps, start options, and the relay loops.
+
+The loops are the same for both roles and both APIs (stream or unary): write
+out_bytes to the peer, feed what the peer sends, until COMPLETE or FAILED. On
+FAILED the alert record goes to the peer before HandshakeError is raised. No
+sockets here: the transport is a pair of send/receive callables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from handshaker.v1 import handshaker_pb2 as pb
+
+from .errors import ConnectionClosedError, HandshakeError, HandshakerRpcError
+from .keys import SessionKeys
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+ADDRESS_ENVIRONMENT_VARIABLE = "HANDSHAKER_ADDR"
+READ_SIZE = 65536
+
+StartOptions = pb.ClientOptions | pb.ServerOptions
+
+
+def resolve_address(address: str | None = None) -> str:
+    """The service address: `address`, else $HANDSHAKER_ADDR, else 127.0.0.1:50051.
+
+    Any gRPC target works, including unix:PATH.
+    """
+    return address or os.environ.get(ADDRESS_ENVIRONMENT_VARIABLE) or DEFAULT_ADDRESS
+
+
+def client_options(
+    server_name: str,
+    *,
+    alpn: Iterable[str] = (),
+    trust_bundle: str | None = None,
+    ca_pem: str | bytes | None = None,
+    credential: str | None = None,
+    cipher_suites: Iterable[int] = (),
+    groups: Iterable[int] = (),
+    key_share_groups: Iterable[int] = (),
+    keylog: bool = False,
+) -> pb.ClientOptions:
+    """ClientOptions for a client-role handshake; no trust given means the service's default."""
+    if trust_bundle is not None and ca_pem is not None:
+        raise ValueError("give trust_bundle or ca_pem, not both")
+    options = pb.ClientOptions(
+        server_name=server_name,
+        alpn_protocols=list(alpn),
+        credential=credential or "",
+        cipher_suites=list(cipher_suites),
+        groups=list(groups),
+        key_share_groups=list(key_share_groups),
+        keylog=keylog,
+    )
+    if trust_bundle is not None:
+        options.trust_bundle = trust_bundle
+    elif ca_pem is not None:
+        options.trust_anchors_pem = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
+    return options
+
+
+_CLIENT_AUTH = {
+    "none": pb.CLIENT_AUTH_NONE,
+    "optional": pb.CLIENT_AUTH_OPTIONAL,
+    "required": pb.CLIENT_AUTH_REQUIRED,
+}
+
+
+def server_options(
+    *,
+    credential: str | None = None,
+    alpn: Iterable[str] = (),
+    client_auth: str = "none",
+    client_ca_pem: str | bytes | None = None,
+    client_trust_bundle: str | None = None,
+    cipher_suites: Iterable[int] = (),
+    groups: Iterable[int] = (),
+    keylog: bool = False,
+) -> pb.ServerOptions:
+    """ServerOptions for a server-role handshake; client_auth is none, optional or required."""
+    try:
+        auth = _CLIENT_AUTH[client_auth]
+    except KeyError:
+        raise ValueError(f"client_auth must be one of {', '.join(_CLIENT_AUTH)}") from None
+    if client_ca_pem is not None and client_trust_bundle is not None:
+        raise ValueError("give client_ca_pem or client_trust_bundle, not both")
+    options = pb.ServerOptions(
+        credential=credential or "",
+        alpn_protocols=list(alpn),
+        client_auth=auth,
+        cipher_suites=list(cipher_suites),
+        groups=list(groups),
+        keylog=keylog,
+    )
+    if client_ca_pem is not None:
+        pem = client_ca_pem.decode() if isinstance(client_ca_pem, bytes) else client_ca_pem
+        options.client_trust_anchors_pem = pem
+    elif client_trust_bundle is not None:
+        options.client_trust_bundle = client_trust_bundle
+    return options
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    alert: int
+    reason: str
+    sent_by_peer: bool
+
+    def error(self) -> HandshakeError:
+        return HandshakeError(self.alert, self.reason, self.sent_by_peer)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one start or feed (HandshakeStep), with the keys once COMPLETE."""
+
+    state: int
+    out_bytes: bytes
+    bytes_consumed: int
+    session_id: str = ""
+    failure: Failure | None = None
+    summary: pb.HandshakeSummary | None = None
+    keys: SessionKeys | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state == pb.HANDSHAKE_STATE_COMPLETE
+
+    @property
+    def failed(self) -> bool:
+        return self.state == pb.HANDSHAKE_STATE_FAILED
+
+    @classmethod
+    def from_proto(cls, step: pb.HandshakeStep, keys: pb.SessionKeys | None) -> Step:
+        if step.state not in (
+            pb.HANDSHAKE_STATE_NEED_INPUT,
+            pb.HANDSHAKE_STATE_COMPLETE,
+            pb.HANDSHAKE_STATE_FAILED,
+        ):
+            raise HandshakerRpcError.protocol(f"a step with state {step.state}")
+        failure = None
+        if step.state == pb.HANDSHAKE_STATE_FAILED:
+            failure = Failure(step.failure.alert, step.failure.reason, step.failure.sent_by_peer)
+        return cls(
+            state=step.state,
+            out_bytes=step.out_bytes,
+            bytes_consumed=step.bytes_consumed,
+            session_id=step.session_id,
+            failure=failure,
+            summary=step.result if step.HasField("result") else None,
+            keys=SessionKeys.from_proto(keys) if keys is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """A completed handshake: its keys, its summary, and the first application bytes.
+
+    `early_records` are bytes the peer sent right behind its last handshake
+    flight (the part of the last feed past bytes_consumed): they are the first
+    application records, for the record layer.
+    """
+
+    keys: SessionKeys
+    summary: pb.HandshakeSummary | None
+    early_records: bytes
+
+
+class HandshakeSession(Protocol):
+    """One handshake in the service, over the stream or the unary API."""
+
+    def start(self, in_bytes: bytes = b"") -> Step: ...
+
+    def feed(self, in_bytes: bytes) -> Step: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncHandshakeSession(Protocol):
+    async def start(self, in_bytes: bytes = b"") -> Step: ...
+
+    async def feed(self, in_bytes: bytes) -> Step: ...
+
+    async def close(self) -> None: ...
+
+
+def _finish(step: Step, fed: bytes) -> Established | None:
+    """Established on COMPLETE, None on NEED_INPUT; raises on FAILED."""
+    if step.failure is not None:
+        raise step.failure.error()
+    if not step.complete:
+        return None
+    if step.keys is None:
+        raise HandshakerRpcError.protocol("a COMPLETE step without keys")
+    if step.bytes_consumed > len(fed):
+        raise HandshakerRpcError.protocol("bytes_consumed exceeds the bytes fed")
+    return Established(step.keys, step.summary, fed[step.bytes_consumed :])
+
+
+def relay_handshake(
+    session: HandshakeSession,
+    send: Callable[[bytes], None],
+    receive: Callable[[], bytes],
+    *,
+    first_bytes: bytes = b"",
+) -> Established:
+    """Run a handshake between the peer (send/receive) and the service session.
+
+    `receive` returns b"" at end of stream. A server passes the first bytes it read
+    from the client as first_bytes; a client passes nothing.
+    """
+    try:
+        fed = first_bytes
+        step = session.start(first_bytes)
+        while True:
+            if step.out_bytes:
+                send(step.out_bytes)
+            established = _finish(step, fed)
+            if established is not None:
+                return established
+            fed = receive()
+            if not fed:
+                raise ConnectionClosedError("the peer closed the connection during the handshake")
+            step = session.feed(fed)
+    finally:
+        session.close()
+
+
+async def relay_handshake_async(
+    session: AsyncHandshakeSession,
+    send: Callable[[bytes], Awaitable[None]],
+    receive: Callable[[], Awaitable[bytes]],
+    *,
+    first_bytes: bytes = b"",
+) -> Established:
+    """relay_handshake for asyncio transports."""
+    try:
+        fed = first_bytes
+        step = await session.start(first_bytes)
+        while True:
+            if step.out_bytes:
+                await send(step.out_bytes)
+            established = _finish(step, fed)
+            if established is not None:
+                return established
+            fed = await receive()
+            if not fed:
+                raise ConnectionClosedError("the peer closed the connection during the handshake")
+            step = await session.feed(fed)
+    finally:
+        await session.close()

@@ -1,0 +1,487 @@
+"""The TLS 1.3 record layer for application traffic, sans-IO, on the keys the service returned.
+
+RFC 8446 sections 5 (records), 4.6.3 (KeyUpdate), 6 (alerts), 7.2 (traffic key
+update). Bytes in (`receive_data`), events out (`next_event`); everything to
+write to the peer, in order, comes from `data_to_send`. No sockets, no threads,
+no handshake: post-handshake NewSessionTicket messages are dropped (there is no
+resumption yet), KeyUpdate is handled here, and any other handshake message is
+an unexpected_message. A protocol error queues our alert record and raises
+LocalProtocolError; an alert from the peer raises PeerAlertError.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from .constants import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    KeyUpdateRequest,
+    cipher_suite_name,
+)
+from .errors import LocalProtocolError, PeerAlertError, TLSProtocolError
+from .keys import SessionKeys, TrafficKeys
+
+HEADER_LEN = 5
+HANDSHAKE_HEADER_LEN = 4
+MAX_PLAINTEXT = 2**14
+# "The length MUST NOT exceed 2^14 + 256 bytes" (TLSCiphertext.length).
+MAX_CIPHERTEXT = 2**14 + 256
+TAG_LEN = 16
+# A NewSessionTicket carries a ticket<1..2^16-1> and extensions<0..2^16-2>.
+MAX_POST_HANDSHAKE_MESSAGE = 2**18
+# RFC 8446 section 5.5: AES-GCM may protect up to 2^24.5 full-size records under
+# one key; rekey well before that.
+KEY_UPDATE_AFTER_RECORDS = 2**23
+
+_OPAQUE_TYPE = bytes((ContentType.APPLICATION_DATA, 3, 3))
+_LEGACY_RECORD_VERSIONS = (0x0301, 0x0302, 0x0303)
+
+
+@dataclass(frozen=True, slots=True)
+class _Suite:
+    hash_algorithm: hashes.HashAlgorithm
+    key_len: int
+    aead: type[AESGCM] | type[ChaCha20Poly1305]
+
+
+_SUITES: dict[int, _Suite] = {
+    CipherSuite.TLS_AES_128_GCM_SHA256: _Suite(hashes.SHA256(), 16, AESGCM),
+    CipherSuite.TLS_AES_256_GCM_SHA384: _Suite(hashes.SHA384(), 32, AESGCM),
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256: _Suite(hashes.SHA256(), 32, ChaCha20Poly1305),
+}
+
+
+def hkdf_expand_label(
+    algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label(Secret, Label, Context, Length) of RFC 8446 section 7.1.
+
+    struct {
+        uint16 length = Length;
+        opaque label<7..255> = "tls13 " + Label;
+        opaque context<0..255> = Context;
+    } HkdfLabel;
+    """
+    full_label = b"tls13 " + label
+    info = (
+        length.to_bytes(2, "big")
+        + bytes((len(full_label),))
+        + full_label
+        + bytes((len(context),))
+        + context
+    )
+    return HKDFExpand(algorithm=algorithm, length=length, info=info).derive(secret)
+
+
+def next_traffic_keys(cipher_suite: int, keys: TrafficKeys) -> TrafficKeys:
+    """The keys after a KeyUpdate (RFC 8446 section 7.2).
+
+    application_traffic_secret_N+1 =
+        HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length)
+    """
+    suite = _suite(cipher_suite)
+    algorithm = suite.hash_algorithm
+    secret = hkdf_expand_label(algorithm, keys.secret, b"traffic upd", b"", algorithm.digest_size)
+    return traffic_keys_from_secret(cipher_suite, secret)
+
+
+def traffic_keys_from_secret(cipher_suite: int, secret: bytes) -> TrafficKeys:
+    """[sender]_write_key and [sender]_write_iv of a traffic secret (RFC 8446 section 7.3)."""
+    suite = _suite(cipher_suite)
+    return TrafficKeys(
+        secret=secret,
+        key=hkdf_expand_label(suite.hash_algorithm, secret, b"key", b"", suite.key_len),
+        iv=hkdf_expand_label(suite.hash_algorithm, secret, b"iv", b"", 12),
+        sequence_number=0,
+    )
+
+
+def _suite(cipher_suite: int) -> _Suite:
+    try:
+        return _SUITES[cipher_suite]
+    except KeyError:
+        raise ValueError(f"not a TLS 1.3 cipher suite: {cipher_suite_name(cipher_suite)}") from None
+
+
+class RecordProtection:
+    """One direction's AEAD: key, IV and the sequence number of the next record."""
+
+    __slots__ = ("_aead", "_iv", "cipher_suite", "keys", "sequence_number")
+
+    def __init__(self, cipher_suite: int, keys: TrafficKeys) -> None:
+        suite = _suite(cipher_suite)
+        if len(keys.key) != suite.key_len or len(keys.iv) != 12:
+            raise ValueError("key or IV length does not match the cipher suite")
+        self.cipher_suite = cipher_suite
+        self.keys = keys
+        self._aead = suite.aead(keys.key)
+        self._iv = int.from_bytes(keys.iv, "big")
+        self.sequence_number = keys.sequence_number
+
+    def current_keys(self) -> TrafficKeys:
+        return TrafficKeys(self.keys.secret, self.keys.key, self.keys.iv, self.sequence_number)
+
+    def _nonce(self) -> bytes:
+        # "The per-record nonce for the AEAD construction is formed as follows:
+        #  1. The 64-bit record sequence number is encoded in network byte order
+        #     and padded to the left with zeros to iv_length.
+        #  2. The padded sequence number is XORed with either the static
+        #     client_write_iv or server_write_iv."
+        sequence_number = self.sequence_number
+        if sequence_number >= 2**64 - 1:
+            raise TLSProtocolError(
+                AlertDescription.INTERNAL_ERROR, "sequence number exhausted without a KeyUpdate"
+            )
+        self.sequence_number = sequence_number + 1
+        return (self._iv ^ sequence_number).to_bytes(12, "big")
+
+    def seal(self, content_type: int, content: bytes) -> bytes:
+        """One TLSCiphertext record carrying `content` (at most 2^14 bytes).
+
+        struct {
+            opaque content[TLSPlaintext.length];
+            ContentType type;
+            uint8 zeros[length_of_padding];
+        } TLSInnerPlaintext;
+        """
+        if len(content) > MAX_PLAINTEXT:
+            raise ValueError("a record carries at most 2^14 bytes")
+        inner = content + bytes((content_type,))
+        header = _OPAQUE_TYPE + (len(inner) + TAG_LEN).to_bytes(2, "big")
+        return header + self._aead.encrypt(self._nonce(), inner, header)
+
+    def open(self, header: bytes, fragment: bytes) -> tuple[int, bytes]:
+        """Decrypt one record: (inner content type, content)."""
+        try:
+            inner = self._aead.decrypt(self._nonce(), fragment, header)
+        except InvalidTag:
+            raise LocalProtocolError(
+                AlertDescription.BAD_RECORD_MAC, "a record failed authentication"
+            ) from None
+        # "the receiving implementation scans the field from the end toward the
+        #  beginning until it finds a non-zero octet. This non-zero octet is the
+        #  content type of the message."
+        end = len(inner)
+        while end and inner[end - 1] == 0:
+            end -= 1
+        if not end:
+            raise LocalProtocolError(
+                AlertDescription.UNEXPECTED_MESSAGE, "a protected record without a content type"
+            )
+        if end - 1 > MAX_PLAINTEXT:
+            raise LocalProtocolError(
+                AlertDescription.RECORD_OVERFLOW, "inner plaintext longer than 2^14 bytes"
+            )
+        return inner[end - 1], inner[: end - 1]
+
+
+# Events
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseNotifyReceived:
+    """The peer will send nothing more (RFC 8446 section 6.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdateReceived:
+    """The peer switched its write key; our read key followed it."""
+
+    update_requested: bool
+
+
+Event = ApplicationData | CloseNotifyReceived | KeyUpdateReceived
+
+
+class RecordLayer:
+    """Both directions of a TLS 1.3 connection after its handshake."""
+
+    def __init__(
+        self,
+        cipher_suite: int,
+        read: TrafficKeys,
+        write: TrafficKeys,
+        *,
+        peer_record_size_limit: int = MAX_PLAINTEXT,
+        key_update_after_records: int = KEY_UPDATE_AFTER_RECORDS,
+    ) -> None:
+        self.cipher_suite = cipher_suite
+        self._read = RecordProtection(cipher_suite, read)
+        self._write = RecordProtection(cipher_suite, write)
+        self._fragment_limit = max(1, min(MAX_PLAINTEXT, peer_record_size_limit or MAX_PLAINTEXT))
+        self._key_update_after = key_update_after_records
+        self._in = bytearray()
+        self._out = bytearray()
+        self._events: deque[Event] = deque()
+        self._handshake = bytearray()
+        self._error: TLSProtocolError | None = None
+        # True after we answered or sent a KeyUpdate and wrote no application data since:
+        # "an implementation which receives multiple KeyUpdates while it is silent
+        #  [responds] with a single update".
+        self._silent_since_key_update = False
+        self.write_closed = False
+        self.close_notify_received = False
+        self.tickets_dropped = 0
+        self.key_updates_sent = 0
+        self.key_updates_received = 0
+
+    @classmethod
+    def from_session_keys(cls, keys: SessionKeys) -> RecordLayer:
+        return cls(
+            keys.cipher_suite,
+            keys.read,
+            keys.write,
+            peer_record_size_limit=keys.peer_record_size_limit,
+        )
+
+    @property
+    def read_keys(self) -> TrafficKeys:
+        """The current read keys, with the sequence number of the next record."""
+        return self._read.current_keys()
+
+    @property
+    def write_keys(self) -> TrafficKeys:
+        return self._write.current_keys()
+
+    @property
+    def fragment_limit(self) -> int:
+        return self._fragment_limit
+
+    # Sending
+
+    def data_to_send(self) -> bytes:
+        """Every record queued since the last call, in order; write them to the peer."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def send_application_data(self, data: bytes) -> None:
+        """Queue `data` as application records of at most min(2^14, the peer's limit) bytes."""
+        self._check_can_send()
+        view = memoryview(data)
+        limit = self._fragment_limit
+        for start in range(0, len(data), limit):
+            if self._write.sequence_number >= self._key_update_after:
+                self.update_keys(request_peer_update=False)
+            self._out += self._write.seal(
+                ContentType.APPLICATION_DATA, bytes(view[start : start + limit])
+            )
+        if data:
+            self._silent_since_key_update = False
+
+    def update_keys(self, request_peer_update: bool = True) -> None:
+        """Send a KeyUpdate and switch to the next write key (RFC 8446 section 4.6.3).
+
+        With request_peer_update the peer answers with a KeyUpdate of its own,
+        which updates our read key when it arrives.
+        """
+        self._check_can_send()
+        request = (
+            KeyUpdateRequest.UPDATE_REQUESTED
+            if request_peer_update
+            else KeyUpdateRequest.UPDATE_NOT_REQUESTED
+        )
+        # struct { KeyUpdateRequest request_update; } KeyUpdate;
+        message = bytes((HandshakeType.KEY_UPDATE, 0, 0, 1, request))
+        self._out += self._write.seal(ContentType.HANDSHAKE, message)
+        # "After sending a KeyUpdate message, the sender SHALL send all its
+        #  traffic using the next generation of keys."
+        self._write = RecordProtection(
+            self.cipher_suite, next_traffic_keys(self.cipher_suite, self._write.keys)
+        )
+        self._silent_since_key_update = True
+        self.key_updates_sent += 1
+
+    def close(self) -> None:
+        """Queue a close_notify alert; nothing may be sent after it."""
+        if self.write_closed or self._error is not None:
+            return
+        self._queue_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
+        self.write_closed = True
+
+    def send_alert(self, description: int) -> None:
+        """Queue a fatal alert; the connection is over."""
+        if not self.write_closed:
+            self._queue_alert(description, AlertLevel.FATAL)
+            self.write_closed = True
+
+    def _queue_alert(self, description: int, level: int) -> None:
+        self._out += self._write.seal(ContentType.ALERT, bytes((level, description)))
+
+    def _check_can_send(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self.write_closed:
+            raise TLSProtocolError(AlertDescription.CLOSE_NOTIFY, "the connection is closed")
+
+    # Receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes read from the peer, with any split or coalescing."""
+        if not self.close_notify_received and self._error is None:
+            self._in += data
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when more bytes are needed."""
+        if self._error is not None:
+            raise self._error
+        while not self._events:
+            if self.close_notify_received or not self._process_record():
+                return None
+        return self._events.popleft()
+
+    def events(self) -> Iterator[Event]:
+        """Every event the bytes received so far produce."""
+        while (event := self.next_event()) is not None:
+            yield event
+
+    def _process_record(self) -> bool:
+        try:
+            return self._process_record_or_raise()
+        except LocalProtocolError as error:
+            self._error = error
+            self.send_alert(error.alert)
+            raise
+        except PeerAlertError as error:
+            self._error = error
+            raise
+
+    def _process_record_or_raise(self) -> bool:
+        buffer = self._in
+        if len(buffer) < HEADER_LEN:
+            return False
+        outer_type = buffer[0]
+        legacy_version = int.from_bytes(buffer[1:3], "big")
+        length = int.from_bytes(buffer[3:5], "big")
+        if legacy_version not in _LEGACY_RECORD_VERSIONS:
+            raise LocalProtocolError(AlertDescription.DECODE_ERROR, "not a TLS record")
+        if length > MAX_CIPHERTEXT:
+            raise LocalProtocolError(
+                AlertDescription.RECORD_OVERFLOW, "record longer than 2^14 + 256 bytes"
+            )
+        if len(buffer) < HEADER_LEN + length:
+            return False
+        header = bytes(buffer[:HEADER_LEN])
+        fragment = bytes(buffer[HEADER_LEN : HEADER_LEN + length])
+        del buffer[: HEADER_LEN + length]
+        if outer_type != ContentType.APPLICATION_DATA:
+            # After the handshake every record is protected; the change_cipher_spec
+            # that may be dropped is only the one before the peer's Finished.
+            raise LocalProtocolError(
+                AlertDescription.UNEXPECTED_MESSAGE,
+                f"an unprotected record of type {outer_type} after the handshake",
+            )
+        content_type, content = self._read.open(header, fragment)
+        if self._handshake and content_type != ContentType.HANDSHAKE:
+            raise LocalProtocolError(
+                AlertDescription.UNEXPECTED_MESSAGE,
+                "handshake message interleaved with another record type",
+            )
+        if content_type == ContentType.APPLICATION_DATA:
+            if content:
+                self._events.append(ApplicationData(content))
+        elif content_type == ContentType.ALERT:
+            self._receive_alert(content)
+        elif content_type == ContentType.HANDSHAKE:
+            self._receive_handshake(content)
+        else:
+            raise LocalProtocolError(
+                AlertDescription.UNEXPECTED_MESSAGE,
+                f"a protected record of type {content_type} after the handshake",
+            )
+        return True
+
+    def _receive_alert(self, content: bytes) -> None:
+        # "Alert messages MUST NOT be fragmented across records, and multiple
+        #  alert messages MUST NOT be coalesced into a single TLSPlaintext record."
+        if len(content) != 2:
+            raise LocalProtocolError(AlertDescription.DECODE_ERROR, "an alert is two bytes")
+        description = content[1]
+        if description == AlertDescription.CLOSE_NOTIFY:
+            # "Any data received after a closure alert has been received MUST be ignored."
+            self.close_notify_received = True
+            self._in.clear()
+            self._events.append(CloseNotifyReceived())
+        elif description == AlertDescription.USER_CANCELED:
+            # A closure alert that the peer follows with close_notify.
+            pass
+        else:
+            # "All the alerts listed in Section 6.2 MUST ... be treated as error
+            #  alerts when received regardless of the AlertLevel in the message."
+            raise PeerAlertError(description)
+
+    def _receive_handshake(self, content: bytes) -> None:
+        if not content:
+            raise LocalProtocolError(
+                AlertDescription.UNEXPECTED_MESSAGE, "a zero-length handshake fragment"
+            )
+        buffer = self._handshake
+        buffer += content
+        while len(buffer) >= HANDSHAKE_HEADER_LEN:
+            msg_type = buffer[0]
+            length = int.from_bytes(buffer[1:4], "big")
+            if length > MAX_POST_HANDSHAKE_MESSAGE:
+                raise LocalProtocolError(
+                    AlertDescription.UNEXPECTED_MESSAGE, "post-handshake message too large"
+                )
+            if len(buffer) < HANDSHAKE_HEADER_LEN + length:
+                return
+            body = bytes(buffer[HANDSHAKE_HEADER_LEN : HANDSHAKE_HEADER_LEN + length])
+            del buffer[: HANDSHAKE_HEADER_LEN + length]
+            if msg_type == HandshakeType.NEW_SESSION_TICKET:
+                # Resumption is not supported yet: the ticket is of no use.
+                self.tickets_dropped += 1
+            elif msg_type == HandshakeType.KEY_UPDATE:
+                # "Handshake messages MUST NOT span key changes."
+                if buffer:
+                    raise LocalProtocolError(
+                        AlertDescription.UNEXPECTED_MESSAGE,
+                        "a KeyUpdate not at the end of its record",
+                    )
+                self._receive_key_update(body)
+            else:
+                raise LocalProtocolError(
+                    AlertDescription.UNEXPECTED_MESSAGE,
+                    f"post-handshake message of type {msg_type} is not supported",
+                )
+
+    def _receive_key_update(self, body: bytes) -> None:
+        if len(body) != 1:
+            raise LocalProtocolError(AlertDescription.DECODE_ERROR, "a malformed KeyUpdate")
+        request = body[0]
+        if request not in (
+            KeyUpdateRequest.UPDATE_NOT_REQUESTED,
+            KeyUpdateRequest.UPDATE_REQUESTED,
+        ):
+            # "If an implementation receives any other value, it MUST terminate
+            #  the connection with an "illegal_parameter" alert."
+            raise LocalProtocolError(
+                AlertDescription.ILLEGAL_PARAMETER, f"KeyUpdate request_update {request}"
+            )
+        self._read = RecordProtection(
+            self.cipher_suite, next_traffic_keys(self.cipher_suite, self._read.keys)
+        )
+        self.key_updates_received += 1
+        requested = request == KeyUpdateRequest.UPDATE_REQUESTED
+        # "If the request_update field is set to "update_requested", then the
+        #  receiver MUST send a KeyUpdate of its own with request_update set to
+        #  "update_not_requested" prior to sending its next Application Data record."
+        if requested and not self.write_closed and not self._silent_since_key_update:
+            self.update_keys(request_peer_update=False)
+        self._events.append(KeyUpdateReceived(update_requested=requested))
