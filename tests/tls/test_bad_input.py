@@ -67,10 +67,27 @@ def assert_fails_with(
         return
     assert suite is not None
     records = split_records(out)
+    if records and records[0] == CHANGE_CIPHER_SPEC_RECORD:
+        # Middlebox compatibility: the dummy CCS precedes the first protected record.
+        records = records[1:]
     assert len(records) == 1
     assert protection(suite, protected_by).open(records[0]) == (
         ContentType.ALERT,
         bytes((2, alert)),
+    )
+
+
+CHANGE_CIPHER_SPEC_RECORD = b"\x14\x03\x03\x00\x01\x01"
+
+
+def assert_client_fails_with(trace: Trace, client: Connection, alert: int) -> None:
+    """The client failed reading the server's protected flight: its alert is protected
+    with client_handshake_traffic_secret (RFC 8446 section 6), after the dummy CCS."""
+    assert_fails_with(
+        client,
+        alert,
+        protected_by=trace.secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET"),
+        suite=trace.suite,
     )
 
 
@@ -660,7 +677,7 @@ def test_server_hello_and_encrypted_extensions_in_one_record_span_a_key_change(
     extensions = encode_encrypted_extensions(())
     client = trace.new_client()
     client.receive_data(plaintext_record(ContentType.HANDSHAKE, server_hello + extensions))
-    assert_fails_with(client, AlertDescription.UNEXPECTED_MESSAGE)
+    assert_client_fails_with(trace, client, AlertDescription.UNEXPECTED_MESSAGE)
 
 
 # --- the protected server flight, client side ---------------------------------------------------
@@ -684,13 +701,13 @@ def test_server_flight_replayed_unchanged_completes(trace: Trace) -> None:
 def test_server_finished_with_a_flipped_byte_is_a_decrypt_error(trace: Trace) -> None:
     messages = trace.server_messages()
     messages[-1] = _flip(messages[-1], 10)
-    assert_fails_with(_client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
+    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
 
 
 def test_server_finished_of_the_wrong_length_is_a_decrypt_error(trace: Trace) -> None:
     messages = trace.server_messages()
     messages[-1] = handshake_message(HandshakeType.FINISHED, messages[-1][4:-1])
-    assert_fails_with(_client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
+    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
 
 
 def test_certificate_verify_with_a_flipped_signature_byte_is_a_decrypt_error(trace: Trace) -> None:
@@ -698,7 +715,7 @@ def test_certificate_verify_with_a_flipped_signature_byte_is_a_decrypt_error(tra
     verify = messages[2]
     assert verify[0] == HandshakeType.CERTIFICATE_VERIFY
     messages[2] = _flip(verify, len(verify) - 20)
-    assert_fails_with(_client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
+    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
 
 
 def test_tampered_encrypted_record_is_a_bad_record_mac(trace: Trace) -> None:
@@ -706,26 +723,26 @@ def test_tampered_encrypted_record_is_a_bad_record_mac(trace: Trace) -> None:
     records[-1] = _flip(records[-1], len(records[-1]) - 5)
     client = trace.new_client()
     client.receive_data(b"".join(records))
-    assert_fails_with(client, AlertDescription.BAD_RECORD_MAC)
+    assert_client_fails_with(trace, client, AlertDescription.BAD_RECORD_MAC)
 
 
 def test_finished_before_certificate_is_an_unexpected_message(trace: Trace) -> None:
     extensions, _, _, finished = trace.server_messages()
-    assert_fails_with(
-        _client_given(trace, [extensions, finished]), AlertDescription.UNEXPECTED_MESSAGE
+    assert_client_fails_with(
+        trace, _client_given(trace, [extensions, finished]), AlertDescription.UNEXPECTED_MESSAGE
     )
 
 
 def test_certificate_before_encrypted_extensions_is_an_unexpected_message(trace: Trace) -> None:
     extensions, certificate, verify, finished = trace.server_messages()
     client = _client_given(trace, [certificate, extensions, verify, finished])
-    assert_fails_with(client, AlertDescription.UNEXPECTED_MESSAGE)
+    assert_client_fails_with(trace, client, AlertDescription.UNEXPECTED_MESSAGE)
 
 
 def test_duplicated_encrypted_extensions_is_an_unexpected_message(trace: Trace) -> None:
     messages = trace.server_messages()
-    assert_fails_with(
-        _client_given(trace, [messages[0], *messages]), AlertDescription.UNEXPECTED_MESSAGE
+    assert_client_fails_with(
+        trace, _client_given(trace, [messages[0], *messages]), AlertDescription.UNEXPECTED_MESSAGE
     )
 
 
@@ -752,7 +769,7 @@ def test_duplicated_server_finished_spans_the_key_change(trace: Trace) -> None:
 def test_empty_server_certificate_is_a_decode_error(trace: Trace) -> None:
     messages = trace.server_messages()
     messages[1] = handshake_message(HandshakeType.CERTIFICATE, b"\x00\x00\x00\x00")
-    assert_fails_with(_client_given(trace, messages), AlertDescription.DECODE_ERROR)
+    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECODE_ERROR)
 
 
 def test_encrypted_extensions_with_a_server_hello_extension_is_an_illegal_parameter(
@@ -760,7 +777,9 @@ def test_encrypted_extensions_with_a_server_hello_extension_is_an_illegal_parame
 ) -> None:
     messages = trace.server_messages()
     messages[0] = encode_encrypted_extensions(((ExtensionType.KEY_SHARE, b"\x00\x1d\x00\x01\x01"),))
-    assert_fails_with(_client_given(trace, messages), AlertDescription.ILLEGAL_PARAMETER)
+    assert_client_fails_with(
+        trace, _client_given(trace, messages), AlertDescription.ILLEGAL_PARAMETER
+    )
 
 
 def test_encrypted_extensions_answering_an_unoffered_extension_is_unsupported_extension(
@@ -770,7 +789,9 @@ def test_encrypted_extensions_answering_an_unoffered_extension_is_unsupported_ex
     messages[0] = encode_encrypted_extensions(
         ((ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, b"\x00\x03\x02h2"),)
     )
-    assert_fails_with(_client_given(trace, messages), AlertDescription.UNSUPPORTED_EXTENSION)
+    assert_client_fails_with(
+        trace, _client_given(trace, messages), AlertDescription.UNSUPPORTED_EXTENSION
+    )
 
 
 def test_protected_change_cipher_spec_is_an_unexpected_message(trace: Trace) -> None:
@@ -780,7 +801,7 @@ def test_protected_change_cipher_spec_is_an_unexpected_message(trace: Trace) -> 
         plain
         + trace.seal("SERVER_HANDSHAKE_TRAFFIC_SECRET", [b"\x01"], ContentType.CHANGE_CIPHER_SPEC)
     )
-    assert_fails_with(client, AlertDescription.UNEXPECTED_MESSAGE)
+    assert_client_fails_with(trace, client, AlertDescription.UNEXPECTED_MESSAGE)
 
 
 def test_protected_application_data_before_finished_is_an_unexpected_message(trace: Trace) -> None:
@@ -789,7 +810,7 @@ def test_protected_application_data_before_finished_is_an_unexpected_message(tra
     client.receive_data(
         plain + trace.seal("SERVER_HANDSHAKE_TRAFFIC_SECRET", [b"hi"], ContentType.APPLICATION_DATA)
     )
-    assert_fails_with(client, AlertDescription.UNEXPECTED_MESSAGE)
+    assert_client_fails_with(trace, client, AlertDescription.UNEXPECTED_MESSAGE)
 
 
 # --- the client's second flight, server side ------------------------------------------------------

@@ -247,6 +247,15 @@ class ExpectServerHello:
         transcript.update(message)
         secrets = HandshakeSecrets.derive(params, shared_secret, transcript.digest())
         conn.set_read_keys(params, secrets.server)
+        ccs_sent = retry is not None and retry.ccs_sent
+        if hello.legacy_session_id and not ccs_sent:
+            # Appendix D.4: the dummy change_cipher_spec precedes our first protected record,
+            # which is our second flight, or an alert if the server's flight fails.
+            conn.send_change_cipher_spec()
+            ccs_sent = True
+        # RFC 8446 section 6: an alert goes out under the current write keys; from here
+        # the server reads under client_handshake_traffic_secret.
+        conn.set_write_keys(params, secrets.client)
         return ExpectEncryptedExtensions(
             _Negotiated(
                 config=self.config,
@@ -256,7 +265,6 @@ class ExpectServerHello:
                 group=group,
                 secrets=secrets,
                 transcript=transcript,
-                ccs_sent=retry is not None and retry.ccs_sent,
                 hello_retry=retry is not None,
             )
         )
@@ -331,7 +339,6 @@ class _Negotiated:
     group: int
     secrets: HandshakeSecrets
     transcript: Transcript
-    ccs_sent: bool
     hello_retry: bool
     alpn_protocol: bytes | None = None
     peer_record_size_limit: int = 2**14
@@ -461,9 +468,6 @@ class ExpectFinished:
         )
         # The server's records from here on are application data: the caller's,
         # with the keys in the result, so no read protection is set up here.
-        if state.hello.legacy_session_id and not state.ccs_sent:
-            conn.send_change_cipher_spec()
-        conn.set_write_keys(params, secrets.client)
         signature_scheme = None
         if state.certificate_request is not None:
             signature_scheme = self._send_client_certificate(conn, state.certificate_request)
