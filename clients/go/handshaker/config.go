@@ -1,0 +1,175 @@
+package handshaker
+
+// Config and its translation into the contract's ClientOptions and ServerOptions.
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"os"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/handshaker/handshaker/clients/go/gen/handshaker/v1"
+)
+
+// DefaultServiceAddr is where the service is looked for when neither
+// Config.ServiceAddr nor $HANDSHAKER_ADDR says otherwise.
+const DefaultServiceAddr = "127.0.0.1:50051"
+
+// ClientAuth says whether a server asks for, and insists on, a client certificate.
+type ClientAuth int
+
+const (
+	// ClientAuthNone sends no CertificateRequest.
+	ClientAuthNone ClientAuth = iota
+	// ClientAuthOptional requests a certificate; a client may send none.
+	// A certificate that is sent must validate.
+	ClientAuthOptional
+	// ClientAuthRequired requests a certificate and fails a client without one
+	// with certificate_required.
+	ClientAuthRequired
+)
+
+// Config configures connections whose handshakes run in the handshaker
+// service. The zero value is a client that validates the server against the
+// service's default trust bundle. A Config may be shared by many connections
+// and must not be modified once in use.
+type Config struct {
+	// ServiceAddr is the gRPC address of the service: "host:port" or
+	// "unix:PATH". Empty: $HANDSHAKER_ADDR, else DefaultServiceAddr.
+	ServiceAddr string
+	// DialOptions are used for the gRPC channel to the service, after an
+	// insecure-transport default that a grpc.WithTransportCredentials here
+	// replaces. Without DialOptions, Configs share one channel per address.
+	DialOptions []grpc.DialOption
+	// Service, when set, is the channel to use; ServiceAddr and DialOptions
+	// are then ignored and the caller owns the channel.
+	Service grpc.ClientConnInterface
+
+	// ServerName is the server name (SNI) a client sends and checks the
+	// server's certificate against. Empty: the host part of Dial's address.
+	ServerName string
+	// NextProtos are the ALPN protocols, most preferred first.
+	NextProtos []string
+
+	// TrustBundle names the keystore trust bundle that validates the server
+	// (client role). Empty, with no RootCAsPEM: the service's "default" bundle.
+	TrustBundle string
+	// RootCAsPEM are trust anchors given inline, one or more PEM certificates;
+	// an alternative to TrustBundle.
+	RootCAsPEM []byte
+	// InsecureSkipVerify accepts any server certificate. For tests only.
+	InsecureSkipVerify bool
+
+	// Credential is a keystore credential name: in the client role the
+	// certificate presented when the server asks for one (empty: none); in the
+	// server role the certificate served (empty: chosen by the client's SNI).
+	Credential string
+
+	// ClientAuth is the server role's client-certificate policy.
+	ClientAuth ClientAuth
+	// ClientTrustBundle names the keystore trust bundle that validates client
+	// certificates. Empty, with no ClientCAsPEM: "default".
+	ClientTrustBundle string
+	// ClientCAsPEM are client trust anchors given inline (PEM).
+	ClientCAsPEM []byte
+
+	// CipherSuites are the TLS 1.3 cipher suites to offer or accept, most
+	// preferred first (tls.TLS_AES_128_GCM_SHA256 ...). Empty: the service's defaults.
+	CipherSuites []uint16
+	// CurvePreferences are the key exchange groups, most preferred first.
+	// Empty: the service's defaults.
+	CurvePreferences []tls.CurveID
+
+	// KeyLogWriter, when set, receives NSS key-log lines (SSLKEYLOGFILE
+	// format) for each connection, so that captures can be decrypted. It
+	// weakens the security of every connection it logs: debugging only.
+	KeyLogWriter io.Writer
+}
+
+func (c *Config) serviceAddr() string {
+	if c.ServiceAddr != "" {
+		return c.ServiceAddr
+	}
+	if addr := os.Getenv("HANDSHAKER_ADDR"); addr != "" {
+		return addr
+	}
+	return DefaultServiceAddr
+}
+
+func uint32s[T ~uint16](values []T) []uint32 {
+	if len(values) == 0 {
+		return nil
+	}
+	out := make([]uint32, len(values))
+	for i, v := range values {
+		out[i] = uint32(v)
+	}
+	return out
+}
+
+var defaultConfig = &Config{}
+
+func (c *Config) orDefault() *Config {
+	if c == nil {
+		return defaultConfig
+	}
+	return c
+}
+
+func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
+	if serverName == "" {
+		return nil, errors.New("handshaker: no server name: set Config.ServerName or dial a host name")
+	}
+	options := &pb.ClientOptions{
+		ServerName:         serverName,
+		AlpnProtocols:      c.NextProtos,
+		Credential:         c.Credential,
+		CipherSuites:       uint32s(c.CipherSuites),
+		Groups:             uint32s(c.CurvePreferences),
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		Keylog:             c.KeyLogWriter != nil,
+	}
+	switch {
+	case c.TrustBundle != "" && len(c.RootCAsPEM) > 0:
+		return nil, errors.New("handshaker: set Config.TrustBundle or Config.RootCAsPEM, not both")
+	case len(c.RootCAsPEM) > 0:
+		options.Trust = &pb.ClientOptions_TrustAnchorsPem{TrustAnchorsPem: string(c.RootCAsPEM)}
+	case c.TrustBundle != "":
+		options.Trust = &pb.ClientOptions_TrustBundle{TrustBundle: c.TrustBundle}
+	}
+	return options, nil
+}
+
+func (c *Config) serverOptions() (*pb.ServerOptions, error) {
+	options := &pb.ServerOptions{
+		Credential:    c.Credential,
+		AlpnProtocols: c.NextProtos,
+		CipherSuites:  uint32s(c.CipherSuites),
+		Groups:        uint32s(c.CurvePreferences),
+		Keylog:        c.KeyLogWriter != nil,
+	}
+	switch c.ClientAuth {
+	case ClientAuthNone:
+		options.ClientAuth = pb.ClientAuth_CLIENT_AUTH_NONE
+		return options, nil
+	case ClientAuthOptional:
+		options.ClientAuth = pb.ClientAuth_CLIENT_AUTH_OPTIONAL
+	case ClientAuthRequired:
+		options.ClientAuth = pb.ClientAuth_CLIENT_AUTH_REQUIRED
+	default:
+		return nil, errors.New("handshaker: unknown Config.ClientAuth")
+	}
+	switch {
+	case c.ClientTrustBundle != "" && len(c.ClientCAsPEM) > 0:
+		return nil, errors.New("handshaker: set Config.ClientTrustBundle or Config.ClientCAsPEM, not both")
+	case len(c.ClientCAsPEM) > 0:
+		options.ClientTrust = &pb.ServerOptions_ClientTrustAnchorsPem{ClientTrustAnchorsPem: string(c.ClientCAsPEM)}
+	case c.ClientTrustBundle != "":
+		options.ClientTrust = &pb.ServerOptions_ClientTrustBundle{ClientTrustBundle: c.ClientTrustBundle}
+	default:
+		options.ClientTrust = &pb.ServerOptions_ClientTrustBundle{ClientTrustBundle: "default"}
+	}
+	return options, nil
+}

@@ -1,0 +1,24 @@
+// Package handshaker makes TLS 1.3 connections whose handshakes run in the
+// handshaker service, the way crypto/tls makes them locally.
+//
+// The service holds the private keys and runs the handshake; this package
+// relays the handshake bytes between the peer and the service (one gRPC
+// Handshake stream per connection), then seals and opens the application
+// records itself with the traffic keys the service returns: AES-128-GCM,
+// AES-256-GCM or ChaCha20-Poly1305, KeyUpdate in both directions,
+// close_notify, and post-handshake NewSessionTickets (dropped: the stream
+// API does not resume).
+//
+//	conn, err := handshaker.Dial(ctx, "tcp", "example.com:443", &handshaker.Config{
+//		NextProtos: []string{"http/1.1"},
+//	})
+//
+//	ln, err := handshaker.Listen("tcp", "127.0.0.1:8443", &handshaker.Config{
+//		Credential: "localhost", // the keystore credential to serve
+//	})
+//
+// The service is at Config.ServiceAddr, else $HANDSHAKER_ADDR, else
+// 127.0.0.1:50051. A handshake that fails returns a *HandshakeError with the
+// TLS alert and the reason; when this side raised the alert, the alert record
+// was written to the peer first.
+package handshaker

@@ -1,0 +1,190 @@
+package handshaker_test
+
+// The harness for tests against a real handshaker service: TestMain builds a
+// keystore in a temporary directory, starts `handshaker serve` on a free
+// loopback port and stops it when the tests end.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// testService describes the running service and its keystore.
+type testService struct {
+	bin      string
+	addr     string
+	keystore string
+	// devCAPEM is the keystore's development CA, which issued every credential.
+	devCAPEM []byte
+	devCA    *x509.CertPool
+	// localhost and client are keystore credentials (SANs DNS:localhost +
+	// IP:127.0.0.1, and DNS:client), loaded for crypto/tls peers.
+	localhost tls.Certificate
+	client    tls.Certificate
+}
+
+var (
+	svc *testService
+	// skipReason says why service tests skip; empty when the service runs.
+	skipReason string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	bin, err := handshakerBinary()
+	if err != nil {
+		skipReason = err.Error()
+		fmt.Fprintln(os.Stderr, "handshaker tests: skipping service tests:", skipReason)
+		return m.Run()
+	}
+	service, stop, err := startService(bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "handshaker tests: cannot start the service:", err)
+		return 1
+	}
+	defer stop()
+	svc = service
+	os.Setenv("HANDSHAKER_ADDR", service.addr)
+	return m.Run()
+}
+
+// needService skips t when no service binary was found.
+func needService(t *testing.T) *testService {
+	t.Helper()
+	if svc == nil {
+		t.Skip("no handshaker service: " + skipReason)
+	}
+	return svc
+}
+
+// handshakerBinary is $HANDSHAKER_BIN, else the project venv's handshaker
+// (../../.venv/bin/handshaker from the Go module root).
+func handshakerBinary() (string, error) {
+	if bin := os.Getenv("HANDSHAKER_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Errorf("HANDSHAKER_BIN=%s: %w", bin, err)
+		}
+		return bin, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+	bin := filepath.Join(dir, "..", "..", ".venv", "bin", "handshaker")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("no handshaker service binary at %s (create the project venv with `pip install -e .` or set HANDSHAKER_BIN)", filepath.Clean(bin))
+	}
+	return bin, nil
+}
+
+func startService(bin string) (*testService, func(), error) {
+	dir, err := os.MkdirTemp("", "handshaker-go-test-")
+	if err != nil {
+		return nil, nil, err
+	}
+	removeDir := func() { os.RemoveAll(dir) }
+	keystore := filepath.Join(dir, "keystore")
+	for _, args := range [][]string{
+		{"keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--default", "--keystore", keystore},
+		{"keys", "generate", "client", "--san", "DNS:client", "--keystore", keystore},
+	} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			removeDir()
+			return nil, nil, fmt.Errorf("%s %v: %w\n%s", bin, args[:3], err, out)
+		}
+	}
+	service := &testService{bin: bin, keystore: keystore}
+	if service.devCAPEM, err = os.ReadFile(filepath.Join(keystore, "dev-ca", "ca.crt")); err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	service.devCA = x509.NewCertPool()
+	service.devCA.AppendCertsFromPEM(service.devCAPEM)
+	for name, cert := range map[string]*tls.Certificate{"localhost": &service.localhost, "client": &service.client} {
+		if *cert, err = tls.LoadX509KeyPair(filepath.Join(keystore, name, "tls.crt"), filepath.Join(keystore, name, "tls.key")); err != nil {
+			removeDir()
+			return nil, nil, err
+		}
+	}
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	service.addr = probe.Addr().String()
+	probe.Close()
+	stop, err := serve(bin, keystore, "tcp", service.addr)
+	if err != nil {
+		removeDir()
+		return nil, nil, err
+	}
+	return service, func() { stop(); removeDir() }, nil
+}
+
+// serve runs `handshaker serve` on a keystore until stop is called; it
+// returns once the service accepts connections at network/addr.
+func serve(bin, keystore, network, addr string) (stop func(), err error) {
+	listen := addr
+	if network == "unix" {
+		listen = "unix:" + addr
+	}
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--keystore", keystore)
+	cmd.Stdout = &log
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout(network, addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return stop, nil
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			stop()
+			return nil, fmt.Errorf("the service exited (%v):\n%s", err, log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("the service did not listen on %s within 30s:\n%s", listen, log.String())
+		}
+	}
+}
