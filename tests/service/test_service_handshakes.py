@@ -165,6 +165,25 @@ def test_keys_in_response_are_the_keys_get_keys_returns(stub: pb_grpc.Handshaker
     assert c.keys.write == s.keys.read
 
 
+def test_session_keys_say_how_each_side_authenticated_and_whether_a_retry_happened(
+    stub: pb_grpc.HandshakerStub,
+) -> None:
+    # The client offers a share only for X25519; the server takes only P-256: a retry.
+    client = UnaryHandshake(
+        stub,
+        client_options(key_share_groups=[0x001D], groups=[0x001D, 0x0017]),
+        keys_in_response=True,
+    )
+    server = UnaryHandshake(stub, pb.ServerOptions(groups=[0x0017]), keys_in_response=True)
+    c, s = relay(client, server)
+    assert (c.state, s.state) == (COMPLETE, COMPLETE)
+    assert c.keys is not None and s.keys is not None
+    assert c.keys.hello_retry and s.keys.hello_retry
+    # The development `localhost` credential is ECDSA P-256: ecdsa_secp256r1_sha256.
+    assert s.keys.signature_scheme == c.keys.peer_signature_scheme == 0x0403
+    assert c.keys.signature_scheme == 0 and s.keys.peer_signature_scheme == 0
+
+
 def test_without_keys_in_response_the_complete_step_carries_no_keys(
     stub: pb_grpc.HandshakerStub,
 ) -> None:

@@ -72,6 +72,10 @@ class SessionKeys:
     keylog: tuple[str, ...] = field(default=(), repr=False)
     # The largest plaintext the peer accepts in one record (RFC 8449).
     peer_record_size_limit: int = DEFAULT_RECORD_SIZE_LIMIT
+    hello_retry: bool = False
+    # This side's and the peer's CertificateVerify schemes (None: none was sent).
+    signature_scheme: int | None = None
+    peer_signature_scheme: int | None = None
 
     @classmethod
     def from_proto(cls, message: pb.SessionKeys) -> SessionKeys:
@@ -88,6 +92,9 @@ class SessionKeys:
             exporter_master_secret=message.exporter_master_secret,
             keylog=tuple(message.keylog),
             peer_record_size_limit=message.peer_record_size_limit or DEFAULT_RECORD_SIZE_LIMIT,
+            hello_retry=message.hello_retry,
+            signature_scheme=message.signature_scheme or None,
+            peer_signature_scheme=message.peer_signature_scheme or None,
         )
 
     def describe(self) -> str:

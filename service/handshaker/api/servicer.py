@@ -106,6 +106,9 @@ def session_keys(result: HandshakeResult) -> pb.SessionKeys:
         exporter_master_secret=result.exporter_master_secret,
         keylog=result.keylog,
         peer_record_size_limit=result.peer_record_size_limit,
+        hello_retry=result.hello_retry,
+        signature_scheme=result.signature_scheme or 0,
+        peer_signature_scheme=result.peer_signature_scheme or 0,
     )
 
 

@@ -264,7 +264,7 @@ class TrafficKeys(_message.Message):
     def __init__(self, secret: _Optional[bytes] = ..., key: _Optional[bytes] = ..., iv: _Optional[bytes] = ..., sequence_number: _Optional[int] = ...) -> None: ...
 
 class SessionKeys(_message.Message):
-    __slots__ = ("version", "cipher_suite", "group", "alpn_protocol", "resumed", "server_name", "peer", "read", "write", "exporter_master_secret", "keylog", "peer_record_size_limit")
+    __slots__ = ("version", "cipher_suite", "group", "alpn_protocol", "resumed", "server_name", "peer", "read", "write", "exporter_master_secret", "keylog", "peer_record_size_limit", "hello_retry", "signature_scheme", "peer_signature_scheme")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CIPHER_SUITE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
@@ -277,6 +277,9 @@ class SessionKeys(_message.Message):
     EXPORTER_MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
     KEYLOG_FIELD_NUMBER: _ClassVar[int]
     PEER_RECORD_SIZE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HELLO_RETRY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_SCHEME_FIELD_NUMBER: _ClassVar[int]
+    PEER_SIGNATURE_SCHEME_FIELD_NUMBER: _ClassVar[int]
     version: int
     cipher_suite: int
     group: int
@@ -289,4 +292,7 @@ class SessionKeys(_message.Message):
     exporter_master_secret: bytes
     keylog: _containers.RepeatedScalarFieldContainer[str]
     peer_record_size_limit: int
-    def __init__(self, version: _Optional[int] = ..., cipher_suite: _Optional[int] = ..., group: _Optional[int] = ..., alpn_protocol: _Optional[str] = ..., resumed: _Optional[bool] = ..., server_name: _Optional[str] = ..., peer: _Optional[_Union[PeerIdentity, _Mapping]] = ..., read: _Optional[_Union[TrafficKeys, _Mapping]] = ..., write: _Optional[_Union[TrafficKeys, _Mapping]] = ..., exporter_master_secret: _Optional[bytes] = ..., keylog: _Optional[_Iterable[str]] = ..., peer_record_size_limit: _Optional[int] = ...) -> None: ...
+    hello_retry: bool
+    signature_scheme: int
+    peer_signature_scheme: int
+    def __init__(self, version: _Optional[int] = ..., cipher_suite: _Optional[int] = ..., group: _Optional[int] = ..., alpn_protocol: _Optional[str] = ..., resumed: _Optional[bool] = ..., server_name: _Optional[str] = ..., peer: _Optional[_Union[PeerIdentity, _Mapping]] = ..., read: _Optional[_Union[TrafficKeys, _Mapping]] = ..., write: _Optional[_Union[TrafficKeys, _Mapping]] = ..., exporter_master_secret: _Optional[bytes] = ..., keylog: _Optional[_Iterable[str]] = ..., peer_record_size_limit: _Optional[int] = ..., hello_retry: _Optional[bool] = ..., signature_scheme: _Optional[int] = ..., peer_signature_scheme: _Optional[int] = ...) -> None: ...

@@ -1698,8 +1698,16 @@ type SessionKeys struct {
 	ExporterMasterSecret []byte       `protobuf:"bytes,10,opt,name=exporter_master_secret,json=exporterMasterSecret,proto3" json:"exporter_master_secret,omitempty"`
 	// NSS key-log lines, when the start options asked for them.
 	Keylog []string `protobuf:"bytes,11,rep,name=keylog,proto3" json:"keylog,omitempty"`
-	// The largest plaintext the peer accepts in one record (RFC 8449); 16384 by default.
+	// The most content bytes to put in one record to the peer: its RFC 8449
+	// record_size_limit less the content-type byte, at most 16384. Zero (from an
+	// older service) means 16384.
 	PeerRecordSizeLimit uint32 `protobuf:"varint,12,opt,name=peer_record_size_limit,json=peerRecordSizeLimit,proto3" json:"peer_record_size_limit,omitempty"`
+	// True when a HelloRetryRequest was part of the handshake.
+	HelloRetry bool `protobuf:"varint,13,opt,name=hello_retry,json=helloRetry,proto3" json:"hello_retry,omitempty"`
+	// The scheme this side signed its CertificateVerify with; 0 when it sent none.
+	SignatureScheme uint32 `protobuf:"varint,14,opt,name=signature_scheme,json=signatureScheme,proto3" json:"signature_scheme,omitempty"`
+	// The scheme of the peer's CertificateVerify; 0 when the peer sent no certificate.
+	PeerSignatureScheme uint32 `protobuf:"varint,15,opt,name=peer_signature_scheme,json=peerSignatureScheme,proto3" json:"peer_signature_scheme,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -1814,6 +1822,27 @@ func (x *SessionKeys) GetKeylog() []string {
 func (x *SessionKeys) GetPeerRecordSizeLimit() uint32 {
 	if x != nil {
 		return x.PeerRecordSizeLimit
+	}
+	return 0
+}
+
+func (x *SessionKeys) GetHelloRetry() bool {
+	if x != nil {
+		return x.HelloRetry
+	}
+	return false
+}
+
+func (x *SessionKeys) GetSignatureScheme() uint32 {
+	if x != nil {
+		return x.SignatureScheme
+	}
+	return 0
+}
+
+func (x *SessionKeys) GetPeerSignatureScheme() uint32 {
+	if x != nil {
+		return x.PeerSignatureScheme
 	}
 	return 0
 }
@@ -1937,7 +1966,7 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x06secret\x18\x01 \x01(\fB\x03\x80\x01\x01R\x06secret\x12\x15\n" +
 	"\x03key\x18\x02 \x01(\fB\x03\x80\x01\x01R\x03key\x12\x13\n" +
 	"\x02iv\x18\x03 \x01(\fB\x03\x80\x01\x01R\x02iv\x12'\n" +
-	"\x0fsequence_number\x18\x04 \x01(\x04R\x0esequenceNumber\"\xe0\x03\n" +
+	"\x0fsequence_number\x18\x04 \x01(\x04R\x0esequenceNumber\"\xe0\x04\n" +
 	"\vSessionKeys\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\fcipher_suite\x18\x02 \x01(\rR\vcipherSuite\x12\x14\n" +
@@ -1952,7 +1981,11 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x16exporter_master_secret\x18\n" +
 	" \x01(\fB\x03\x80\x01\x01R\x14exporterMasterSecret\x12\x1b\n" +
 	"\x06keylog\x18\v \x03(\tB\x03\x80\x01\x01R\x06keylog\x123\n" +
-	"\x16peer_record_size_limit\x18\f \x01(\rR\x13peerRecordSizeLimit*s\n" +
+	"\x16peer_record_size_limit\x18\f \x01(\rR\x13peerRecordSizeLimit\x12\x1f\n" +
+	"\vhello_retry\x18\r \x01(\bR\n" +
+	"helloRetry\x12)\n" +
+	"\x10signature_scheme\x18\x0e \x01(\rR\x0fsignatureScheme\x122\n" +
+	"\x15peer_signature_scheme\x18\x0f \x01(\rR\x13peerSignatureScheme*s\n" +
 	"\n" +
 	"ClientAuth\x12\x1b\n" +
 	"\x17CLIENT_AUTH_UNSPECIFIED\x10\x00\x12\x14\n" +
