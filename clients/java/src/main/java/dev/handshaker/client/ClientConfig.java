@@ -1,0 +1,188 @@
+package dev.handshaker.client;
+
+import dev.handshaker.v1.ClientOptions;
+import io.grpc.Channel;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * How a client-role connection handshakes: where the service is, the server name to send and
+ * check, ALPN, which trust anchors validate the server, and the client credential to present.
+ * Immutable; build one with {@link #builder()} and share it.
+ */
+public final class ClientConfig {
+  private final Channel channel;
+  private final String serviceAddress;
+  private final String serverName;
+  private final List<String> alpnProtocols;
+  private final String trustBundle;
+  private final String trustAnchorsPem;
+  private final String credential;
+  private final List<Integer> cipherSuites;
+  private final List<Integer> groups;
+  private final boolean insecureSkipVerify;
+  private final boolean skipHostnameCheck;
+  private final Duration handshakeTimeout;
+
+  private ClientConfig(Builder b) {
+    this.channel = b.channel;
+    this.serviceAddress = b.serviceAddress;
+    this.serverName = b.serverName;
+    this.alpnProtocols = List.copyOf(b.alpnProtocols);
+    this.trustBundle = b.trustBundle;
+    this.trustAnchorsPem = b.trustAnchorsPem;
+    this.credential = b.credential;
+    this.cipherSuites = List.copyOf(b.cipherSuites);
+    this.groups = List.copyOf(b.groups);
+    this.insecureSkipVerify = b.insecureSkipVerify;
+    this.skipHostnameCheck = b.skipHostnameCheck;
+    this.handshakeTimeout = b.handshakeTimeout;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** The service address: the one set, else $HANDSHAKER_ADDR, else 127.0.0.1:50051. */
+  public String serviceAddress() {
+    return serviceAddress;
+  }
+
+  /** The server name set explicitly, or null to use the host a socket connects to. */
+  public String serverName() {
+    return serverName;
+  }
+
+  public List<String> alpnProtocols() {
+    return alpnProtocols;
+  }
+
+  public Duration handshakeTimeout() {
+    return handshakeTimeout;
+  }
+
+  Channel channel() {
+    return channel != null ? channel : ServiceChannels.forAddress(serviceAddress);
+  }
+
+  /** The start options for a connection to {@code host} (the server name when none is set). */
+  ClientOptions toOptions(String host) {
+    ClientOptions.Builder options =
+        ClientOptions.newBuilder()
+            .setServerName(serverName != null ? serverName : Objects.requireNonNullElse(host, ""))
+            .addAllAlpnProtocols(alpnProtocols)
+            .addAllCipherSuites(cipherSuites)
+            .addAllGroups(groups)
+            .setInsecureSkipVerify(insecureSkipVerify)
+            .setSkipHostnameCheck(skipHostnameCheck);
+    if (trustAnchorsPem != null) {
+      options.setTrustAnchorsPem(trustAnchorsPem);
+    } else if (trustBundle != null) {
+      options.setTrustBundle(trustBundle);
+    }
+    if (credential != null) {
+      options.setCredential(credential);
+    }
+    return options.build();
+  }
+
+  /** Builds a {@link ClientConfig}; every setting has a default. */
+  public static final class Builder {
+    private Channel channel;
+    private String serviceAddress = ServiceChannels.defaultAddress();
+    private String serverName;
+    private List<String> alpnProtocols = List.of();
+    private String trustBundle;
+    private String trustAnchorsPem;
+    private String credential;
+    private List<Integer> cipherSuites = List.of();
+    private List<Integer> groups = List.of();
+    private boolean insecureSkipVerify;
+    private boolean skipHostnameCheck;
+    private Duration handshakeTimeout = Duration.ofSeconds(30);
+
+    private Builder() {}
+
+    /** The service address, "host:port" or any gRPC target; a plaintext channel is shared. */
+    public Builder serviceAddress(String address) {
+      this.serviceAddress = Objects.requireNonNull(address);
+      return this;
+    }
+
+    /** A gRPC channel to the service (e.g. one with TLS), instead of {@link #serviceAddress}. */
+    public Builder channel(Channel channel) {
+      this.channel = Objects.requireNonNull(channel);
+      return this;
+    }
+
+    /** The SNI to send and the name to check the certificate against; default: the host. */
+    public Builder serverName(String serverName) {
+      this.serverName = serverName;
+      return this;
+    }
+
+    /** ALPN protocol names to offer, most preferred first. */
+    public Builder alpnProtocols(String... protocols) {
+      this.alpnProtocols = List.of(protocols);
+      return this;
+    }
+
+    /** Validate the server against this keystore trust bundle; default: the service's default. */
+    public Builder trustBundle(String name) {
+      this.trustBundle = Objects.requireNonNull(name);
+      this.trustAnchorsPem = null;
+      return this;
+    }
+
+    /** Validate the server against these PEM certificates instead of a named bundle. */
+    public Builder trustAnchorsPem(String pem) {
+      this.trustAnchorsPem = Objects.requireNonNull(pem);
+      this.trustBundle = null;
+      return this;
+    }
+
+    /** The keystore name of the client certificate to present when the server asks for one. */
+    public Builder credential(String name) {
+      this.credential = name;
+      return this;
+    }
+
+    /** Cipher suites to offer, most preferred first; default: the service's defaults. */
+    public Builder cipherSuites(CipherSuite... suites) {
+      this.cipherSuites = java.util.Arrays.stream(suites).map(CipherSuite::codePoint).toList();
+      return this;
+    }
+
+    /** Named groups to offer (IANA code points), most preferred first. */
+    public Builder groups(Integer... groups) {
+      this.groups = List.of(groups);
+      return this;
+    }
+
+    /** Accept any server certificate. For tests only. */
+    public Builder insecureSkipVerify(boolean skip) {
+      this.insecureSkipVerify = skip;
+      return this;
+    }
+
+    /** Validate the chain but not that it names the server name. */
+    public Builder skipHostnameCheck(boolean skip) {
+      this.skipHostnameCheck = skip;
+      return this;
+    }
+
+    /** The longest a handshake may take, peer and service together; default 30 s. */
+    public Builder handshakeTimeout(Duration timeout) {
+      if (timeout.isNegative() || timeout.isZero()) {
+        throw new IllegalArgumentException("handshake timeout must be positive");
+      }
+      this.handshakeTimeout = timeout;
+      return this;
+    }
+
+    public ClientConfig build() {
+      return new ClientConfig(this);
+    }
+  }
+}

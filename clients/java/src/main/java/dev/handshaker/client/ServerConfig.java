@@ -1,0 +1,168 @@
+package dev.handshaker.client;
+
+import dev.handshaker.v1.ServerOptions;
+import io.grpc.Channel;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * How a server-role connection handshakes: where the service is, the keystore credential to
+ * serve, ALPN, and whether (and against which trust anchors) client certificates are checked.
+ * Immutable; build one with {@link #builder()} and share it.
+ */
+public final class ServerConfig {
+  private final Channel channel;
+  private final String serviceAddress;
+  private final String credential;
+  private final List<String> alpnProtocols;
+  private final ClientAuth clientAuth;
+  private final String clientTrustBundle;
+  private final String clientTrustAnchorsPem;
+  private final List<Integer> cipherSuites;
+  private final Duration handshakeTimeout;
+
+  private ServerConfig(Builder b) {
+    if (b.clientAuth != ClientAuth.NONE
+        && b.clientTrustBundle == null
+        && b.clientTrustAnchorsPem == null) {
+      throw new IllegalArgumentException(
+          "client auth " + b.clientAuth + " needs a client trust bundle or client trust anchors");
+    }
+    this.channel = b.channel;
+    this.serviceAddress = b.serviceAddress;
+    this.credential = b.credential;
+    this.alpnProtocols = List.copyOf(b.alpnProtocols);
+    this.clientAuth = b.clientAuth;
+    this.clientTrustBundle = b.clientTrustBundle;
+    this.clientTrustAnchorsPem = b.clientTrustAnchorsPem;
+    this.cipherSuites = List.copyOf(b.cipherSuites);
+    this.handshakeTimeout = b.handshakeTimeout;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public String serviceAddress() {
+    return serviceAddress;
+  }
+
+  public String credential() {
+    return credential;
+  }
+
+  public List<String> alpnProtocols() {
+    return alpnProtocols;
+  }
+
+  public ClientAuth clientAuth() {
+    return clientAuth;
+  }
+
+  public Duration handshakeTimeout() {
+    return handshakeTimeout;
+  }
+
+  Channel channel() {
+    return channel != null ? channel : ServiceChannels.forAddress(serviceAddress);
+  }
+
+  ServerOptions toOptions() {
+    ServerOptions.Builder options =
+        ServerOptions.newBuilder()
+            .addAllAlpnProtocols(alpnProtocols)
+            .setClientAuth(clientAuth.toProto())
+            .addAllCipherSuites(cipherSuites);
+    if (credential != null) {
+      options.setCredential(credential);
+    }
+    if (clientTrustAnchorsPem != null) {
+      options.setClientTrustAnchorsPem(clientTrustAnchorsPem);
+    } else if (clientTrustBundle != null) {
+      options.setClientTrustBundle(clientTrustBundle);
+    }
+    return options.build();
+  }
+
+  /** Builds a {@link ServerConfig}; every setting has a default. */
+  public static final class Builder {
+    private Channel channel;
+    private String serviceAddress = ServiceChannels.defaultAddress();
+    private String credential;
+    private List<String> alpnProtocols = List.of();
+    private ClientAuth clientAuth = ClientAuth.NONE;
+    private String clientTrustBundle;
+    private String clientTrustAnchorsPem;
+    private List<Integer> cipherSuites = List.of();
+    private Duration handshakeTimeout = Duration.ofSeconds(30);
+
+    private Builder() {}
+
+    /** The service address, "host:port" or any gRPC target; a plaintext channel is shared. */
+    public Builder serviceAddress(String address) {
+      this.serviceAddress = Objects.requireNonNull(address);
+      return this;
+    }
+
+    /** A gRPC channel to the service (e.g. one with TLS), instead of {@link #serviceAddress}. */
+    public Builder channel(Channel channel) {
+      this.channel = Objects.requireNonNull(channel);
+      return this;
+    }
+
+    /**
+     * The keystore name of the credential to serve. Default: the service picks one by the
+     * ClientHello's server_name.
+     */
+    public Builder credential(String name) {
+      this.credential = name;
+      return this;
+    }
+
+    /** ALPN protocol names this server speaks, most preferred first. */
+    public Builder alpnProtocols(String... protocols) {
+      this.alpnProtocols = List.of(protocols);
+      return this;
+    }
+
+    /** Ask for client certificates; OPTIONAL and REQUIRED need client trust anchors. */
+    public Builder clientAuth(ClientAuth clientAuth) {
+      this.clientAuth = Objects.requireNonNull(clientAuth);
+      return this;
+    }
+
+    /** Validate client certificates against this keystore trust bundle. */
+    public Builder clientTrustBundle(String name) {
+      this.clientTrustBundle = Objects.requireNonNull(name);
+      this.clientTrustAnchorsPem = null;
+      return this;
+    }
+
+    /** Validate client certificates against these PEM certificates. */
+    public Builder clientTrustAnchorsPem(String pem) {
+      this.clientTrustAnchorsPem = Objects.requireNonNull(pem);
+      this.clientTrustBundle = null;
+      return this;
+    }
+
+    /** Cipher suites to accept, most preferred first; default: the service's defaults. */
+    public Builder cipherSuites(CipherSuite... suites) {
+      this.cipherSuites = java.util.Arrays.stream(suites).map(CipherSuite::codePoint).toList();
+      return this;
+    }
+
+    /** The longest a handshake may take, peer and service together; default 30 s. */
+    public Builder handshakeTimeout(Duration timeout) {
+      if (timeout.isNegative() || timeout.isZero()) {
+        throw new IllegalArgumentException("handshake timeout must be positive");
+      }
+      this.handshakeTimeout = timeout;
+      return this;
+    }
+
+    public ServerConfig build() {
+      return new ServerConfig(this);
+    }
+  }
+}

@@ -1,0 +1,171 @@
+package dev.handshaker.client;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * A real handshaker service for one test class: `handshaker serve` on a free loopback port over a
+ * fresh keystore holding the credentials "localhost" (DNS:localhost, IP:127.0.0.1, the default)
+ * and "client" (DNS:client), both issued by the keystore's development CA.
+ */
+final class HandshakerService implements AutoCloseable {
+  private static final long START_TIMEOUT_MS = 30_000;
+
+  private final Path binary;
+  private final Path root;
+  private final Path keystore;
+  private final Path log;
+  private final Process process;
+  private final String address;
+
+  private HandshakerService(Path binary) throws IOException, InterruptedException {
+    this.binary = binary;
+    this.root = Files.createTempDirectory("handshaker-java-");
+    this.keystore = root.resolve("keystore");
+    this.log = root.resolve("service.log");
+    run("keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1",
+        "--default", "--keystore", keystore.toString());
+    run("keys", "generate", "client", "--san", "DNS:client", "--keystore", keystore.toString());
+    int port = freePort();
+    this.address = "127.0.0.1:" + port;
+    this.process =
+        new ProcessBuilder(
+                binary.toString(), "serve", "--listen", address, "--keystore", keystore.toString())
+            .redirectErrorStream(true)
+            .redirectOutput(log.toFile())
+            .start();
+    awaitListening(port);
+  }
+
+  /** Starts the service, or aborts the test class when the handshaker binary is missing. */
+  static HandshakerService start() throws IOException, InterruptedException {
+    String configured = System.getenv("HANDSHAKER_BIN");
+    Path binary =
+        configured != null && !configured.isBlank()
+            ? Path.of(configured)
+            : Path.of("../../.venv/bin/handshaker").toAbsolutePath().normalize();
+    if (!Files.isExecutable(binary)) {
+      Assumptions.abort(
+          "the handshaker service binary is missing at "
+              + binary
+              + ": create the project venv (scripts/setup) or set HANDSHAKER_BIN");
+    }
+    return new HandshakerService(binary);
+  }
+
+  /** The gRPC address of the service, host:port. */
+  String address() {
+    return address;
+  }
+
+  Path keystore() {
+    return keystore;
+  }
+
+  /** The development CA certificate (PEM) that issued every credential in the keystore. */
+  String devCaPem() throws IOException {
+    return Files.readString(keystore.resolve("dev-ca/ca.crt"));
+  }
+
+  Path credentialDir(String name) {
+    return keystore.resolve(name);
+  }
+
+  /** The certificate of a development CA of another keystore: trusts none of ours. */
+  String foreignCaPem() throws IOException, InterruptedException {
+    Path other = root.resolve("other-keystore");
+    return run("keys", "ca", "--keystore", other.toString());
+  }
+
+  ClientConfig.Builder client() {
+    return ClientConfig.builder().serviceAddress(address);
+  }
+
+  ServerConfig.Builder server() {
+    return ServerConfig.builder().serviceAddress(address);
+  }
+
+  private String run(String... args) throws IOException, InterruptedException {
+    List<String> command = new ArrayList<>();
+    command.add(binary.toString());
+    command.addAll(List.of(args));
+    Process p = new ProcessBuilder(command).redirectErrorStream(false).start();
+    p.getOutputStream().close();
+    byte[] err;
+    byte[] out = p.getInputStream().readAllBytes();
+    err = p.getErrorStream().readAllBytes();
+    if (!p.waitFor(60, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      fail("handshaker " + String.join(" ", args) + " did not finish");
+    }
+    if (p.exitValue() != 0) {
+      fail("handshaker " + String.join(" ", args) + " failed: " + new String(err, StandardCharsets.UTF_8));
+    }
+    return new String(out, StandardCharsets.UTF_8);
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket probe = new ServerSocket()) {
+      probe.bind(new InetSocketAddress("127.0.0.1", 0));
+      return probe.getLocalPort();
+    }
+  }
+
+  private void awaitListening(int port) throws IOException, InterruptedException {
+    long deadline = System.currentTimeMillis() + START_TIMEOUT_MS;
+    while (System.currentTimeMillis() < deadline) {
+      if (!process.isAlive()) {
+        String output = Files.readString(log);
+        close();
+        fail("handshaker serve exited with " + process.exitValue() + ":\n" + output);
+      }
+      try (Socket probe = new Socket()) {
+        probe.connect(new InetSocketAddress("127.0.0.1", port), 200);
+        return;
+      } catch (IOException notYet) {
+        Thread.sleep(100);
+      }
+    }
+    String output = Files.readString(log);
+    close();
+    fail("handshaker serve did not listen on " + address + " within 30 s:\n" + output);
+  }
+
+  /** The service's log so far, for failure messages. */
+  String log() {
+    try {
+      return Files.readString(log);
+    } catch (IOException e) {
+      return "(no log: " + e.getMessage() + ")";
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    process.destroy();
+    try {
+      if (!process.waitFor(10, TimeUnit.SECONDS)) {
+        process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      process.destroyForcibly();
+      Thread.currentThread().interrupt();
+    }
+    try (Stream<Path> files = Files.walk(root)) {
+      files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    }
+  }
+}
