@@ -41,11 +41,9 @@ from ..errors import (
 from ..groups import KeyShare
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
 from ..messages import (
-    CertificateVerify,
     ClientHello,
     encode_alpn,
     encode_certificate,
-    encode_certificate_verify,
     encode_client_hello,
     encode_client_key_shares,
     encode_opaque,
@@ -56,7 +54,6 @@ from ..messages import (
     parse_alpn,
     parse_certificate,
     parse_certificate_request,
-    parse_certificate_verify,
     parse_client_hello,
     parse_empty,
     parse_encrypted_extensions,
@@ -69,8 +66,6 @@ from ..messages import (
 from ..signatures import (
     CLIENT_CONTEXT,
     SERVER_CONTEXT,
-    certificate_verify_content,
-    verify_certificate_verify,
 )
 from .common import (
     CERTIFICATE_ENTRY_EXTENSIONS,
@@ -80,10 +75,12 @@ from .common import (
     SERVER_HELLO_EXTENSIONS,
     Transcript,
     build_result,
+    check_certificate_verify,
     check_extensions,
     check_finished,
     expect,
     finished_message,
+    send_certificate_verify,
 )
 
 _NO_EXTENSIONS: frozenset[int] = frozenset()
@@ -438,13 +435,10 @@ class ExpectCertificateVerify:
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
         state = self.state
-        verify = parse_certificate_verify(message[4:])
-        if verify.algorithm not in state.config.signature_schemes:
-            raise IllegalParameter("server signed with a scheme we did not offer")
-        content = certificate_verify_content(SERVER_CONTEXT, state.transcript.digest())
-        verify_certificate_verify(self.leaf, verify.algorithm, verify.signature, content)
-        state.transcript.update(message)
-        return ExpectFinished(state, self.chain_der, verify.algorithm)
+        scheme = check_certificate_verify(
+            message, self.leaf, state.config.signature_schemes, SERVER_CONTEXT, state.transcript
+        )
+        return ExpectFinished(state, self.chain_der, scheme)
 
 
 class ExpectFinished:
@@ -523,10 +517,5 @@ class ExpectFinished:
         certificate = encode_certificate(context, credential.chain_der)
         conn.send_handshake(certificate)
         state.transcript.update(certificate)
-        content = certificate_verify_content(CLIENT_CONTEXT, state.transcript.digest())
-        verify = encode_certificate_verify(
-            CertificateVerify(scheme, credential.signer.sign(scheme, content))
-        )
-        conn.send_handshake(verify)
-        state.transcript.update(verify)
+        send_certificate_verify(conn, state.transcript, credential.signer, scheme, CLIENT_CONTEXT)
         return scheme

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 from ..codepoints import ExtensionType, HandshakeType, ProtocolVersion
 from ..errors import DecryptError, IllegalParameter, UnexpectedMessage, UnsupportedExtension
@@ -15,7 +17,18 @@ from ..key_schedule import (
     TrafficSecret,
     finished_verify_data,
 )
-from ..messages import Extensions, encode_finished
+from ..messages import (
+    CertificateVerify,
+    Extensions,
+    encode_certificate_verify,
+    encode_finished,
+    parse_certificate_verify,
+)
+from ..signatures import certificate_verify_content, verify_certificate_verify
+from ..signer import Signer
+
+if TYPE_CHECKING:
+    from ..core import Connection
 
 # RFC 8446 section 4.2: which extensions may appear in which message.
 SERVER_HELLO_EXTENSIONS = frozenset(
@@ -107,6 +120,33 @@ def check_finished(
         raise DecryptError("Finished has the wrong length")
     if not hmac.compare_digest(message[4:], expected):
         raise DecryptError("Finished verify_data does not match")
+
+
+def check_certificate_verify(
+    message: bytes,
+    leaf: x509.Certificate,
+    offered_schemes: tuple[int, ...],
+    context: bytes,
+    transcript: Transcript,
+) -> int:
+    """Verify the peer's CertificateVerify over the transcript so far; returns its scheme."""
+    verify = parse_certificate_verify(message[4:])
+    if verify.algorithm not in offered_schemes:
+        raise IllegalParameter("peer signed with a scheme we did not offer")
+    content = certificate_verify_content(context, transcript.digest())
+    verify_certificate_verify(leaf, verify.algorithm, verify.signature, content)
+    transcript.update(message)
+    return verify.algorithm
+
+
+def send_certificate_verify(
+    conn: Connection, transcript: Transcript, signer: Signer, scheme: int, context: bytes
+) -> None:
+    """Sign the transcript so far through the Signer seam and queue our CertificateVerify."""
+    content = certificate_verify_content(context, transcript.digest())
+    message = encode_certificate_verify(CertificateVerify(scheme, signer.sign(scheme, content)))
+    conn.send_handshake(message)
+    transcript.update(message)
 
 
 def keylog_lines(

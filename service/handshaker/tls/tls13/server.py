@@ -40,13 +40,11 @@ from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecre
 from ..messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     CertificateRequest,
-    CertificateVerify,
     ClientHello,
     ServerHello,
     encode_alpn,
     encode_certificate,
     encode_certificate_request,
-    encode_certificate_verify,
     encode_encrypted_extensions,
     encode_opaque,
     encode_server_hello,
@@ -55,23 +53,22 @@ from ..messages import (
     encode_uint16_list,
     message_hash,
     parse_certificate,
-    parse_certificate_verify,
     parse_client_hello,
 )
 from ..signatures import (
     CLIENT_CONTEXT,
     SERVER_CONTEXT,
-    certificate_verify_content,
-    verify_certificate_verify,
 )
 from .common import (
     CERTIFICATE_ENTRY_EXTENSIONS,
     Transcript,
     build_result,
+    check_certificate_verify,
     check_extensions,
     check_finished,
     expect,
     finished_message,
+    send_certificate_verify,
 )
 
 _SUPPORTED_VERSIONS_TLS13 = b"\x03\x04"
@@ -273,11 +270,7 @@ class ExpectClientHello:
             )
             self._send(conn, transcript, encode_certificate_request(request))
         self._send(conn, transcript, encode_certificate(b"", credential.chain_der))
-        content = certificate_verify_content(SERVER_CONTEXT, transcript.digest())
-        signature = credential.signer.sign(scheme, content)
-        self._send(
-            conn, transcript, encode_certificate_verify(CertificateVerify(scheme, signature))
-        )
+        send_certificate_verify(conn, transcript, credential.signer, scheme, SERVER_CONTEXT)
         self._send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
         application = ApplicationSecrets.derive(
             params, secrets.master_secret(), transcript.digest()
@@ -377,13 +370,10 @@ class ExpectClientCertificateVerify:
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
         state = self.state
-        verify = parse_certificate_verify(message[4:])
-        if verify.algorithm not in state.config.signature_schemes:
-            raise IllegalParameter("client signed with a scheme we did not offer")
-        content = certificate_verify_content(CLIENT_CONTEXT, state.transcript.digest())
-        verify_certificate_verify(self.leaf, verify.algorithm, verify.signature, content)
-        state.transcript.update(message)
-        return ExpectClientFinished(state, self.chain_der, verify.algorithm)
+        scheme = check_certificate_verify(
+            message, self.leaf, state.config.signature_schemes, CLIENT_CONTEXT, state.transcript
+        )
+        return ExpectClientFinished(state, self.chain_der, scheme)
 
 
 class ExpectClientFinished:
