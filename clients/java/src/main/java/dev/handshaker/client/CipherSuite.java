@@ -2,6 +2,8 @@ package dev.handshaker.client;
 
 import java.security.GeneralSecurityException;
 import java.security.spec.AlgorithmParameterSpec;
+import java.util.Arrays;
+import java.util.List;
 import javax.crypto.Cipher;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.IvParameterSpec;
@@ -47,6 +49,11 @@ public enum CipherSuite {
   /** The IANA code point. */
   public int codePoint() {
     return codePoint;
+  }
+
+  /** The code points of {@code suites}, in order: the form the service's options take. */
+  static List<Integer> codePoints(CipherSuite... suites) {
+    return Arrays.stream(suites).map(CipherSuite::codePoint).toList();
   }
 
   /** The suite with this IANA code point. */

@@ -12,8 +12,7 @@ import java.util.Objects;
  * Immutable; build one with {@link #builder()} and share it.
  */
 public final class ClientConfig {
-  private final Channel channel;
-  private final String serviceAddress;
+  private final ServiceSettings service;
   private final String serverName;
   private final List<String> alpnProtocols;
   private final String trustBundle;
@@ -23,11 +22,9 @@ public final class ClientConfig {
   private final List<Integer> groups;
   private final boolean insecureSkipVerify;
   private final boolean skipHostnameCheck;
-  private final Duration handshakeTimeout;
 
   private ClientConfig(Builder b) {
-    this.channel = b.channel;
-    this.serviceAddress = b.serviceAddress;
+    this.service = b.service;
     this.serverName = b.serverName;
     this.alpnProtocols = List.copyOf(b.alpnProtocols);
     this.trustBundle = b.trustBundle;
@@ -37,7 +34,6 @@ public final class ClientConfig {
     this.groups = List.copyOf(b.groups);
     this.insecureSkipVerify = b.insecureSkipVerify;
     this.skipHostnameCheck = b.skipHostnameCheck;
-    this.handshakeTimeout = b.handshakeTimeout;
   }
 
   public static Builder builder() {
@@ -46,7 +42,7 @@ public final class ClientConfig {
 
   /** The service address: the one set, else $HANDSHAKER_ADDR, else 127.0.0.1:50051. */
   public String serviceAddress() {
-    return serviceAddress;
+    return service.address();
   }
 
   /** The server name set explicitly, or null to use the host a socket connects to. */
@@ -59,11 +55,11 @@ public final class ClientConfig {
   }
 
   public Duration handshakeTimeout() {
-    return handshakeTimeout;
+    return service.handshakeTimeout();
   }
 
-  Channel channel() {
-    return channel != null ? channel : ServiceChannels.forAddress(serviceAddress);
+  ServiceSettings service() {
+    return service;
   }
 
   /** The start options for a connection to {@code host} (the server name when none is set). */
@@ -89,8 +85,7 @@ public final class ClientConfig {
 
   /** Builds a {@link ClientConfig}; every setting has a default. */
   public static final class Builder {
-    private Channel channel;
-    private String serviceAddress = ServiceChannels.defaultAddress();
+    private ServiceSettings service = ServiceSettings.defaults();
     private String serverName;
     private List<String> alpnProtocols = List.of();
     private String trustBundle;
@@ -100,19 +95,18 @@ public final class ClientConfig {
     private List<Integer> groups = List.of();
     private boolean insecureSkipVerify;
     private boolean skipHostnameCheck;
-    private Duration handshakeTimeout = Duration.ofSeconds(30);
 
     private Builder() {}
 
     /** The service address, "host:port" or any gRPC target; a plaintext channel is shared. */
     public Builder serviceAddress(String address) {
-      this.serviceAddress = Objects.requireNonNull(address);
+      this.service = service.withAddress(address);
       return this;
     }
 
     /** A gRPC channel to the service (e.g. one with TLS), instead of {@link #serviceAddress}. */
     public Builder channel(Channel channel) {
-      this.channel = Objects.requireNonNull(channel);
+      this.service = service.withChannel(channel);
       return this;
     }
 
@@ -150,7 +144,7 @@ public final class ClientConfig {
 
     /** Cipher suites to offer, most preferred first; default: the service's defaults. */
     public Builder cipherSuites(CipherSuite... suites) {
-      this.cipherSuites = java.util.Arrays.stream(suites).map(CipherSuite::codePoint).toList();
+      this.cipherSuites = CipherSuite.codePoints(suites);
       return this;
     }
 
@@ -174,10 +168,7 @@ public final class ClientConfig {
 
     /** The longest a handshake may take, peer and service together; default 30 s. */
     public Builder handshakeTimeout(Duration timeout) {
-      if (timeout.isNegative() || timeout.isZero()) {
-        throw new IllegalArgumentException("handshake timeout must be positive");
-      }
-      this.handshakeTimeout = timeout;
+      this.service = service.withHandshakeTimeout(timeout);
       return this;
     }
 

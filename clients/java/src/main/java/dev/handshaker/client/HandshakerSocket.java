@@ -11,6 +11,7 @@ import java.net.SocketAddress;
 import java.net.SocketException;
 import java.net.SocketOption;
 import java.nio.channels.SocketChannel;
+import java.time.Duration;
 import java.util.Set;
 
 /**
@@ -178,16 +179,16 @@ public class HandshakerSocket extends Socket {
 
   private void runHandshake() throws IOException {
     HandshakeRequest first;
-    StreamHandshake stream;
+    ServiceSettings service;
     if (clientConfig != null) {
       first = HandshakeRequest.newBuilder().setClient(clientConfig.toOptions(host)).build();
-      stream = new StreamHandshake(clientConfig.channel(), clientConfig.handshakeTimeout());
+      service = clientConfig.service();
     } else {
       first = HandshakeRequest.newBuilder().setServer(serverConfig.toOptions()).build();
-      stream = new StreamHandshake(serverConfig.channel(), serverConfig.handshakeTimeout());
+      service = serverConfig.service();
     }
-    java.time.Duration timeout =
-        clientConfig != null ? clientConfig.handshakeTimeout() : serverConfig.handshakeTimeout();
+    Duration timeout = service.handshakeTimeout();
+    StreamHandshake stream = new StreamHandshake(service.resolveChannel(), timeout);
     int soTimeout = transport.getSoTimeout();
     if (soTimeout == 0) {
       // A peer that goes quiet mid-handshake must not hold this thread past the timeout.

@@ -12,15 +12,13 @@ import java.util.Objects;
  * Immutable; build one with {@link #builder()} and share it.
  */
 public final class ServerConfig {
-  private final Channel channel;
-  private final String serviceAddress;
+  private final ServiceSettings service;
   private final String credential;
   private final List<String> alpnProtocols;
   private final ClientAuth clientAuth;
   private final String clientTrustBundle;
   private final String clientTrustAnchorsPem;
   private final List<Integer> cipherSuites;
-  private final Duration handshakeTimeout;
 
   private ServerConfig(Builder b) {
     if (b.clientAuth != ClientAuth.NONE
@@ -29,15 +27,13 @@ public final class ServerConfig {
       throw new IllegalArgumentException(
           "client auth " + b.clientAuth + " needs a client trust bundle or client trust anchors");
     }
-    this.channel = b.channel;
-    this.serviceAddress = b.serviceAddress;
+    this.service = b.service;
     this.credential = b.credential;
     this.alpnProtocols = List.copyOf(b.alpnProtocols);
     this.clientAuth = b.clientAuth;
     this.clientTrustBundle = b.clientTrustBundle;
     this.clientTrustAnchorsPem = b.clientTrustAnchorsPem;
     this.cipherSuites = List.copyOf(b.cipherSuites);
-    this.handshakeTimeout = b.handshakeTimeout;
   }
 
   public static Builder builder() {
@@ -45,7 +41,7 @@ public final class ServerConfig {
   }
 
   public String serviceAddress() {
-    return serviceAddress;
+    return service.address();
   }
 
   public String credential() {
@@ -61,11 +57,11 @@ public final class ServerConfig {
   }
 
   public Duration handshakeTimeout() {
-    return handshakeTimeout;
+    return service.handshakeTimeout();
   }
 
-  Channel channel() {
-    return channel != null ? channel : ServiceChannels.forAddress(serviceAddress);
+  ServiceSettings service() {
+    return service;
   }
 
   ServerOptions toOptions() {
@@ -87,27 +83,25 @@ public final class ServerConfig {
 
   /** Builds a {@link ServerConfig}; every setting has a default. */
   public static final class Builder {
-    private Channel channel;
-    private String serviceAddress = ServiceChannels.defaultAddress();
+    private ServiceSettings service = ServiceSettings.defaults();
     private String credential;
     private List<String> alpnProtocols = List.of();
     private ClientAuth clientAuth = ClientAuth.NONE;
     private String clientTrustBundle;
     private String clientTrustAnchorsPem;
     private List<Integer> cipherSuites = List.of();
-    private Duration handshakeTimeout = Duration.ofSeconds(30);
 
     private Builder() {}
 
     /** The service address, "host:port" or any gRPC target; a plaintext channel is shared. */
     public Builder serviceAddress(String address) {
-      this.serviceAddress = Objects.requireNonNull(address);
+      this.service = service.withAddress(address);
       return this;
     }
 
     /** A gRPC channel to the service (e.g. one with TLS), instead of {@link #serviceAddress}. */
     public Builder channel(Channel channel) {
-      this.channel = Objects.requireNonNull(channel);
+      this.service = service.withChannel(channel);
       return this;
     }
 
@@ -148,16 +142,13 @@ public final class ServerConfig {
 
     /** Cipher suites to accept, most preferred first; default: the service's defaults. */
     public Builder cipherSuites(CipherSuite... suites) {
-      this.cipherSuites = java.util.Arrays.stream(suites).map(CipherSuite::codePoint).toList();
+      this.cipherSuites = CipherSuite.codePoints(suites);
       return this;
     }
 
     /** The longest a handshake may take, peer and service together; default 30 s. */
     public Builder handshakeTimeout(Duration timeout) {
-      if (timeout.isNegative() || timeout.isZero()) {
-        throw new IllegalArgumentException("handshake timeout must be positive");
-      }
-      this.handshakeTimeout = timeout;
+      this.service = service.withHandshakeTimeout(timeout);
       return this;
     }
 
