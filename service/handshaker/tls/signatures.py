@@ -43,6 +43,14 @@ _RSA_PSS_PSS: dict[int, hashes.HashAlgorithm] = {
 }
 
 
+# Built once: immutable, and used on every handshake.
+_ECDSA_ALGORITHMS = {scheme: ec.ECDSA(algorithm) for scheme, (_, algorithm) in _ECDSA.items()}
+_PSS_PADDINGS = {
+    scheme: (padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size), algorithm)
+    for scheme, algorithm in (*_RSA_PSS_RSAE.items(), *_RSA_PSS_PSS.items())
+}
+
+
 def leaf_public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes:
     try:
         return certificate.public_key()
@@ -50,9 +58,14 @@ def leaf_public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes:
         raise UnsupportedCertificate("peer certificate has an unsupported public key") from None
 
 
-def scheme_fits_certificate(scheme: int, certificate: x509.Certificate) -> bool:
+def scheme_fits_certificate(
+    scheme: int,
+    certificate: x509.Certificate,
+    key: CertificatePublicKeyTypes | None = None,
+) -> bool:
     """Whether the leaf's key type can produce `scheme` (section 4.2.3)."""
-    key = leaf_public_key(certificate)
+    if key is None:
+        key = leaf_public_key(certificate)
     if scheme in _ECDSA:
         return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == _ECDSA[scheme][0]
     if scheme in _RSA_PSS_RSAE:
@@ -76,15 +89,14 @@ def verify_certificate_verify(
     certificate: x509.Certificate, scheme: int, signature: bytes, content: bytes
 ) -> None:
     """Raise unless `signature` over `content` verifies with the leaf's key under `scheme`."""
-    if not scheme_fits_certificate(scheme, certificate):
-        raise IllegalParameter("CertificateVerify scheme does not match the certificate's key")
     key = leaf_public_key(certificate)
+    if not scheme_fits_certificate(scheme, certificate, key):
+        raise IllegalParameter("CertificateVerify scheme does not match the certificate's key")
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, content, ec.ECDSA(_ECDSA[scheme][1]))
+            key.verify(signature, content, _ECDSA_ALGORITHMS[scheme])
         elif isinstance(key, rsa.RSAPublicKey):
-            algorithm = _RSA_PSS_RSAE.get(scheme) or _RSA_PSS_PSS[scheme]
-            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            pss, algorithm = _PSS_PADDINGS[scheme]
             key.verify(signature, content, pss, algorithm)
         elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             key.verify(signature, content)

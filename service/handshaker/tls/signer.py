@@ -49,6 +49,23 @@ _HASHES: dict[int, type[hashes.HashAlgorithm]] = {
     SignatureScheme.RSA_PKCS1_SHA512: hashes.SHA512,
 }
 
+# Built once: these objects are immutable and the handshake path signs with them.
+_ECDSA_ALGORITHMS: dict[int, ec.ECDSA] = {
+    scheme: ec.ECDSA(_HASHES[scheme]())
+    for scheme in (
+        SignatureScheme.ECDSA_SECP256R1_SHA256,
+        SignatureScheme.ECDSA_SECP384R1_SHA384,
+        SignatureScheme.ECDSA_SECP521R1_SHA512,
+    )
+}
+
+
+def _pss(scheme: int) -> tuple[padding.PSS, hashes.HashAlgorithm]:
+    # RFC 8446 section 4.2.3: RSASSA-PSS with MGF1 and a salt as long as the digest.
+    algorithm = _HASHES[scheme]()
+    return padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size), algorithm
+
+
 _RSA_PSS_RSAE = (
     SignatureScheme.RSA_PSS_RSAE_SHA256,
     SignatureScheme.RSA_PSS_RSAE_SHA384,
@@ -59,6 +76,9 @@ _RSA_PSS_PSS = (
     SignatureScheme.RSA_PSS_PSS_SHA384,
     SignatureScheme.RSA_PSS_PSS_SHA512,
 )
+_PSS_PADDINGS: dict[int, tuple[padding.PSS, hashes.HashAlgorithm]] = {
+    scheme: _pss(scheme) for scheme in (*_RSA_PSS_RSAE, *_RSA_PSS_PSS)
+}
 _ECDSA_BY_CURVE: dict[str, int] = {
     "secp256r1": SignatureScheme.ECDSA_SECP256R1_SHA256,
     "secp384r1": SignatureScheme.ECDSA_SECP384R1_SHA384,
@@ -113,10 +133,9 @@ class PrivateKeySigner:
             raise SignerError(f"key cannot sign with scheme 0x{scheme:04x}")
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(message, ec.ECDSA(_HASHES[scheme]()))
+            return key.sign(message, _ECDSA_ALGORITHMS[scheme])
         if isinstance(key, rsa.RSAPrivateKey):
-            algorithm = _HASHES[scheme]()
-            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            pss, algorithm = _PSS_PADDINGS[scheme]
             return key.sign(message, pss, algorithm)
         return key.sign(message)
 
