@@ -143,6 +143,36 @@ def test_every_group_and_suite_negotiates_agreeing_keys(
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: SignatureScheme(s).name)
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: CipherSuite(s).name)
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: NamedGroup(g).name)
+def test_every_group_suite_and_scheme_together_complete(
+    engine_pki: EnginePKI, group: int, suite: int, scheme: int
+) -> None:
+    key_type = KEY_TYPE_FOR_SCHEME[scheme]
+    if key_type not in engine_pki.servers:
+        pytest.skip(engine_pki.rsa_pss_missing or "no leaf for this key type")
+    outcome = handshake(
+        client_config(
+            engine_pki,
+            key_share_groups=(group,),
+            supported_groups=(group,),
+            cipher_suites=(suite,),
+            signature_schemes=(scheme,),
+        ),
+        server_config(engine_pki, key_type),
+    )
+    client, server = outcome.client_result, outcome.server_result
+    assert (client.group, client.cipher_suite, client.peer_signature_scheme) == (
+        group,
+        suite,
+        scheme,
+    )
+    assert (server.group, server.cipher_suite, server.signature_scheme) == (group, suite, scheme)
+    assert_keys_agree(client, server)
+    assert_application_data_flows(client, server)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: SignatureScheme(s).name)
 def test_every_signature_scheme_authenticates_the_server(
     engine_pki: EnginePKI, scheme: int
 ) -> None:
