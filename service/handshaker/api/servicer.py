@@ -10,10 +10,12 @@ key material.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 from cryptography import x509
@@ -49,6 +51,32 @@ class _Abort(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+_Servicer = TypeVar("_Servicer")
+_Handler = Callable[
+    [_Servicer, _Request, grpc.aio.ServicerContext[object, object]], Awaitable[_Response]
+]
+
+
+def _unary(
+    handler: _Handler[_Servicer, _Request, _Response],
+) -> _Handler[_Servicer, _Request, _Response]:
+    """Answer a unary RPC's misuse (_Abort) with its gRPC status, in one place."""
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: _Servicer, request: _Request, context: grpc.aio.ServicerContext[object, object]
+    ) -> _Response:
+        try:
+            return await handler(self, request, context)
+        except _Abort as abort:
+            await context.abort(abort.code, abort.message)
+            raise  # context.abort raises; this line only satisfies the type checker
+
+    return wrapper
 
 
 def _peer_identity(chain_der: tuple[bytes, ...]) -> pb.PeerIdentity:
@@ -246,90 +274,68 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def _fail(context: grpc.aio.ServicerContext[object, object], abort: _Abort) -> None:
         await context.abort(abort.code, abort.message)
 
-    # --- unary RPCs ---------------------------------------------------------------------
+    # --- unary RPCs (misuse raises _Abort; the _unary wrapper turns it into a status) -----
 
+    @_unary
     async def StartClient(
         self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartClientResponse:
-        try:
-            session = self._start(
-                caller_identity(context), request.options, request.keys_in_response
-            )
-            step, keys = self._advance(session, b"")
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        session = self._start(caller_identity(context), request.options, request.keys_in_response)
+        step, keys = self._advance(session, b"")
         return pb.StartClientResponse(step=step, keys=keys)
 
+    @_unary
     async def StartServer(
         self, request: pb.StartServerRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartServerResponse:
-        try:
-            if len(request.in_bytes) > MAX_IN_BYTES:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
-            session = self._start(
-                caller_identity(context), request.options, request.keys_in_response
-            )
-            step, keys = self._advance(session, request.in_bytes)
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        if len(request.in_bytes) > MAX_IN_BYTES:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
+        session = self._start(caller_identity(context), request.options, request.keys_in_response)
+        step, keys = self._advance(session, request.in_bytes)
         return pb.StartServerResponse(step=step, keys=keys)
 
+    @_unary
     async def Feed(
         self, request: pb.FeedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.FeedResponse:
-        try:
-            session = self._session(request.session_id, caller_identity(context))
-            step, keys = self._advance(session, request.in_bytes)
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        session = self._session(request.session_id, caller_identity(context))
+        step, keys = self._advance(session, request.in_bytes)
         return pb.FeedResponse(step=step, keys=keys)
 
+    @_unary
     async def GetKeys(
         self, request: pb.GetKeysRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetKeysResponse:
-        try:
-            session = self._session(request.session_id, caller_identity(context))
-            if session.result is None:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        session = self._session(request.session_id, caller_identity(context))
+        if session.result is None:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
         return pb.GetKeysResponse(keys=session_keys(session.result))
 
+    @_unary
     async def ExportKeyingMaterial(
         self,
         request: pb.ExportKeyingMaterialRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> pb.ExportKeyingMaterialResponse:
-        try:
-            session = self._session(request.session_id, caller_identity(context))
-            result = session.result
-            if result is None:
-                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
-            if not 1 <= request.length <= MAX_EXPORT_LENGTH:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length must be 1 to 16384")
-            # HkdfLabel.label is <7..255> including the "tls13 " prefix.
-            if not 1 <= len(request.label) <= 249:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "label must be 1 to 249 bytes")
-            if request.length > 255 * CipherSuiteParams.for_suite(result.cipher_suite).hash_len:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length too large for the hash")
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        session = self._session(request.session_id, caller_identity(context))
+        result = session.result
+        if result is None:
+            raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
+        if not 1 <= request.length <= MAX_EXPORT_LENGTH:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length must be 1 to 16384")
+        # HkdfLabel.label is <7..255> including the "tls13 " prefix.
+        if not 1 <= len(request.label) <= 249:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "label must be 1 to 249 bytes")
+        if request.length > 255 * CipherSuiteParams.for_suite(result.cipher_suite).hash_len:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length too large for the hash")
         material = result.export_keying_material(request.label, request.context, request.length)
         return pb.ExportKeyingMaterialResponse(keying_material=material)
 
+    @_unary
     async def Abort(
         self, request: pb.AbortRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.AbortResponse:
-        try:
-            session = self._session(request.session_id, caller_identity(context))
-        except _Abort as abort:
-            await self._fail(context, abort)
-            raise
+        session = self._session(request.session_id, caller_identity(context))
         self._sessions.remove(session.session_id)
         log.debug("session aborted", extra={"fields": {"session": session.session_id[:8]}})
         return pb.AbortResponse()
