@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from handshaker.api import ConfigFactory, HandshakerServicer
+from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
 from handshaker.keystore import DirectoryKeyStore, KeyStore
 from handshaker.sessions import MemorySessionStore
 from handshaker.v1 import handshaker_pb2 as pb
@@ -34,6 +34,7 @@ log = logging.getLogger("handshaker.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Handshaker"].full_name
 DEFAULT_LISTEN = "127.0.0.1:50051"
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
 class ListenError(ValueError):
@@ -52,6 +53,8 @@ class Settings:
     max_sessions: int = 10_000
     max_sessions_per_caller: int = 1_000
     grace_seconds: float = 5.0
+    log_level: str = "info"
+    stats_interval: float = 60.0
 
 
 def is_loopback(listen: str) -> bool:
@@ -129,6 +132,14 @@ async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
             log.info("idle sessions expired", extra={"fields": {"count": expired}})
 
 
+async def _report(stats: HandshakeStats, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        counts = stats.take()
+        if counts:
+            log.info("handshakes", extra={"fields": {"seconds": interval, **counts}})
+
+
 async def serve(
     settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None
 ) -> None:
@@ -145,8 +156,11 @@ async def serve(
             ("grpc.so_reuseport", 0),
         ]
     )
+    servicer = HandshakerServicer(
+        sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout
+    )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
-        HandshakerServicer(sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout),
+        servicer,
         server,
     )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -185,6 +199,7 @@ async def serve(
         },
     )
     sweeper = asyncio.create_task(_sweep(sessions, min(1.0, settings.idle_timeout / 2)))
+    reporter = asyncio.create_task(_report(servicer.stats, settings.stats_interval))
     if ready is not None:
         ready.set()
     try:
@@ -194,12 +209,16 @@ async def serve(
         await health_servicer.enter_graceful_shutdown()
         sweeper.cancel()
         await server.stop(settings.grace_seconds)
+        reporter.cancel()
+        counts = servicer.stats.take()
+        if counts:
+            log.info("handshakes", extra={"fields": counts})
         log.info("stopped")
 
 
 def run(settings: Settings) -> int:
     """The `handshaker serve` command: bootstrap the keystore, then serve."""
-    configure_logging()
+    configure_logging(LOG_LEVELS[settings.log_level])
     try:
         check_listen(settings)
     except ListenError as error:
@@ -265,6 +284,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="free idle sessions after this long",
     )
+    parser.add_argument(
+        "--log-level",
+        choices=tuple(LOG_LEVELS),
+        default="info",
+        help="debug adds a line per completed handshake (default info: failures, and the "
+        "stats line)",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often to log the handshake counts (default 60)",
+    )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
         "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
@@ -283,5 +316,7 @@ def serve_command(args: argparse.Namespace, keystore: Path) -> int:
             idle_timeout=args.idle_timeout,
             max_sessions=args.max_sessions,
             max_sessions_per_caller=args.max_sessions_per_caller,
+            log_level=args.log_level,
+            stats_interval=args.stats_interval,
         )
     )

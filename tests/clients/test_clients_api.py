@@ -209,6 +209,85 @@ def test_asyncio_open_connection_and_start_server(service: Service) -> None:
     assert alpn == "h2"
 
 
+def test_asyncio_server_and_clients_share_multiplex_streams(service: Service) -> None:
+    """30 Python ssl clients and 10 handshaker clients at once, every handshake (both roles)
+    on one AsyncHandshakerClient's Multiplex streams."""
+    context = client_context(service.ca_file)
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        async def uppercase(reader: hc.TLSStreamReader, writer: hc.TLSStreamWriter) -> None:
+            line = await reader.readline()
+            writer.write(line.upper())
+            await writer.drain()
+
+        async def ssl_client(number: int) -> bytes:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=context, server_hostname="localhost"
+            )
+            writer.write(f"ssl client {number}\n".encode())
+            reply = await reader.readline()
+            writer.close()
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                await writer.wait_closed()
+            return reply
+
+        async def service_client(number: int) -> bytes:
+            reader, writer = await hc.open_connection(
+                "localhost", port, ca_pem=service.ca_pem, handshaker=handshaker, api="multiplex"
+            )
+            writer.write(f"service client {number}\n".encode())
+            reply = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            return reply
+
+        async with hc.AsyncHandshakerClient(service.address) as handshaker:
+            server = await hc.start_server(
+                uppercase, "127.0.0.1", 0, credential="localhost", handshaker=handshaker,
+                api="multiplex",
+            )
+            port = server.sockets[0].getsockname()[1]
+            try:
+                replies = await asyncio.gather(
+                    asyncio.gather(*(ssl_client(n) for n in range(30))),
+                    asyncio.gather(*(service_client(n) for n in range(10))),
+                )
+            finally:
+                server.close()
+                await server.wait_closed()
+        return replies[0], replies[1]
+
+    ssl_replies, service_replies = asyncio.run(scenario())
+    assert ssl_replies == [f"SSL CLIENT {n}\n".encode() for n in range(30)]
+    assert service_replies == [f"SERVICE CLIENT {n}\n".encode() for n in range(10)]
+
+
+def test_a_multiplexed_sessions_misuse_fails_only_that_session(service: Service) -> None:
+    async def scenario() -> tuple[hc.HandshakerRpcError, hc.Step, hc.Step]:
+        async with hc.AsyncHandshakerClient(service.address) as handshaker:
+            mux = handshaker.multiplexer()
+            client = mux.session(hc.client_options("localhost", ca_pem=service.ca_pem))
+            server = mux.session(hc.server_options())
+            bad = mux.session(hc.server_options(credential="no-such-credential"))
+            hello = await client.start()
+            started, refused = await asyncio.gather(
+                server.start(hello.out_bytes), bad.start(b"\x16"), return_exceptions=True
+            )
+            assert isinstance(refused, hc.HandshakerRpcError)
+            assert isinstance(started, hc.Step)
+            finished = await client.feed(started.out_bytes)
+            done = await server.feed(finished.out_bytes)
+            with pytest.raises(RuntimeError, match="ended"):
+                await bad.feed(b"")
+            return refused, finished, done
+
+    refused, finished, done = asyncio.run(scenario())
+    assert refused.code == grpc.StatusCode.NOT_FOUND
+    assert finished.complete and done.complete
+    assert finished.keys is not None and done.keys is not None
+    assert finished.keys.write.key == done.keys.read.key
+
+
 def test_asyncio_open_connection_against_python_ssl(service: Service) -> None:
     context = server_context(service)
 

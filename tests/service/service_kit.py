@@ -308,6 +308,49 @@ class StreamHandshake:
 Handshake = UnaryHandshake | StreamHandshake
 
 
+class MultiplexStream:
+    """One Multiplex stream of a synchronous channel: send frames, read the response."""
+
+    def __init__(self, stub: pb_grpc.HandshakerStub) -> None:
+        self._requests: queue.Queue[pb.MultiplexRequest | None] = queue.Queue()
+        self.call = stub.Multiplex(iter(self._requests.get, None))
+
+    def send(self, *frames: pb.ConnectionFrame) -> None:
+        self._requests.put(pb.MultiplexRequest(frames=frames))
+
+    def receive(self) -> list[pb.ConnectionResult]:
+        response: pb.MultiplexResponse = next(self.call)
+        return list(response.results)
+
+    def exchange(self, *frames: pb.ConnectionFrame) -> list[pb.ConnectionResult]:
+        self.send(*frames)
+        return self.receive()
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+    def __enter__(self) -> MultiplexStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_frame(connection_id: int, options: Options, in_bytes: bytes = b"") -> pb.ConnectionFrame:
+    request = pb.HandshakeRequest(in_bytes=in_bytes)
+    if isinstance(options, pb.ClientOptions):
+        request.client.CopyFrom(options)
+    else:
+        request.server.CopyFrom(options)
+    return pb.ConnectionFrame(connection_id=connection_id, request=request)
+
+
+def feed_frame(connection_id: int, in_bytes: bytes) -> pb.ConnectionFrame:
+    return pb.ConnectionFrame(
+        connection_id=connection_id, request=pb.HandshakeRequest(in_bytes=in_bytes)
+    )
+
+
 def open_handshake(stub: pb_grpc.HandshakerStub, api: str, options: Options) -> Handshake:
     if api == "unary":
         return UnaryHandshake(stub, options)

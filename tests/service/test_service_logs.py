@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 
 import pytest
 from handshaker.v1 import handshaker_pb2 as pb
@@ -38,8 +39,11 @@ def _pem_bodies(pem: str) -> list[str]:
 
 @pytest.fixture
 def exercised_service(start_service: StartService) -> tuple[ServiceProcess, list[bytes]]:
-    """A service that ran handshakes of every kind, then stopped; the secrets it handed out."""
-    service = start_service()
+    """A service that ran handshakes of every kind, then stopped; the secrets it handed out.
+
+    At debug level, so that every completed handshake has its own line to search.
+    """
+    service = start_service("--log-level", "debug")
     secrets: list[bytes] = []
     with service.channel() as channel:
         stub = handshaker_stub(channel)
@@ -122,3 +126,54 @@ def test_every_log_line_is_a_json_object(
         entry = parse_json_line(line)
         assert entry is not None, f"not a JSON log line: {line!r}"
         assert {"time", "level", "logger", "message"} <= entry.keys()
+
+
+def _server_handshakes(service: ServiceProcess, count: int) -> None:
+    with service.channel() as channel:
+        stub = handshaker_stub(channel)
+        for _ in range(count):
+            with (
+                StreamHandshake(stub, client_options()) as client,
+                StreamHandshake(stub, pb.ServerOptions()) as server,
+            ):
+                c, s = relay(client, server)
+                assert (c.state, s.state) == (COMPLETE, COMPLETE)
+        failing = UnaryHandshake(stub, pb.ServerOptions())
+        assert failing.step(b"GET / HTTP/1.1\r\n\r\n").state == FAILED
+
+
+def test_default_level_counts_handshakes_in_a_stats_line(start_service: StartService) -> None:
+    # Per-handshake lines would cost more than the handshakes at production rates: at the
+    # default level a completed handshake is counted, a failed one still gets its own line.
+    service = start_service("--stats-interval", "0.2")
+    _server_handshakes(service, 3)
+    deadline = time.monotonic() + 10
+    stats: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        stats = [e for e in service.log_entries() if e.get("message") == "handshakes"]
+        if sum(int(str(e.get("server_completed", 0))) for e in stats) >= 3:
+            break
+        time.sleep(0.1)
+    assert service.stop() == 0
+    entries = service.log_entries()
+    stats = [e for e in entries if e.get("message") == "handshakes"]
+    assert sum(int(str(e.get("server_completed", 0))) for e in stats) == 3
+    assert sum(int(str(e.get("client_completed", 0))) for e in stats) == 3
+    assert sum(int(str(e.get("server_failed", 0))) for e in stats) == 1
+    assert all(e["level"] == "info" for e in stats)
+    assert not [e for e in entries if e.get("message") == "handshake complete"]
+    failed = [e for e in entries if e.get("message") == "handshake failed"]
+    # unexpected_message: "G" is no record type.
+    assert len(failed) == 1 and failed[0]["alert"] == 10
+
+
+def test_debug_level_logs_each_completed_handshake(start_service: StartService) -> None:
+    service = start_service("--log-level", "debug")
+    _server_handshakes(service, 2)
+    assert service.stop() == 0
+    completed = [e for e in service.log_entries() if e.get("message") == "handshake complete"]
+    assert sorted(str(e["role"]) for e in completed) == ["client", "client", "server", "server"]
+    assert all(e["level"] == "debug" and float(str(e["ms"])) > 0 for e in completed)
+    # The counts the stats line had not reported yet are logged at shutdown.
+    stats = [e for e in service.log_entries() if e.get("message") == "handshakes"]
+    assert sum(int(str(e.get("server_completed", 0))) for e in stats) == 2

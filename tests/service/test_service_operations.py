@@ -37,6 +37,7 @@ METHODS = {
     "ExportKeyingMaterial",
     "Abort",
     "Handshake",
+    "Multiplex",
 }
 
 

@@ -7,6 +7,9 @@
 
     reader, writer = await hc.open_connection("example.com", 443)      # asyncio streams
 
+    server = await hc.start_server(handle, "0.0.0.0", 8443, api="multiplex")
+    # many connections' handshakes share a few Multiplex streams to the service
+
 The service is found at the `handshaker` argument, else $HANDSHAKER_ADDR, else
 127.0.0.1:50051. The record layer (record.RecordLayer) runs here, on the keys
 the service hands back.
@@ -35,6 +38,7 @@ from .handshake import (
     server_options,
 )
 from .keys import PeerIdentity, SessionKeys, TrafficKeys
+from .multiplex import AsyncMultiplexer, AsyncMultiplexSession
 from .record import (
     ApplicationData,
     CloseNotifyReceived,
@@ -56,6 +60,8 @@ __all__ = [
     "AlertDescription",
     "ApplicationData",
     "AsyncHandshakerClient",
+    "AsyncMultiplexSession",
+    "AsyncMultiplexer",
     "AsyncStreamSession",
     "AsyncUnarySession",
     "CipherSuite",

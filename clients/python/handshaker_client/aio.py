@@ -1,4 +1,4 @@
-"""The asyncio handshaker client (grpc.aio): the unary RPCs and the Handshake stream, typed.
+"""The asyncio handshaker client (grpc.aio): unary RPCs, Handshake and Multiplex streams, typed.
 
 The channel is opened on first use, inside the running event loop.
 """
@@ -22,6 +22,7 @@ from .client import (
 from .errors import HandshakerRpcError
 from .handshake import StartOptions, Step, resolve_address
 from .keys import SessionKeys
+from .multiplex import AsyncMultiplexer, AsyncMultiplexSession
 
 
 class _Calls:
@@ -77,6 +78,13 @@ class _Calls:
             request_serializer=pb.HandshakeRequest.SerializeToString,
             response_deserializer=pb.HandshakeResponse.FromString,
         )
+        self.multiplex: grpc.aio.StreamStreamMultiCallable[
+            pb.MultiplexRequest, pb.MultiplexResponse
+        ] = channel.stream_stream(
+            method_path("Multiplex"),
+            request_serializer=pb.MultiplexRequest.SerializeToString,
+            response_deserializer=pb.MultiplexResponse.FromString,
+        )
 
 
 class AsyncHandshakerClient:
@@ -96,6 +104,7 @@ class AsyncHandshakerClient:
         self._credentials = credentials
         self._channel: grpc.aio.Channel | None = None
         self._calls_cache: _Calls | None = None
+        self._multiplexer: AsyncMultiplexer | None = None
 
     @property
     def _calls(self) -> _Calls:
@@ -108,6 +117,9 @@ class AsyncHandshakerClient:
         return self._calls_cache
 
     async def close(self) -> None:
+        if self._multiplexer is not None:
+            await self._multiplexer.close()
+            self._multiplexer = None
         if self._channel is not None:
             await self._channel.close(None)
             self._channel = None
@@ -194,6 +206,18 @@ class AsyncHandshakerClient:
     def unary_session(self, options: StartOptions) -> AsyncUnarySession:
         """A handshake over StartClient/StartServer and Feed, aborted when closed."""
         return AsyncUnarySession(self, options)
+
+    def multiplexer(self) -> AsyncMultiplexer:
+        """The client's Multiplex streams, shared by every session it makes (made on first use)."""
+        if self._multiplexer is None:
+            self._multiplexer = AsyncMultiplexer(
+                lambda: self._calls.multiplex(None), rpc_timeout=self.rpc_timeout
+            )
+        return self._multiplexer
+
+    def multiplexed_session(self, options: StartOptions) -> AsyncMultiplexSession:
+        """A handshake on the client's shared Multiplex stream."""
+        return self.multiplexer().session(options)
 
     def _open_stream(
         self,

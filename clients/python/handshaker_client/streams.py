@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from handshaker.v1 import handshaker_pb2 as pb
 
@@ -28,7 +28,6 @@ from .handshake import (
 )
 from .keys import SessionKeys
 from .record import ApplicationData, CloseNotifyReceived, RecordLayer
-from .sockets import Api
 
 log = logging.getLogger("handshaker_client.streams")
 
@@ -250,11 +249,18 @@ class TLSStreamWriter:
             await self._connection.writer.wait_closed()
 
 
+# The asyncio adapters also run handshakes on the client's shared Multiplex streams,
+# the cheapest way through the service when many connections handshake at once.
+AsyncApi = Literal["stream", "unary", "multiplex"]
+
+
 def _session(
-    client: AsyncHandshakerClient, options: StartOptions, api: Api
+    client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi
 ) -> AsyncHandshakeSession:
     if api == "stream":
         return client.handshake(options)
+    if api == "multiplex":
+        return client.multiplexed_session(options)
     return client.unary_session(options)
 
 
@@ -264,7 +270,7 @@ async def tls_over_streams(
     client: AsyncHandshakerClient,
     options: StartOptions,
     *,
-    api: Api = "stream",
+    api: AsyncApi = "stream",
     first_bytes: bytes = b"",
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[TLSStreamReader, TLSStreamWriter]:
@@ -303,7 +309,7 @@ async def open_connection(
     ca_pem: str | bytes | None = None,
     credential: str | None = None,
     handshaker: AsyncHandshakerClient | str | None = None,
-    api: Api = "stream",
+    api: AsyncApi = "stream",
     options: pb.ClientOptions | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> tuple[TLSStreamReader, TLSStreamWriter]:
@@ -349,7 +355,7 @@ async def start_server(
     client_auth: str = "none",
     client_ca_pem: str | bytes | None = None,
     handshaker: AsyncHandshakerClient | str | None = None,
-    api: Api = "stream",
+    api: AsyncApi = "stream",
     options: pb.ServerOptions | None = None,
     on_handshake_error: Callable[[BaseException, asyncio.StreamWriter], None] | None = None,
     limit: int = DEFAULT_LIMIT,

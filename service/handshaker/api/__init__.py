@@ -2,5 +2,6 @@
 
 from .options import ConfigFactory, InvalidOptions
 from .servicer import HandshakerServicer
+from .stats import HandshakeStats
 
-__all__ = ["ConfigFactory", "HandshakerServicer", "InvalidOptions"]
+__all__ = ["ConfigFactory", "HandshakeStats", "HandshakerServicer", "InvalidOptions"]

@@ -38,6 +38,7 @@ from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
 from .identity import caller_identity
 from .options import ConfigFactory, InvalidOptions
+from .stats import HandshakeStats
 
 log = logging.getLogger("handshaker.api")
 
@@ -147,6 +148,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self._sessions = sessions
         self._configs = configs
         self._idle_timeout = idle_timeout
+        self.stats = HandshakeStats()
 
     # --- shared steps -----------------------------------------------------------------
 
@@ -224,22 +226,27 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             step.result.CopyFrom(summary(result, peer))
             if session.keys_in_response:
                 keys = session_keys(result, peer)
-            log.info(
-                "handshake complete",
-                extra={
-                    "fields": {
-                        "session": session.session_id[:8],
-                        "role": session.role.value,
-                        "caller": session.owner,
-                        "version": hex(result.version),
-                        "cipher_suite": hex(result.cipher_suite),
-                        "group": hex(result.group),
-                        "alpn": _alpn(result),
-                        "hello_retry": result.hello_retry,
-                        "ms": round((time.monotonic() - session.started_at) * 1000, 2),
-                    }
-                },
-            )
+            milliseconds = round((time.monotonic() - session.started_at) * 1000, 2)
+            self.stats.completed(session.role.value, milliseconds)
+            # A line per completed handshake is for debugging; the periodic stats line
+            # counts them (at thousands a second, per-handshake lines cost more than TLS).
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "handshake complete",
+                    extra={
+                        "fields": {
+                            "session": session.session_id[:8],
+                            "role": session.role.value,
+                            "caller": session.owner,
+                            "version": hex(result.version),
+                            "cipher_suite": hex(result.cipher_suite),
+                            "group": hex(result.group),
+                            "alpn": _alpn(result),
+                            "hello_retry": result.hello_retry,
+                            "ms": milliseconds,
+                        }
+                    },
+                )
         elif isinstance(event, HandshakeFailed):
             step.state = pb.HANDSHAKE_STATE_FAILED
             step.failure.CopyFrom(
@@ -247,6 +254,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     alert=event.alert, reason=event.reason, sent_by_peer=event.sent_by_peer
                 )
             )
+            self.stats.failed(session.role.value)
             log.info(
                 "handshake failed",
                 extra={
@@ -395,3 +403,127 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         finally:
             if session is not None:
                 self._sessions.remove(session.session_id)
+
+    # --- the multiplexed stream -----------------------------------------------------------
+
+    async def Multiplex(
+        self,
+        request_iterator: AsyncIterator[pb.MultiplexRequest],
+        context: grpc.aio.ServicerContext[pb.MultiplexRequest, pb.MultiplexResponse],
+    ) -> None:
+        owner = caller_identity(context)  # type: ignore[arg-type]
+        live: dict[int, Session] = {}
+        idle = self._idle_timeout
+        # Idle connections are found by a sweep every quarter of the idle timeout,
+        # not by a timer each: one read timeout covers them all.
+        next_sweep = time.monotonic() + idle / 4
+        # A read is never cancelled (that would break the stream): the sweep waits
+        # beside it, and the same read is awaited again after a sweep.
+        read: asyncio.Task[object] | None = None
+        try:
+            while True:
+                pending = read
+                if pending is None:
+                    pending = read = asyncio.create_task(context.read())
+                if live:
+                    await asyncio.wait((pending,), timeout=max(0.0, next_sweep - time.monotonic()))
+                else:
+                    # No connection to expire: the stream itself may idle (a proxy
+                    # keeps one open); gRPC keepalive finds a dead caller.
+                    await asyncio.wait((pending,))
+                request = None
+                if pending.done():
+                    request, read = pending.result(), None
+                    if request is grpc.aio.EOF:  # type: ignore[attr-defined]
+                        return
+                response = pb.MultiplexResponse()
+                results = response.results
+                if request is not None:
+                    assert isinstance(request, pb.MultiplexRequest)
+                    for frame in request.frames:
+                        results.append(self._frame(owner, live, frame))
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + idle / 4
+                    for connection_id, session in list(live.items()):
+                        if now - session.last_used > idle:
+                            self._end(live, connection_id)
+                            results.append(
+                                _connection_error(
+                                    connection_id,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    "no handshake bytes within the idle timeout",
+                                )
+                            )
+                if results:
+                    await context.write(response)
+        finally:
+            if read is not None:
+                read.cancel()
+            for session in live.values():
+                self._sessions.remove(session.session_id)
+
+    def _end(self, live: dict[int, Session], connection_id: int) -> None:
+        session = live.pop(connection_id, None)
+        if session is not None:
+            self._sessions.remove(session.session_id)
+
+    def _frame(
+        self, owner: str, live: dict[int, Session], frame: pb.ConnectionFrame
+    ) -> pb.ConnectionResult:
+        """One frame of the Multiplex stream; misuse ends only its own connection."""
+        connection_id = frame.connection_id
+        try:
+            if connection_id == 0:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "connection_id must be nonzero")
+            session = live.get(connection_id)
+            if frame.abort:
+                self._end(live, connection_id)
+                return pb.ConnectionResult(connection_id=connection_id)
+            request = frame.request
+            start = request.WhichOneof("start")
+            if session is None:
+                if start is None:
+                    raise _Abort(
+                        grpc.StatusCode.NOT_FOUND,
+                        "no live connection with this id; a connection's first frame "
+                        "must carry client or server options",
+                    )
+                if start == "client" and request.in_bytes:
+                    raise _Abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "a client start carries no in_bytes; the client speaks first",
+                    )
+                options = request.client if start == "client" else request.server
+                session = self._start(owner, options, True)
+                live[connection_id] = session
+            elif start is not None:
+                raise _Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "this connection has started; only its first frame may carry options",
+                )
+            elif time.monotonic() - session.last_used > self._idle_timeout:
+                raise _Abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "no handshake bytes within the idle timeout"
+                )
+            else:
+                self._sessions.touch(session)
+            step, keys = self._advance(session, request.in_bytes)
+        except _Abort as abort:
+            self._end(live, connection_id)
+            return _connection_error(connection_id, abort.code, abort.message)
+        if step.state != pb.HANDSHAKE_STATE_NEED_INPUT:
+            self._end(live, connection_id)
+        step.session_id = ""
+        return pb.ConnectionResult(
+            connection_id=connection_id, response=pb.HandshakeResponse(step=step, keys=keys)
+        )
+
+
+def _connection_error(
+    connection_id: int, code: grpc.StatusCode, message: str
+) -> pb.ConnectionResult:
+    return pb.ConnectionResult(
+        connection_id=connection_id,
+        error=pb.FrameError(code=code.value[0], message=message),
+    )

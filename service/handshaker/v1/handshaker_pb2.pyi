@@ -187,6 +187,46 @@ class HandshakeResponse(_message.Message):
     keys: SessionKeys
     def __init__(self, step: _Optional[_Union[HandshakeStep, _Mapping]] = ..., keys: _Optional[_Union[SessionKeys, _Mapping]] = ...) -> None: ...
 
+class MultiplexRequest(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[ConnectionFrame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[ConnectionFrame, _Mapping]]] = ...) -> None: ...
+
+class ConnectionFrame(_message.Message):
+    __slots__ = ("connection_id", "request", "abort")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ABORT_FIELD_NUMBER: _ClassVar[int]
+    connection_id: int
+    request: HandshakeRequest
+    abort: bool
+    def __init__(self, connection_id: _Optional[int] = ..., request: _Optional[_Union[HandshakeRequest, _Mapping]] = ..., abort: _Optional[bool] = ...) -> None: ...
+
+class MultiplexResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ConnectionResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ConnectionResult, _Mapping]]] = ...) -> None: ...
+
+class ConnectionResult(_message.Message):
+    __slots__ = ("connection_id", "response", "error")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    connection_id: int
+    response: HandshakeResponse
+    error: FrameError
+    def __init__(self, connection_id: _Optional[int] = ..., response: _Optional[_Union[HandshakeResponse, _Mapping]] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ...) -> None: ...
+
+class FrameError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
 class HandshakeStep(_message.Message):
     __slots__ = ("session_id", "out_bytes", "bytes_consumed", "state", "failure", "result")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

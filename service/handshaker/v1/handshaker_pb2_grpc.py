@@ -74,6 +74,11 @@ class HandshakerStub:
                 request_serializer=handshaker_dot_v1_dot_handshaker__pb2.HandshakeRequest.SerializeToString,
                 response_deserializer=handshaker_dot_v1_dot_handshaker__pb2.HandshakeResponse.FromString,
                 _registered_method=True)
+        self.Multiplex = channel.stream_stream(
+                '/handshaker.v1.Handshaker/Multiplex',
+                request_serializer=handshaker_dot_v1_dot_handshaker__pb2.MultiplexRequest.SerializeToString,
+                response_deserializer=handshaker_dot_v1_dot_handshaker__pb2.MultiplexResponse.FromString,
+                _registered_method=True)
 
 
 class HandshakerServicer:
@@ -135,6 +140,20 @@ class HandshakerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Multiplex(self, request_iterator, context):
+        """Many connections on one stream, for callers that run many handshakes at once
+        (a proxy, a sidecar, a connection pool). Each frame names its connection by
+        an id the caller chooses; a connection's first frame starts it as on the
+        Handshake stream, and its last result is COMPLETE (with the keys) or FAILED.
+        The frames of one request are answered in one response, so under load one
+        message pair serves many handshakes. Misuse on one connection ends that
+        connection with a status in its result; the stream and its other connections
+        go on. Ending the stream frees every connection still on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HandshakerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +191,11 @@ def add_HandshakerServicer_to_server(servicer, server):
                     servicer.Handshake,
                     request_deserializer=handshaker_dot_v1_dot_handshaker__pb2.HandshakeRequest.FromString,
                     response_serializer=handshaker_dot_v1_dot_handshaker__pb2.HandshakeResponse.SerializeToString,
+            ),
+            'Multiplex': grpc.stream_stream_rpc_method_handler(
+                    servicer.Multiplex,
+                    request_deserializer=handshaker_dot_v1_dot_handshaker__pb2.MultiplexRequest.FromString,
+                    response_serializer=handshaker_dot_v1_dot_handshaker__pb2.MultiplexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -368,6 +392,33 @@ class Handshaker:
             '/handshaker.v1.Handshaker/Handshake',
             handshaker_dot_v1_dot_handshaker__pb2.HandshakeRequest.SerializeToString,
             handshaker_dot_v1_dot_handshaker__pb2.HandshakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Multiplex(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/handshaker.v1.Handshaker/Multiplex',
+            handshaker_dot_v1_dot_handshaker__pb2.MultiplexRequest.SerializeToString,
+            handshaker_dot_v1_dot_handshaker__pb2.MultiplexResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1242,6 +1242,280 @@ func (x *HandshakeResponse) GetKeys() *SessionKeys {
 	return nil
 }
 
+type MultiplexRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One or more frames, for different connections or for one.
+	Frames        []*ConnectionFrame `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MultiplexRequest) Reset() {
+	*x = MultiplexRequest{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MultiplexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MultiplexRequest) ProtoMessage() {}
+
+func (x *MultiplexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MultiplexRequest.ProtoReflect.Descriptor instead.
+func (*MultiplexRequest) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MultiplexRequest) GetFrames() []*ConnectionFrame {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
+// One connection's step on the Multiplex stream.
+type ConnectionFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the caller; nonzero and unique among the stream's live
+	// connections. An id may be used again once its connection has ended.
+	ConnectionId uint64 `protobuf:"varint,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// As on the Handshake stream: the first frame of a connection carries the
+	// start options, later frames carry in_bytes only.
+	Request *HandshakeRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// Ends the connection whatever its state and frees it; request is ignored.
+	// The result repeats the id with no step.
+	Abort         bool `protobuf:"varint,3,opt,name=abort,proto3" json:"abort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectionFrame) Reset() {
+	*x = ConnectionFrame{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionFrame) ProtoMessage() {}
+
+func (x *ConnectionFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionFrame.ProtoReflect.Descriptor instead.
+func (*ConnectionFrame) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ConnectionFrame) GetConnectionId() uint64 {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return 0
+}
+
+func (x *ConnectionFrame) GetRequest() *HandshakeRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ConnectionFrame) GetAbort() bool {
+	if x != nil {
+		return x.Abort
+	}
+	return false
+}
+
+type MultiplexResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result for each frame of the request answered, in the same order.
+	Results       []*ConnectionResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MultiplexResponse) Reset() {
+	*x = MultiplexResponse{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MultiplexResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MultiplexResponse) ProtoMessage() {}
+
+func (x *MultiplexResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MultiplexResponse.ProtoReflect.Descriptor instead.
+func (*MultiplexResponse) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MultiplexResponse) GetResults() []*ConnectionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// The answer to one ConnectionFrame.
+type ConnectionResult struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId uint64                 `protobuf:"varint,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Unset when error is set.
+	Response *HandshakeResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when the frame was misuse; the connection has ended.
+	Error         *FrameError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectionResult) Reset() {
+	*x = ConnectionResult{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionResult) ProtoMessage() {}
+
+func (x *ConnectionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionResult.ProtoReflect.Descriptor instead.
+func (*ConnectionResult) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ConnectionResult) GetConnectionId() uint64 {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return 0
+}
+
+func (x *ConnectionResult) GetResponse() *HandshakeResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ConnectionResult) GetError() *FrameError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// Misuse of one multiplexed connection, as the status the unary API would return.
+type FrameError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A gRPC status code (google.rpc.Code), e.g. 3 INVALID_ARGUMENT, 5 NOT_FOUND.
+	Code          uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FrameError) Reset() {
+	*x = FrameError{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FrameError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FrameError) ProtoMessage() {}
+
+func (x *FrameError) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FrameError.ProtoReflect.Descriptor instead.
+func (*FrameError) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FrameError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *FrameError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // The outcome of one start or feed.
 type HandshakeStep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1265,7 +1539,7 @@ type HandshakeStep struct {
 
 func (x *HandshakeStep) Reset() {
 	*x = HandshakeStep{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[16]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1551,7 @@ func (x *HandshakeStep) String() string {
 func (*HandshakeStep) ProtoMessage() {}
 
 func (x *HandshakeStep) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[16]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1564,7 @@ func (x *HandshakeStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandshakeStep.ProtoReflect.Descriptor instead.
 func (*HandshakeStep) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{16}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HandshakeStep) GetSessionId() string {
@@ -1351,7 +1625,7 @@ type HandshakeFailure struct {
 
 func (x *HandshakeFailure) Reset() {
 	*x = HandshakeFailure{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[17]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1637,7 @@ func (x *HandshakeFailure) String() string {
 func (*HandshakeFailure) ProtoMessage() {}
 
 func (x *HandshakeFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[17]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1650,7 @@ func (x *HandshakeFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandshakeFailure.ProtoReflect.Descriptor instead.
 func (*HandshakeFailure) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{17}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HandshakeFailure) GetAlert() uint32 {
@@ -1426,7 +1700,7 @@ type HandshakeSummary struct {
 
 func (x *HandshakeSummary) Reset() {
 	*x = HandshakeSummary{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[18]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1712,7 @@ func (x *HandshakeSummary) String() string {
 func (*HandshakeSummary) ProtoMessage() {}
 
 func (x *HandshakeSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[18]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1725,7 @@ func (x *HandshakeSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandshakeSummary.ProtoReflect.Descriptor instead.
 func (*HandshakeSummary) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{18}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HandshakeSummary) GetVersion() uint32 {
@@ -1541,7 +1815,7 @@ type PeerIdentity struct {
 
 func (x *PeerIdentity) Reset() {
 	*x = PeerIdentity{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[19]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1827,7 @@ func (x *PeerIdentity) String() string {
 func (*PeerIdentity) ProtoMessage() {}
 
 func (x *PeerIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[19]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1840,7 @@ func (x *PeerIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerIdentity.ProtoReflect.Descriptor instead.
 func (*PeerIdentity) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{19}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PeerIdentity) GetChainDer() [][]byte {
@@ -1620,7 +1894,7 @@ type TrafficKeys struct {
 
 func (x *TrafficKeys) Reset() {
 	*x = TrafficKeys{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[20]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1906,7 @@ func (x *TrafficKeys) String() string {
 func (*TrafficKeys) ProtoMessage() {}
 
 func (x *TrafficKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[20]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1919,7 @@ func (x *TrafficKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficKeys.ProtoReflect.Descriptor instead.
 func (*TrafficKeys) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{20}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TrafficKeys) GetSecret() []byte {
@@ -1714,7 +1988,7 @@ type SessionKeys struct {
 
 func (x *SessionKeys) Reset() {
 	*x = SessionKeys{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[21]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2000,7 @@ func (x *SessionKeys) String() string {
 func (*SessionKeys) ProtoMessage() {}
 
 func (x *SessionKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[21]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2013,7 @@ func (x *SessionKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionKeys.ProtoReflect.Descriptor instead.
 func (*SessionKeys) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{21}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionKeys) GetVersion() uint32 {
@@ -1928,7 +2202,23 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x05start\"u\n" +
 	"\x11HandshakeResponse\x120\n" +
 	"\x04step\x18\x01 \x01(\v2\x1c.handshaker.v1.HandshakeStepR\x04step\x12.\n" +
-	"\x04keys\x18\x02 \x01(\v2\x1a.handshaker.v1.SessionKeysR\x04keys\"\x9b\x02\n" +
+	"\x04keys\x18\x02 \x01(\v2\x1a.handshaker.v1.SessionKeysR\x04keys\"J\n" +
+	"\x10MultiplexRequest\x126\n" +
+	"\x06frames\x18\x01 \x03(\v2\x1e.handshaker.v1.ConnectionFrameR\x06frames\"\x87\x01\n" +
+	"\x0fConnectionFrame\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\x04R\fconnectionId\x129\n" +
+	"\arequest\x18\x02 \x01(\v2\x1f.handshaker.v1.HandshakeRequestR\arequest\x12\x14\n" +
+	"\x05abort\x18\x03 \x01(\bR\x05abort\"N\n" +
+	"\x11MultiplexResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.handshaker.v1.ConnectionResultR\aresults\"\xa6\x01\n" +
+	"\x10ConnectionResult\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\x04R\fconnectionId\x12<\n" +
+	"\bresponse\x18\x02 \x01(\v2 .handshaker.v1.HandshakeResponseR\bresponse\x12/\n" +
+	"\x05error\x18\x03 \x01(\v2\x19.handshaker.v1.FrameErrorR\x05error\":\n" +
+	"\n" +
+	"FrameError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9b\x02\n" +
 	"\rHandshakeStep\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -1996,7 +2286,7 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x1bHANDSHAKE_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aHANDSHAKE_STATE_NEED_INPUT\x10\x01\x12\x1c\n" +
 	"\x18HANDSHAKE_STATE_COMPLETE\x10\x02\x12\x1a\n" +
-	"\x16HANDSHAKE_STATE_FAILED\x10\x032\xcc\x04\n" +
+	"\x16HANDSHAKE_STATE_FAILED\x10\x032\xa0\x05\n" +
 	"\n" +
 	"Handshaker\x12T\n" +
 	"\vStartClient\x12!.handshaker.v1.StartClientRequest\x1a\".handshaker.v1.StartClientResponse\x12T\n" +
@@ -2005,7 +2295,8 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\aGetKeys\x12\x1d.handshaker.v1.GetKeysRequest\x1a\x1e.handshaker.v1.GetKeysResponse\x12o\n" +
 	"\x14ExportKeyingMaterial\x12*.handshaker.v1.ExportKeyingMaterialRequest\x1a+.handshaker.v1.ExportKeyingMaterialResponse\x12B\n" +
 	"\x05Abort\x12\x1b.handshaker.v1.AbortRequest\x1a\x1c.handshaker.v1.AbortResponse\x12R\n" +
-	"\tHandshake\x12\x1f.handshaker.v1.HandshakeRequest\x1a .handshaker.v1.HandshakeResponse(\x010\x01Br\n" +
+	"\tHandshake\x12\x1f.handshaker.v1.HandshakeRequest\x1a .handshaker.v1.HandshakeResponse(\x010\x01\x12R\n" +
+	"\tMultiplex\x12\x1f.handshaker.v1.MultiplexRequest\x1a .handshaker.v1.MultiplexResponse(\x010\x01Br\n" +
 	"\x11dev.handshaker.v1B\x0fHandshakerProtoP\x01ZJgithub.com/handshaker/handshaker/clients/go/gen/handshaker/v1;handshakerv1b\x06proto3"
 
 var (
@@ -2021,7 +2312,7 @@ func file_handshaker_v1_handshaker_proto_rawDescGZIP() []byte {
 }
 
 var file_handshaker_v1_handshaker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_handshaker_v1_handshaker_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_handshaker_v1_handshaker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_handshaker_v1_handshaker_proto_goTypes = []any{
 	(ClientAuth)(0),                      // 0: handshaker.v1.ClientAuth
 	(HandshakeState)(0),                  // 1: handshaker.v1.HandshakeState
@@ -2041,54 +2332,66 @@ var file_handshaker_v1_handshaker_proto_goTypes = []any{
 	(*AbortResponse)(nil),                // 15: handshaker.v1.AbortResponse
 	(*HandshakeRequest)(nil),             // 16: handshaker.v1.HandshakeRequest
 	(*HandshakeResponse)(nil),            // 17: handshaker.v1.HandshakeResponse
-	(*HandshakeStep)(nil),                // 18: handshaker.v1.HandshakeStep
-	(*HandshakeFailure)(nil),             // 19: handshaker.v1.HandshakeFailure
-	(*HandshakeSummary)(nil),             // 20: handshaker.v1.HandshakeSummary
-	(*PeerIdentity)(nil),                 // 21: handshaker.v1.PeerIdentity
-	(*TrafficKeys)(nil),                  // 22: handshaker.v1.TrafficKeys
-	(*SessionKeys)(nil),                  // 23: handshaker.v1.SessionKeys
+	(*MultiplexRequest)(nil),             // 18: handshaker.v1.MultiplexRequest
+	(*ConnectionFrame)(nil),              // 19: handshaker.v1.ConnectionFrame
+	(*MultiplexResponse)(nil),            // 20: handshaker.v1.MultiplexResponse
+	(*ConnectionResult)(nil),             // 21: handshaker.v1.ConnectionResult
+	(*FrameError)(nil),                   // 22: handshaker.v1.FrameError
+	(*HandshakeStep)(nil),                // 23: handshaker.v1.HandshakeStep
+	(*HandshakeFailure)(nil),             // 24: handshaker.v1.HandshakeFailure
+	(*HandshakeSummary)(nil),             // 25: handshaker.v1.HandshakeSummary
+	(*PeerIdentity)(nil),                 // 26: handshaker.v1.PeerIdentity
+	(*TrafficKeys)(nil),                  // 27: handshaker.v1.TrafficKeys
+	(*SessionKeys)(nil),                  // 28: handshaker.v1.SessionKeys
 }
 var file_handshaker_v1_handshaker_proto_depIdxs = []int32{
 	0,  // 0: handshaker.v1.ServerOptions.client_auth:type_name -> handshaker.v1.ClientAuth
 	2,  // 1: handshaker.v1.StartClientRequest.options:type_name -> handshaker.v1.ClientOptions
-	18, // 2: handshaker.v1.StartClientResponse.step:type_name -> handshaker.v1.HandshakeStep
-	23, // 3: handshaker.v1.StartClientResponse.keys:type_name -> handshaker.v1.SessionKeys
+	23, // 2: handshaker.v1.StartClientResponse.step:type_name -> handshaker.v1.HandshakeStep
+	28, // 3: handshaker.v1.StartClientResponse.keys:type_name -> handshaker.v1.SessionKeys
 	3,  // 4: handshaker.v1.StartServerRequest.options:type_name -> handshaker.v1.ServerOptions
-	18, // 5: handshaker.v1.StartServerResponse.step:type_name -> handshaker.v1.HandshakeStep
-	23, // 6: handshaker.v1.StartServerResponse.keys:type_name -> handshaker.v1.SessionKeys
-	18, // 7: handshaker.v1.FeedResponse.step:type_name -> handshaker.v1.HandshakeStep
-	23, // 8: handshaker.v1.FeedResponse.keys:type_name -> handshaker.v1.SessionKeys
-	23, // 9: handshaker.v1.GetKeysResponse.keys:type_name -> handshaker.v1.SessionKeys
+	23, // 5: handshaker.v1.StartServerResponse.step:type_name -> handshaker.v1.HandshakeStep
+	28, // 6: handshaker.v1.StartServerResponse.keys:type_name -> handshaker.v1.SessionKeys
+	23, // 7: handshaker.v1.FeedResponse.step:type_name -> handshaker.v1.HandshakeStep
+	28, // 8: handshaker.v1.FeedResponse.keys:type_name -> handshaker.v1.SessionKeys
+	28, // 9: handshaker.v1.GetKeysResponse.keys:type_name -> handshaker.v1.SessionKeys
 	2,  // 10: handshaker.v1.HandshakeRequest.client:type_name -> handshaker.v1.ClientOptions
 	3,  // 11: handshaker.v1.HandshakeRequest.server:type_name -> handshaker.v1.ServerOptions
-	18, // 12: handshaker.v1.HandshakeResponse.step:type_name -> handshaker.v1.HandshakeStep
-	23, // 13: handshaker.v1.HandshakeResponse.keys:type_name -> handshaker.v1.SessionKeys
-	1,  // 14: handshaker.v1.HandshakeStep.state:type_name -> handshaker.v1.HandshakeState
-	19, // 15: handshaker.v1.HandshakeStep.failure:type_name -> handshaker.v1.HandshakeFailure
-	20, // 16: handshaker.v1.HandshakeStep.result:type_name -> handshaker.v1.HandshakeSummary
-	21, // 17: handshaker.v1.HandshakeSummary.peer:type_name -> handshaker.v1.PeerIdentity
-	21, // 18: handshaker.v1.SessionKeys.peer:type_name -> handshaker.v1.PeerIdentity
-	22, // 19: handshaker.v1.SessionKeys.read:type_name -> handshaker.v1.TrafficKeys
-	22, // 20: handshaker.v1.SessionKeys.write:type_name -> handshaker.v1.TrafficKeys
-	4,  // 21: handshaker.v1.Handshaker.StartClient:input_type -> handshaker.v1.StartClientRequest
-	6,  // 22: handshaker.v1.Handshaker.StartServer:input_type -> handshaker.v1.StartServerRequest
-	8,  // 23: handshaker.v1.Handshaker.Feed:input_type -> handshaker.v1.FeedRequest
-	10, // 24: handshaker.v1.Handshaker.GetKeys:input_type -> handshaker.v1.GetKeysRequest
-	12, // 25: handshaker.v1.Handshaker.ExportKeyingMaterial:input_type -> handshaker.v1.ExportKeyingMaterialRequest
-	14, // 26: handshaker.v1.Handshaker.Abort:input_type -> handshaker.v1.AbortRequest
-	16, // 27: handshaker.v1.Handshaker.Handshake:input_type -> handshaker.v1.HandshakeRequest
-	5,  // 28: handshaker.v1.Handshaker.StartClient:output_type -> handshaker.v1.StartClientResponse
-	7,  // 29: handshaker.v1.Handshaker.StartServer:output_type -> handshaker.v1.StartServerResponse
-	9,  // 30: handshaker.v1.Handshaker.Feed:output_type -> handshaker.v1.FeedResponse
-	11, // 31: handshaker.v1.Handshaker.GetKeys:output_type -> handshaker.v1.GetKeysResponse
-	13, // 32: handshaker.v1.Handshaker.ExportKeyingMaterial:output_type -> handshaker.v1.ExportKeyingMaterialResponse
-	15, // 33: handshaker.v1.Handshaker.Abort:output_type -> handshaker.v1.AbortResponse
-	17, // 34: handshaker.v1.Handshaker.Handshake:output_type -> handshaker.v1.HandshakeResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 12: handshaker.v1.HandshakeResponse.step:type_name -> handshaker.v1.HandshakeStep
+	28, // 13: handshaker.v1.HandshakeResponse.keys:type_name -> handshaker.v1.SessionKeys
+	19, // 14: handshaker.v1.MultiplexRequest.frames:type_name -> handshaker.v1.ConnectionFrame
+	16, // 15: handshaker.v1.ConnectionFrame.request:type_name -> handshaker.v1.HandshakeRequest
+	21, // 16: handshaker.v1.MultiplexResponse.results:type_name -> handshaker.v1.ConnectionResult
+	17, // 17: handshaker.v1.ConnectionResult.response:type_name -> handshaker.v1.HandshakeResponse
+	22, // 18: handshaker.v1.ConnectionResult.error:type_name -> handshaker.v1.FrameError
+	1,  // 19: handshaker.v1.HandshakeStep.state:type_name -> handshaker.v1.HandshakeState
+	24, // 20: handshaker.v1.HandshakeStep.failure:type_name -> handshaker.v1.HandshakeFailure
+	25, // 21: handshaker.v1.HandshakeStep.result:type_name -> handshaker.v1.HandshakeSummary
+	26, // 22: handshaker.v1.HandshakeSummary.peer:type_name -> handshaker.v1.PeerIdentity
+	26, // 23: handshaker.v1.SessionKeys.peer:type_name -> handshaker.v1.PeerIdentity
+	27, // 24: handshaker.v1.SessionKeys.read:type_name -> handshaker.v1.TrafficKeys
+	27, // 25: handshaker.v1.SessionKeys.write:type_name -> handshaker.v1.TrafficKeys
+	4,  // 26: handshaker.v1.Handshaker.StartClient:input_type -> handshaker.v1.StartClientRequest
+	6,  // 27: handshaker.v1.Handshaker.StartServer:input_type -> handshaker.v1.StartServerRequest
+	8,  // 28: handshaker.v1.Handshaker.Feed:input_type -> handshaker.v1.FeedRequest
+	10, // 29: handshaker.v1.Handshaker.GetKeys:input_type -> handshaker.v1.GetKeysRequest
+	12, // 30: handshaker.v1.Handshaker.ExportKeyingMaterial:input_type -> handshaker.v1.ExportKeyingMaterialRequest
+	14, // 31: handshaker.v1.Handshaker.Abort:input_type -> handshaker.v1.AbortRequest
+	16, // 32: handshaker.v1.Handshaker.Handshake:input_type -> handshaker.v1.HandshakeRequest
+	18, // 33: handshaker.v1.Handshaker.Multiplex:input_type -> handshaker.v1.MultiplexRequest
+	5,  // 34: handshaker.v1.Handshaker.StartClient:output_type -> handshaker.v1.StartClientResponse
+	7,  // 35: handshaker.v1.Handshaker.StartServer:output_type -> handshaker.v1.StartServerResponse
+	9,  // 36: handshaker.v1.Handshaker.Feed:output_type -> handshaker.v1.FeedResponse
+	11, // 37: handshaker.v1.Handshaker.GetKeys:output_type -> handshaker.v1.GetKeysResponse
+	13, // 38: handshaker.v1.Handshaker.ExportKeyingMaterial:output_type -> handshaker.v1.ExportKeyingMaterialResponse
+	15, // 39: handshaker.v1.Handshaker.Abort:output_type -> handshaker.v1.AbortResponse
+	17, // 40: handshaker.v1.Handshaker.Handshake:output_type -> handshaker.v1.HandshakeResponse
+	20, // 41: handshaker.v1.Handshaker.Multiplex:output_type -> handshaker.v1.MultiplexResponse
+	34, // [34:42] is the sub-list for method output_type
+	26, // [26:34] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_handshaker_v1_handshaker_proto_init() }
@@ -2114,7 +2417,7 @@ func file_handshaker_v1_handshaker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_handshaker_v1_handshaker_proto_rawDesc), len(file_handshaker_v1_handshaker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,7 @@ const (
 	Handshaker_ExportKeyingMaterial_FullMethodName = "/handshaker.v1.Handshaker/ExportKeyingMaterial"
 	Handshaker_Abort_FullMethodName                = "/handshaker.v1.Handshaker/Abort"
 	Handshaker_Handshake_FullMethodName            = "/handshaker.v1.Handshaker/Handshake"
+	Handshaker_Multiplex_FullMethodName            = "/handshaker.v1.Handshaker/Multiplex"
 )
 
 // HandshakerClient is the client API for Handshaker service.
@@ -74,6 +75,15 @@ type HandshakerClient interface {
 	// (and may carry the first in_bytes), later requests carry in_bytes. The
 	// response that reports COMPLETE carries the keys.
 	Handshake(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HandshakeRequest, HandshakeResponse], error)
+	// Many connections on one stream, for callers that run many handshakes at once
+	// (a proxy, a sidecar, a connection pool). Each frame names its connection by
+	// an id the caller chooses; a connection's first frame starts it as on the
+	// Handshake stream, and its last result is COMPLETE (with the keys) or FAILED.
+	// The frames of one request are answered in one response, so under load one
+	// message pair serves many handshakes. Misuse on one connection ends that
+	// connection with a status in its result; the stream and its other connections
+	// go on. Ending the stream frees every connection still on it.
+	Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MultiplexRequest, MultiplexResponse], error)
 }
 
 type handshakerClient struct {
@@ -157,6 +167,19 @@ func (c *handshakerClient) Handshake(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Handshaker_HandshakeClient = grpc.BidiStreamingClient[HandshakeRequest, HandshakeResponse]
 
+func (c *handshakerClient) Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[MultiplexRequest, MultiplexResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Handshaker_ServiceDesc.Streams[1], Handshaker_Multiplex_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[MultiplexRequest, MultiplexResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Handshaker_MultiplexClient = grpc.BidiStreamingClient[MultiplexRequest, MultiplexResponse]
+
 // HandshakerServer is the server API for Handshaker service.
 // All implementations must embed UnimplementedHandshakerServer
 // for forward compatibility.
@@ -183,6 +206,15 @@ type HandshakerServer interface {
 	// (and may carry the first in_bytes), later requests carry in_bytes. The
 	// response that reports COMPLETE carries the keys.
 	Handshake(grpc.BidiStreamingServer[HandshakeRequest, HandshakeResponse]) error
+	// Many connections on one stream, for callers that run many handshakes at once
+	// (a proxy, a sidecar, a connection pool). Each frame names its connection by
+	// an id the caller chooses; a connection's first frame starts it as on the
+	// Handshake stream, and its last result is COMPLETE (with the keys) or FAILED.
+	// The frames of one request are answered in one response, so under load one
+	// message pair serves many handshakes. Misuse on one connection ends that
+	// connection with a status in its result; the stream and its other connections
+	// go on. Ending the stream frees every connection still on it.
+	Multiplex(grpc.BidiStreamingServer[MultiplexRequest, MultiplexResponse]) error
 	mustEmbedUnimplementedHandshakerServer()
 }
 
@@ -213,6 +245,9 @@ func (UnimplementedHandshakerServer) Abort(context.Context, *AbortRequest) (*Abo
 }
 func (UnimplementedHandshakerServer) Handshake(grpc.BidiStreamingServer[HandshakeRequest, HandshakeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Handshake not implemented")
+}
+func (UnimplementedHandshakerServer) Multiplex(grpc.BidiStreamingServer[MultiplexRequest, MultiplexResponse]) error {
+	return status.Error(codes.Unimplemented, "method Multiplex not implemented")
 }
 func (UnimplementedHandshakerServer) mustEmbedUnimplementedHandshakerServer() {}
 func (UnimplementedHandshakerServer) testEmbeddedByValue()                    {}
@@ -350,6 +385,13 @@ func _Handshaker_Handshake_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Handshaker_HandshakeServer = grpc.BidiStreamingServer[HandshakeRequest, HandshakeResponse]
 
+func _Handshaker_Multiplex_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HandshakerServer).Multiplex(&grpc.GenericServerStream[MultiplexRequest, MultiplexResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Handshaker_MultiplexServer = grpc.BidiStreamingServer[MultiplexRequest, MultiplexResponse]
+
 // Handshaker_ServiceDesc is the grpc.ServiceDesc for Handshaker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -386,6 +428,12 @@ var Handshaker_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Handshake",
 			Handler:       _Handshaker_Handshake_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Multiplex",
+			Handler:       _Handshaker_Multiplex_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
