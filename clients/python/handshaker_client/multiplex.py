@@ -39,6 +39,10 @@ class _Stream:
         self.pending: list[pb.ConnectionFrame] = []
         self.waiters: dict[int, asyncio.Future[pb.ConnectionResult]] = {}
         self.ready = asyncio.Event()
+        # One request in flight per stream: the frames that come up while the service
+        # works on a request go out together once it answers, so batches stay large.
+        self.answered = asyncio.Event()
+        self.answered.set()
         self.error: HandshakerRpcError | None = None
         self.writer = asyncio.create_task(self._write())
         self.reader = asyncio.create_task(self._read())
@@ -60,8 +64,9 @@ class _Stream:
         try:
             while True:
                 await self.ready.wait()
+                await self.answered.wait()
                 self.ready.clear()
-                # Everything queued while the last write was in flight goes in one message.
+                self.answered.clear()
                 frames, self.pending = self.pending, []
                 await self.call.write(pb.MultiplexRequest(frames=frames))
         except (grpc.RpcError, grpc.aio.UsageError):
@@ -73,6 +78,9 @@ class _Stream:
                 response = await self.call.read()
                 if not isinstance(response, pb.MultiplexResponse):
                     break  # EOF
+                # (An unsolicited answer, an idle connection's expiry, may let one
+                # more request go early; that costs nothing.)
+                self.answered.set()
                 waiters = self.waiters
                 for result in response.results:
                     future = waiters.pop(result.connection_id, None)
