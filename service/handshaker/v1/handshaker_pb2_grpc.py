@@ -30,7 +30,9 @@ class HandshakerStub:
 
     The unary RPCs address a session by the session_id that StartClient or
     StartServer returns. The Handshake stream is one connection: its first
-    message starts the handshake, and no session id is needed.
+    message starts the handshake, and no session id is needed. The Multiplex
+    stream carries many connections, each named by a connection_id the caller
+    picks.
     """
 
     def __init__(self, channel):
@@ -86,7 +88,9 @@ class HandshakerServicer:
 
     The unary RPCs address a session by the session_id that StartClient or
     StartServer returns. The Handshake stream is one connection: its first
-    message starts the handshake, and no session id is needed.
+    message starts the handshake, and no session id is needed. The Multiplex
+    stream carries many connections, each named by a connection_id the caller
+    picks.
     """
 
     def StartClient(self, request, context):
@@ -210,7 +214,9 @@ class Handshaker:
 
     The unary RPCs address a session by the session_id that StartClient or
     StartServer returns. The Handshake stream is one connection: its first
-    message starts the handshake, and no session id is needed.
+    message starts the handshake, and no session id is needed. The Multiplex
+    stream carries many connections, each named by a connection_id the caller
+    picks.
     """
 
     @staticmethod

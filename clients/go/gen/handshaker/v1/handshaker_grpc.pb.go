@@ -57,7 +57,9 @@ const (
 //
 // The unary RPCs address a session by the session_id that StartClient or
 // StartServer returns. The Handshake stream is one connection: its first
-// message starts the handshake, and no session id is needed.
+// message starts the handshake, and no session id is needed. The Multiplex
+// stream carries many connections, each named by a connection_id the caller
+// picks.
 type HandshakerClient interface {
 	// Starts a client-role handshake; the response carries the ClientHello record.
 	StartClient(ctx context.Context, in *StartClientRequest, opts ...grpc.CallOption) (*StartClientResponse, error)
@@ -188,7 +190,9 @@ type Handshaker_MultiplexClient = grpc.BidiStreamingClient[MultiplexRequest, Mul
 //
 // The unary RPCs address a session by the session_id that StartClient or
 // StartServer returns. The Handshake stream is one connection: its first
-// message starts the handshake, and no session id is needed.
+// message starts the handshake, and no session id is needed. The Multiplex
+// stream carries many connections, each named by a connection_id the caller
+// picks.
 type HandshakerServer interface {
 	// Starts a client-role handshake; the response carries the ClientHello record.
 	StartClient(context.Context, *StartClientRequest) (*StartClientResponse, error)
