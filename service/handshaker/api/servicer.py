@@ -80,65 +80,77 @@ def _unary(
     return wrapper
 
 
-def _peer_identity(chain_der: tuple[bytes, ...]) -> pb.PeerIdentity:
-    identity = pb.PeerIdentity(chain_der=chain_der)
+def _fill_peer_identity(identity: pb.PeerIdentity, chain_der: tuple[bytes, ...]) -> None:
     if not chain_der:
-        return identity
+        return
+    identity.chain_der.extend(chain_der)
     try:
         leaf = x509.load_der_x509_certificate(chain_der[0])
         identity.subject = leaf.subject.rfc4514_string()
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
-        return identity
+        return
     identity.dns_sans.extend(san.get_values_for_type(x509.DNSName))
     identity.uri_sans.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
     identity.ip_sans.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    return identity
 
 
-def _traffic_keys(keys: TrafficKeys) -> pb.TrafficKeys:
-    return pb.TrafficKeys(
-        secret=keys.secret, key=keys.key, iv=keys.iv, sequence_number=keys.sequence_number
-    )
+def _fill_traffic_keys(target: pb.TrafficKeys, keys: TrafficKeys) -> None:
+    target.secret = keys.secret
+    target.key = keys.key
+    target.iv = keys.iv
+    target.sequence_number = keys.sequence_number
 
 
 def _alpn(result: HandshakeResult) -> str:
     return result.alpn_protocol.decode("ascii", "replace") if result.alpn_protocol else ""
 
 
-def summary(result: HandshakeResult, peer: pb.PeerIdentity) -> pb.HandshakeSummary:
-    return pb.HandshakeSummary(
-        version=result.version,
-        cipher_suite=result.cipher_suite,
-        group=result.group,
-        alpn_protocol=_alpn(result),
-        server_name=result.server_name or "",
-        resumed=result.resumed,
-        hello_retry=result.hello_retry,
-        signature_scheme=result.signature_scheme or 0,
-        peer_signature_scheme=result.peer_signature_scheme or 0,
-        peer=peer,
-    )
+# The response messages are filled in place: on the hot path each byte string is
+# copied into its message once, not again through constructors and CopyFrom.
 
 
-def session_keys(result: HandshakeResult, peer: pb.PeerIdentity | None = None) -> pb.SessionKeys:
-    return pb.SessionKeys(
-        version=result.version,
-        cipher_suite=result.cipher_suite,
-        group=result.group,
-        alpn_protocol=_alpn(result),
-        resumed=result.resumed,
-        server_name=result.server_name or "",
-        peer=peer if peer is not None else _peer_identity(result.peer_certificates),
-        read=_traffic_keys(result.read),
-        write=_traffic_keys(result.write),
-        exporter_master_secret=result.exporter_master_secret,
-        keylog=result.keylog,
-        peer_record_size_limit=result.peer_record_size_limit,
-        hello_retry=result.hello_retry,
-        signature_scheme=result.signature_scheme or 0,
-        peer_signature_scheme=result.peer_signature_scheme or 0,
-    )
+def _fill_summary(summary: pb.HandshakeSummary, result: HandshakeResult) -> None:
+    summary.version = result.version
+    summary.cipher_suite = result.cipher_suite
+    summary.group = result.group
+    summary.alpn_protocol = _alpn(result)
+    summary.server_name = result.server_name or ""
+    summary.resumed = result.resumed
+    summary.hello_retry = result.hello_retry
+    summary.signature_scheme = result.signature_scheme or 0
+    summary.peer_signature_scheme = result.peer_signature_scheme or 0
+    _fill_peer_identity(summary.peer, result.peer_certificates)
+
+
+def _fill_session_keys(
+    keys: pb.SessionKeys, result: HandshakeResult, peer: pb.PeerIdentity | None = None
+) -> None:
+    keys.version = result.version
+    keys.cipher_suite = result.cipher_suite
+    keys.group = result.group
+    keys.alpn_protocol = _alpn(result)
+    keys.resumed = result.resumed
+    keys.server_name = result.server_name or ""
+    if peer is not None:
+        if peer.chain_der:
+            keys.peer.CopyFrom(peer)
+    else:
+        _fill_peer_identity(keys.peer, result.peer_certificates)
+    _fill_traffic_keys(keys.read, result.read)
+    _fill_traffic_keys(keys.write, result.write)
+    keys.exporter_master_secret = result.exporter_master_secret
+    keys.keylog.extend(result.keylog)
+    keys.peer_record_size_limit = result.peer_record_size_limit
+    keys.hello_retry = result.hello_retry
+    keys.signature_scheme = result.signature_scheme or 0
+    keys.peer_signature_scheme = result.peer_signature_scheme or 0
+
+
+# Every response that carries a step (and the keys once COMPLETE).
+_StepResponse = (
+    pb.StartClientResponse | pb.StartServerResponse | pb.FeedResponse | pb.HandshakeResponse
+)
 
 
 class HandshakerServicer(pb_grpc.HandshakerServicer):
@@ -197,8 +209,9 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         return session
 
     def _advance(
-        self, session: Session, data: bytes
-    ) -> tuple[pb.HandshakeStep, pb.SessionKeys | None]:
+        self, session: Session, data: bytes, response: _StepResponse, *, with_id: bool = True
+    ) -> int:
+        """Feed `data`; fill response.step (and response.keys when asked); the new state."""
         if len(data) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
         connection = session.connection
@@ -209,23 +222,21 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             )
         if data:
             connection.receive_data(data)
-        step = pb.HandshakeStep(
-            session_id=session.session_id,
-            out_bytes=connection.data_to_send(),
-            bytes_consumed=len(data),
-            state=pb.HANDSHAKE_STATE_NEED_INPUT,
-        )
-        keys = None
+        step = response.step
+        if with_id:
+            step.session_id = session.session_id
+        step.out_bytes = connection.data_to_send()
+        step.bytes_consumed = len(data)
+        step.state = pb.HANDSHAKE_STATE_NEED_INPUT
         event = connection.next_event()
         if isinstance(event, HandshakeComplete):
             result = event.result
             session.result = result
             step.bytes_consumed = len(data) - len(connection.take_unconsumed())
             step.state = pb.HANDSHAKE_STATE_COMPLETE
-            peer = _peer_identity(result.peer_certificates)
-            step.result.CopyFrom(summary(result, peer))
+            _fill_summary(step.result, result)
             if session.keys_in_response:
-                keys = session_keys(result, peer)
+                _fill_session_keys(response.keys, result, step.result.peer)
             milliseconds = round((time.monotonic() - session.started_at) * 1000, 2)
             self.stats.completed(session.role.value, milliseconds)
             # A line per completed handshake is for debugging; the periodic stats line
@@ -249,11 +260,10 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 )
         elif isinstance(event, HandshakeFailed):
             step.state = pb.HANDSHAKE_STATE_FAILED
-            step.failure.CopyFrom(
-                pb.HandshakeFailure(
-                    alert=event.alert, reason=event.reason, sent_by_peer=event.sent_by_peer
-                )
-            )
+            failure = step.failure
+            failure.alert = event.alert
+            failure.reason = event.reason
+            failure.sent_by_peer = event.sent_by_peer
             self.stats.failed(session.role.value)
             log.info(
                 "handshake failed",
@@ -268,7 +278,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     }
                 },
             )
-        return step, keys
+        return step.state
 
     def _session(self, session_id: str, owner: str) -> Session:
         if not session_id:
@@ -289,8 +299,9 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartClientResponse:
         session = self._start(caller_identity(context), request.options, request.keys_in_response)
-        step, keys = self._advance(session, b"")
-        return pb.StartClientResponse(step=step, keys=keys)
+        response = pb.StartClientResponse()
+        self._advance(session, b"", response)
+        return response
 
     @_unary
     async def StartServer(
@@ -299,16 +310,18 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         if len(request.in_bytes) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
         session = self._start(caller_identity(context), request.options, request.keys_in_response)
-        step, keys = self._advance(session, request.in_bytes)
-        return pb.StartServerResponse(step=step, keys=keys)
+        response = pb.StartServerResponse()
+        self._advance(session, request.in_bytes, response)
+        return response
 
     @_unary
     async def Feed(
         self, request: pb.FeedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.FeedResponse:
         session = self._session(request.session_id, caller_identity(context))
-        step, keys = self._advance(session, request.in_bytes)
-        return pb.FeedResponse(step=step, keys=keys)
+        response = pb.FeedResponse()
+        self._advance(session, request.in_bytes, response)
+        return response
 
     @_unary
     async def GetKeys(
@@ -317,7 +330,9 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         session = self._session(request.session_id, caller_identity(context))
         if session.result is None:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
-        return pb.GetKeysResponse(keys=session_keys(session.result))
+        response = pb.GetKeysResponse()
+        _fill_session_keys(response.keys, session.result)
+        return response
 
     @_unary
     async def ExportKeyingMaterial(
@@ -393,10 +408,10 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                         grpc.StatusCode.INVALID_ARGUMENT, "only the first message may start"
                     )
                 self._sessions.touch(session)
-                step, keys = self._advance(session, request.in_bytes)
-                step.session_id = ""
-                await context.write(pb.HandshakeResponse(step=step, keys=keys))
-                if step.state != pb.HANDSHAKE_STATE_NEED_INPUT:
+                response = pb.HandshakeResponse()
+                state = self._advance(session, request.in_bytes, response, with_id=False)
+                await context.write(response)
+                if state != pb.HANDSHAKE_STATE_NEED_INPUT:
                     return
         except _Abort as abort:
             await self._fail(context, abort)  # type: ignore[arg-type]
@@ -441,19 +456,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 if request is not None:
                     assert isinstance(request, pb.MultiplexRequest)
                     for frame in request.frames:
-                        results.append(self._frame(owner, live, frame))
+                        self._frame(owner, live, frame, results.add())
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + idle / 4
                     for connection_id, session in list(live.items()):
                         if now - session.last_used > idle:
                             self._end(live, connection_id)
-                            results.append(
-                                _connection_error(
-                                    connection_id,
-                                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                                    "no handshake bytes within the idle timeout",
-                                )
+                            _frame_error(
+                                results.add(connection_id=connection_id),
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                                "no handshake bytes within the idle timeout",
                             )
                 if results:
                     await context.write(response)
@@ -469,17 +482,22 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             self._sessions.remove(session.session_id)
 
     def _frame(
-        self, owner: str, live: dict[int, Session], frame: pb.ConnectionFrame
-    ) -> pb.ConnectionResult:
-        """One frame of the Multiplex stream; misuse ends only its own connection."""
-        connection_id = frame.connection_id
+        self,
+        owner: str,
+        live: dict[int, Session],
+        frame: pb.ConnectionFrame,
+        result: pb.ConnectionResult,
+    ) -> None:
+        """Answer one frame of the Multiplex stream in `result`; misuse ends only its own
+        connection."""
+        connection_id = result.connection_id = frame.connection_id
         try:
             if connection_id == 0:
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "connection_id must be nonzero")
             session = live.get(connection_id)
             if frame.abort:
                 self._end(live, connection_id)
-                return pb.ConnectionResult(connection_id=connection_id)
+                return
             request = frame.request
             start = request.WhichOneof("start")
             if session is None:
@@ -508,22 +526,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 )
             else:
                 self._sessions.touch(session)
-            step, keys = self._advance(session, request.in_bytes)
+            state = self._advance(session, request.in_bytes, result.response, with_id=False)
         except _Abort as abort:
             self._end(live, connection_id)
-            return _connection_error(connection_id, abort.code, abort.message)
-        if step.state != pb.HANDSHAKE_STATE_NEED_INPUT:
+            result.ClearField("response")
+            _frame_error(result, abort.code, abort.message)
+            return
+        if state != pb.HANDSHAKE_STATE_NEED_INPUT:
             self._end(live, connection_id)
-        step.session_id = ""
-        return pb.ConnectionResult(
-            connection_id=connection_id, response=pb.HandshakeResponse(step=step, keys=keys)
-        )
 
 
-def _connection_error(
-    connection_id: int, code: grpc.StatusCode, message: str
-) -> pb.ConnectionResult:
-    return pb.ConnectionResult(
-        connection_id=connection_id,
-        error=pb.FrameError(code=code.value[0], message=message),
-    )
+def _frame_error(result: pb.ConnectionResult, code: grpc.StatusCode, message: str) -> None:
+    error = result.error
+    error.code = code.value[0]
+    error.message = message
