@@ -2,23 +2,31 @@
 
 The bench starts `handshaker serve` on 127.0.0.1 with a fresh keystore (its
 development `localhost` credential), then runs server-role handshakes through it
-from many concurrent asyncio callers (grpc.aio), over the Handshake stream and
-over the unary API (StartServer, Feed, Abort). The TLS client of each handshake
-runs here: by default Python's ssl over MemoryBIO (the kind of foreign peer a
-server-role caller meets, and cheap, so the bench process takes little of the
-cores the service needs), or with --peer engine the engine's ClientConnection;
-either trusts the development CA.
+from many concurrent callers, over the Handshake stream (one stream per
+connection), the unary API (StartServer, Feed, Abort) and the Multiplex stream
+(many connections per stream, frames batched).
+
+The callers and their TLS clients are the load generator:
+- `--load go` (the default when Go is installed): clients/go/cmd/loadgen, Go
+  callers using the Go client library with crypto/tls as the TLS client. Cheap,
+  so the cores this machine has go mostly to the service under test.
+- `--load python`: asyncio callers in this process (grpc.aio, the Python
+  client's multiplexer), with Python's ssl over MemoryBIO as the TLS client, or
+  with `--peer engine` the engine's ClientConnection. Python's ssl client costs
+  more per handshake than the service's server side, so this mode measures the
+  load generator as much as the service.
 
 The baseline, measured in the same run and rounds alternating with the service's:
 the engine's server-side rate in this process with the very ServerConfig the
 service builds, timing only the server's calls (both sides run in memory; the
 client's calls are timed apart and reported as the client-side cost).
 
-Both processes share the machine's cores, so the report also gives the service
-process's CPU time per handshake (from /proc) next to the engine's server time.
-The last line printed is one JSON object.
+The service process's CPU time per handshake (from /proc) is reported next to
+the engine's server time, and the load generator's next to it. The last line
+printed is one JSON object.
 
     python bench/service.py [--json] [--seconds S] [--rounds N] [--concurrency C]
+                            [--load go|python] [--peer ssl|engine]
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import ssl
 import statistics
@@ -48,6 +58,7 @@ from handshaker.tls import (
     ClientConfig,
     ClientConnection,
     HandshakeComplete,
+    NamedGroup,
     ServerConfig,
     ServerConnection,
 )
@@ -122,6 +133,7 @@ class EngineTimes:
     handshakes: int = 0
     server_seconds: float = 0.0
     client_seconds: float = 0.0
+    group: int = 0
 
 
 def engine_handshake(
@@ -151,6 +163,7 @@ def engine_handshake(
     ):
         raise RuntimeError("engine handshake did not complete")
     times.handshakes += 1
+    times.group = server_event.result.group
     times.client_seconds += (t1 - t0) + (t3 - t2)
     times.server_seconds += (t2 - t1) + (t4 - t3)
 
@@ -331,14 +344,76 @@ def percentile(values: list[float], fraction: float) -> float:
 # --- the run ------------------------------------------------------------------------------
 
 
-async def measure(args: argparse.Namespace, keystore: Path, service: Service) -> dict[str, object]:
+APIS = ("stream", "unary", "multiplex")
+GO_MODULE = Path(__file__).resolve().parent.parent / "clients" / "go"
+
+
+class GoLoad:
+    """clients/go/cmd/loadgen, built once into a temporary folder; one run is one round."""
+
+    def __init__(self, folder: Path, service: Service, ca_file: Path, concurrency: int) -> None:
+        self.binary = folder / "loadgen"
+        subprocess.run(
+            ["go", "build", "-o", str(self.binary), "./cmd/loadgen"], cwd=GO_MODULE, check=True
+        )
+        self.service = service
+        self.ca_file = ca_file
+        self.concurrency = concurrency
+        self.group = 0
+
+    def round(self, api: str, seconds: float) -> ServiceRound:
+        cpu_before = self.service.cpu_seconds()
+        began = time.perf_counter()
+        run = subprocess.run(
+            [
+                str(self.binary),
+                "-addr",
+                self.service.address,
+                "-ca",
+                str(self.ca_file),
+                "-api",
+                api,
+                "-concurrency",
+                str(self.concurrency),
+                "-duration",
+                f"{seconds}s",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        cpu_seconds = self.service.cpu_seconds() - cpu_before
+        if run.returncode != 0:
+            raise RuntimeError(f"loadgen -api {api} failed: {run.stderr.strip()[-2000:]}")
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        if report["errors"]:
+            raise RuntimeError(f"loadgen -api {api}: {report['errors']} handshakes failed")
+        self.group = int(report["group"])
+        result = ServiceRound(
+            handshakes=int(report["handshakes"]),
+            seconds=float(report["seconds"]),
+            # The service's CPU over the whole run: a little more than the measured
+            # window (process start, channel set-up), so per handshake it errs high.
+            service_cpu_seconds=cpu_seconds,
+            bench_cpu_seconds=float(report["cpu_seconds"]),
+            latencies=[ms / 1000 for ms in report["latencies_ms"]],
+        )
+        if result.handshakes == 0 or time.perf_counter() - began > 10 * seconds + 30:
+            raise RuntimeError(f"loadgen -api {api} ran no handshakes")
+        return result
+
+
+async def measure(
+    args: argparse.Namespace, keystore: Path, service: Service, folder: Path
+) -> dict[str, object]:
     store = DirectoryKeyStore(keystore)
-    dev_ca = x509.load_pem_x509_certificate((keystore / "dev-ca" / "ca.crt").read_bytes())
+    ca_file = keystore / "dev-ca" / "ca.crt"
+    dev_ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
     client_config = ClientConfig(server_name="localhost", trust_anchors=(dev_ca,))
     # The very config the service builds for ServerOptions() on this keystore.
     server_config = ConfigFactory(store).server(pb.ServerOptions())
     multiplex = MultiplexHandshake(service.address)
-    apis: dict[str, Handshake] = {
+    python_handshakes: dict[str, Handshake] = {
         "stream": stream_handshake,
         "unary": unary_handshake,
         "multiplex": multiplex,
@@ -347,7 +422,7 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
     if args.peer == "ssl":
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.load_verify_locations(keystore / "dev-ca" / "ca.crt")
+        context.load_verify_locations(ca_file)
 
         def new_peer() -> Peer:
             return SslPeer(context)
@@ -357,34 +432,45 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
         def new_peer() -> Peer:
             return EnginePeer(client_config)
 
+    go_load = GoLoad(folder, service, ca_file, args.concurrency) if args.load == "go" else None
+
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
-        engine_round(client_config, server_config, 0.3)
-        for handshake in apis.values():
-            await service_round(
+
+        async def service_api_round(api: str, seconds: float) -> ServiceRound:
+            if go_load is not None:
+                return go_load.round(api, seconds)
+            return await service_round(
                 stub,
-                handshake,
+                python_handshakes[api],
                 new_peer=new_peer,
                 service=service,
-                seconds=0.5,
+                seconds=seconds,
                 concurrency=args.concurrency,
             )
 
+        for api in APIS:
+            await service_api_round(api, 0.5)
+        # The baseline's client offers only the group the load's TLS clients
+        # negotiate, so both sides of the comparison do the same key exchange.
+        if go_load is not None:
+            group = go_load.group
+        elif args.peer == "ssl":
+            group = NamedGroup.X25519  # Python's ssl (OpenSSL 3.0) offers no hybrid group
+        else:
+            group = client_config.key_share_groups[0]
+        client_config = dataclasses.replace(
+            client_config, supported_groups=(group,), key_share_groups=(group,)
+        )
+        if engine_round(client_config, server_config, 0.3).group != group:
+            raise RuntimeError(f"the baseline did not negotiate group {group:#06x}")
+
         engine_rounds: list[EngineTimes] = []
-        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in apis}
+        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in APIS}
         for number in range(args.rounds):
             engine_rounds.append(engine_round(client_config, server_config, args.seconds))
-            for api, handshake in apis.items():
-                service_rounds[api].append(
-                    await service_round(
-                        stub,
-                        handshake,
-                        new_peer=new_peer,
-                        service=service,
-                        seconds=args.seconds,
-                        concurrency=args.concurrency,
-                    )
-                )
+            for api in APIS:
+                service_rounds[api].append(await service_api_round(api, args.seconds))
             if not args.json:
                 engine = engine_rounds[-1]
                 print(
@@ -432,7 +518,9 @@ async def measure(args: argparse.Namespace, keystore: Path, service: Service) ->
         "cpu_ratio": round(
             engine_server_ms / min(f["service_cpu_ms_per_handshake"] for f in per_api.values()), 3
         ),
-        "peer": args.peer,
+        "load": args.load,
+        "group": NamedGroup(group).name,
+        "peer": "go crypto/tls" if args.load == "go" else args.peer,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
         "round_seconds": args.seconds,
@@ -455,7 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds for each contender")
     parser.add_argument("--concurrency", type=int, default=32, help="handshakes in flight")
     parser.add_argument(
-        "--peer", choices=("ssl", "engine"), default="ssl", help="the TLS client the caller relays"
+        "--load",
+        choices=("go", "python"),
+        default="go" if shutil.which("go") else "python",
+        help="the load generator: Go callers with crypto/tls, or Python ones here",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("ssl", "engine"),
+        default="ssl",
+        help="the TLS client Python callers relay for (with --load python)",
     )
     args = parser.parse_args(argv)
 
@@ -465,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             keystore, ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
         )
         try:
-            result = asyncio.run(measure(args, keystore, service))
+            result = asyncio.run(measure(args, keystore, service, Path(folder)))
         finally:
             code = service.stop()
         result["service_exit_code"] = code

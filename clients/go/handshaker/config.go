@@ -46,6 +46,19 @@ type Config struct {
 	// Service, when set, is the channel to use; ServiceAddr and DialOptions
 	// are then ignored and the caller owns the channel.
 	Service grpc.ClientConnInterface
+	// Multiplex runs handshakes on a few long-lived Multiplex streams
+	// instead of a Handshake stream each. The streams belong to the gRPC
+	// channel, so the handshakes of all Conns whose Configs use the same
+	// channel (the same address without DialOptions, or the same Service)
+	// share them. Frames of different handshakes that are ready together go
+	// to the service in one message and their answers come back in one,
+	// which cuts the service's gRPC cost per handshake under load:
+	// recommended for proxies and servers that handle many connections.
+	// Results and errors are as without it; when a stream breaks, the
+	// handshakes on it fail with its gRPC status and the next handshake
+	// opens a new stream. The streams end with their channel (for a
+	// Service, when the caller closes it).
+	Multiplex bool
 
 	// ServerName is the server name (SNI) a client sends and checks the
 	// server's certificate against. Empty: the host part of Dial's address.

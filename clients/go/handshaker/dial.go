@@ -9,8 +9,9 @@ import (
 )
 
 // Dial connects to addr on the named network and runs a client-role TLS 1.3
-// handshake through the handshaker service, on one Handshake stream. ctx
-// bounds the connect and the handshake. The returned net.Conn is a *Conn.
+// handshake through the handshaker service, on a Handshake stream of its own
+// (or on a shared Multiplex stream with Config.Multiplex). ctx bounds the
+// connect and the handshake. The returned net.Conn is a *Conn.
 //
 // The server name is config.ServerName, else the host part of addr. A nil
 // config is the zero Config.

@@ -3,7 +3,8 @@
 //
 // The service holds the private keys and runs the handshake; this package
 // relays the handshake bytes between the peer and the service (one gRPC
-// Handshake stream per connection), then seals and opens the application
+// Handshake stream per connection, or with Config.Multiplex a few Multiplex
+// streams shared by all connections), then seals and opens the application
 // records itself with the traffic keys the service returns: AES-128-GCM,
 // AES-256-GCM or ChaCha20-Poly1305, KeyUpdate in both directions,
 // close_notify, and post-handshake NewSessionTickets (dropped: the stream

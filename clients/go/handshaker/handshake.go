@@ -1,8 +1,9 @@
 package handshaker
 
-// The handshake relay: bytes between the peer and the service's Handshake
-// stream until the service reports COMPLETE (keys installed here) or FAILED
-// (its alert record already written to the peer).
+// The handshake relay: bytes between the peer and the service (a Handshake
+// stream, or a connection on a shared Multiplex stream) until the service
+// reports COMPLETE (keys installed here) or FAILED (its alert record already
+// written to the peer).
 
 import (
 	"context"
@@ -57,34 +58,24 @@ func (c *Conn) runHandshake(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	client, err := c.config.handshakerClient()
-	if err != nil {
-		return err
-	}
-	streamCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.Handshake(streamCtx)
-	if err != nil {
-		return serviceError(err)
-	}
-	send := func(request *pb.HandshakeRequest) error {
-		if err := stream.Send(request); err != nil {
-			if err == io.EOF {
-				// The service ended the stream; Recv has its status.
-				_, err = stream.Recv()
-			}
-			return serviceError(err)
-		}
-		return nil
-	}
-	fed := first.InBytes
-	if err := send(first); err != nil {
-		return err
-	}
-	for {
-		response, err := stream.Recv()
+	var service exchanger
+	if c.config.Multiplex {
+		m, err := c.config.multiplexer()
 		if err != nil {
-			return serviceError(err)
+			return err
+		}
+		service = m.connect()
+	} else {
+		if service, err = openHandshakeStream(ctx, c.config); err != nil {
+			return err
+		}
+	}
+	defer service.close()
+	request, fed := first, first.InBytes
+	for {
+		response, err := service.exchange(ctx, request)
+		if err != nil {
+			return err
 		}
 		step := response.GetStep()
 		if out := step.GetOutBytes(); len(out) > 0 {
@@ -97,9 +88,7 @@ func (c *Conn) runHandshake(ctx context.Context) (err error) {
 			if fed, err = c.readHandshakeBytes(); err != nil {
 				return err
 			}
-			if err := send(&pb.HandshakeRequest{InBytes: fed}); err != nil {
-				return err
-			}
+			request = &pb.HandshakeRequest{InBytes: fed}
 		case pb.HandshakeState_HANDSHAKE_STATE_COMPLETE:
 			consumed := step.GetBytesConsumed()
 			if consumed > uint64(len(fed)) {
@@ -121,6 +110,54 @@ func (c *Conn) runHandshake(ctx context.Context) (err error) {
 		}
 	}
 }
+
+// exchanger is the service side of one handshake: a Handshake stream of its
+// own, or a connection on a shared Multiplex stream.
+type exchanger interface {
+	// exchange sends one request and returns the service's answer to it.
+	exchange(ctx context.Context, request *pb.HandshakeRequest) (*pb.HandshakeResponse, error)
+	// close releases the handshake's resources in the service, if any are left.
+	close()
+}
+
+// handshakeStream is a Handshake stream, which carries one connection.
+type handshakeStream struct {
+	stream pb.Handshaker_HandshakeClient
+	cancel context.CancelFunc
+}
+
+func openHandshakeStream(ctx context.Context, config *Config) (*handshakeStream, error) {
+	client, err := config.handshakerClient()
+	if err != nil {
+		return nil, err
+	}
+	streamCtx, cancel := context.WithCancel(ctx)
+	stream, err := client.Handshake(streamCtx)
+	if err != nil {
+		cancel()
+		return nil, serviceError(err)
+	}
+	return &handshakeStream{stream: stream, cancel: cancel}, nil
+}
+
+func (h *handshakeStream) exchange(_ context.Context, request *pb.HandshakeRequest) (*pb.HandshakeResponse, error) {
+	// The stream's context is the handshake's, so ctx ending ends Recv too.
+	if err := h.stream.Send(request); err != nil {
+		if err == io.EOF {
+			// The service ended the stream; Recv has its status.
+			_, err = h.stream.Recv()
+		}
+		return nil, serviceError(err)
+	}
+	response, err := h.stream.Recv()
+	if err != nil {
+		return nil, serviceError(err)
+	}
+	return response, nil
+}
+
+// close ends the stream, which frees the connection in the service.
+func (h *handshakeStream) close() { h.cancel() }
 
 func serviceError(err error) error {
 	if err == io.EOF {

@@ -146,6 +146,13 @@ func startService(bin string) (*testService, func(), error) {
 // serve runs `handshaker serve` on a keystore until stop is called; it
 // returns once the service accepts connections at network/addr.
 func serve(bin, keystore, network, addr string) (stop func(), err error) {
+	stop, _, err = serveProcess(bin, keystore, network, addr)
+	return stop, err
+}
+
+// serveProcess is serve that also returns the service's process, for tests
+// that pause or kill it; stop still waits for it to exit.
+func serveProcess(bin, keystore, network, addr string) (stop func(), process *os.Process, err error) {
 	listen := addr
 	if network == "unix" {
 		listen = "unix:" + addr
@@ -155,7 +162,7 @@ func serve(bin, keystore, network, addr string) (stop func(), err error) {
 	cmd.Stdout = &log
 	cmd.Stderr = &log
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -173,18 +180,18 @@ func serve(bin, keystore, network, addr string) (stop func(), err error) {
 		conn, err := net.DialTimeout(network, addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return stop, nil
+			return stop, cmd.Process, nil
 		}
 		select {
 		case err := <-exited:
 			exited <- err
 			stop()
-			return nil, fmt.Errorf("the service exited (%v):\n%s", err, log.String())
+			return nil, nil, fmt.Errorf("the service exited (%v):\n%s", err, log.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("the service did not listen on %s within 30s:\n%s", listen, log.String())
+			return nil, nil, fmt.Errorf("the service did not listen on %s within 30s:\n%s", listen, log.String())
 		}
 	}
 }
