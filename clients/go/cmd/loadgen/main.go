@@ -30,6 +30,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,6 +76,7 @@ func run() int {
 	concurrency := flag.Int("concurrency", 32, "handshakes in flight")
 	duration := flag.Duration("duration", 2*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", 0, "how long to run first, unmeasured")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
 	flag.Parse()
 	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *duration <= 0 || *warmup < 0 {
 		flag.Usage()
@@ -125,9 +127,23 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "loadgen: %d of %d warm-up handshakes failed\n", r.errors, r.errors+len(r.latencies))
 		}
 	}
+	if *cpuProfile != "" {
+		file, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(file)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 2
+		}
+		defer file.Close()
+	}
 	cpuBefore := cpuSeconds()
 	r := b.round(*duration)
 	cpu := cpuSeconds() - cpuBefore
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 
 	out := report{
 		API:         *api,
