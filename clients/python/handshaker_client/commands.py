@@ -249,8 +249,10 @@ class Terminator:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer_name(writer)
         try:
+            # Every accepted connection's handshake shares the client's Multiplex
+            # streams: the cheapest way through the service under load.
             tls_reader, tls_writer = await tls_over_streams(
-                reader, writer, self.client, self.options, limit=HTTP_HEAD_LIMIT
+                reader, writer, self.client, self.options, api="multiplex", limit=HTTP_HEAD_LIMIT
             )
         except HandshakeError as error:
             _say("terminate", f"{peer}: {_handshake_failure(error)}")
