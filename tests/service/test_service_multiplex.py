@@ -205,3 +205,45 @@ def test_connection_ids_belong_to_their_stream_and_caller(
     finally:
         for channel in channels.values():
             channel.close()
+
+
+def test_the_python_multiplexer_aborts_a_connection_whose_answer_came_too_late(
+    start_service: StartService,
+) -> None:
+    """A local timeout leaves the connection live in the service: close() must abort it,
+    or it would hold its caller's only slot until the idle timeout (10 s)."""
+    import asyncio
+    import signal
+
+    import handshaker_client as hc
+
+    service = start_service("--max-sessions-per-caller", "1")
+    options = hc.client_options("localhost", ca_pem=service.dev_ca_pem)
+
+    async def scenario() -> float:
+        async with hc.AsyncHandshakerClient(service.address, rpc_timeout=0.5) as client:
+            mux = client.multiplexer()
+            warm = mux.session(options)
+            await warm.start()  # both ends of the stream are up before the pause
+            await warm.close()
+            late = mux.session(options)
+            service.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(hc.HandshakerRpcError) as raised:
+                    await late.start()
+                assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+                await late.close()
+            finally:
+                service.send_signal(signal.SIGCONT)
+            began = time.monotonic()
+            while True:
+                try:
+                    step = await mux.session(options).start()
+                    assert step.state == NEED_INPUT
+                    return time.monotonic() - began
+                except hc.HandshakerRpcError as error:
+                    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    assert time.monotonic() - began < 5, "the late connection was not aborted"
+                    await asyncio.sleep(0.05)
+
+    assert asyncio.run(scenario()) < 5

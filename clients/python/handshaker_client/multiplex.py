@@ -212,8 +212,11 @@ class AsyncMultiplexSession:
             result = await self._multiplexer.exchange(
                 pb.ConnectionFrame(connection_id=self.connection_id, request=request)
             )
-        except HandshakerRpcError:
-            self._open = False
+        except HandshakerRpcError as error:
+            # A broken stream took the connection with it; after a local timeout the
+            # connection is still live in the service, and close() aborts it.
+            if error.code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                self._open = False
             raise
         if result.HasField("error"):
             self._open = False
