@@ -68,6 +68,9 @@ class _Stream:
                 self.ready.clear()
                 self.answered.clear()
                 frames, self.pending = self.pending, []
+                if not frames:  # a request without frames would get no answer
+                    self.answered.set()
+                    continue
                 await self.call.write(pb.MultiplexRequest(frames=frames))
         except (grpc.RpcError, grpc.aio.UsageError):
             pass  # the reader sees the stream's end and its status

@@ -1244,7 +1244,8 @@ func (x *HandshakeResponse) GetKeys() *SessionKeys {
 
 type MultiplexRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One or more frames, for different connections or for one.
+	// One or more frames, for different connections or for one. (A request
+	// without frames gets no response.)
 	Frames        []*ConnectionFrame `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
