@@ -188,7 +188,6 @@ public class HandshakerSocket extends Socket {
       service = serverConfig.service();
     }
     Duration timeout = service.handshakeTimeout();
-    StreamHandshake stream = new StreamHandshake(service.resolveChannel(), timeout);
     int soTimeout = transport.getSoTimeout();
     if (soTimeout == 0) {
       // A peer that goes quiet mid-handshake must not hold this thread past the timeout.
@@ -196,9 +195,9 @@ public class HandshakerSocket extends Socket {
     }
     InputStream in = transport.getInputStream();
     OutputStream out = transport.getOutputStream();
-    StreamHandshake.Outcome outcome;
+    HandshakeRelay.Outcome outcome;
     try {
-      outcome = stream.run(first, in, out);
+      outcome = HandshakeRelay.run(service.openExchange(), first, in, out);
     } finally {
       if (soTimeout == 0 && !transport.isClosed()) {
         transport.setSoTimeout(0);

@@ -60,6 +60,11 @@ public final class ServerConfig {
     return service.handshakeTimeout();
   }
 
+  /** True when handshakes run on the channel's shared Multiplex streams; see {@link Builder}. */
+  public boolean multiplex() {
+    return service.multiplex();
+  }
+
   ServiceSettings service() {
     return service;
   }
@@ -149,6 +154,26 @@ public final class ServerConfig {
     /** The longest a handshake may take, peer and service together; default 30 s. */
     public Builder handshakeTimeout(Duration timeout) {
       this.service = service.withHandshakeTimeout(timeout);
+      return this;
+    }
+
+    /**
+     * Run handshakes on the service's Multiplex RPC instead of a Handshake stream each (default
+     * off). The handshakes of all sockets whose configs use the same service channel (the same
+     * {@link #serviceAddress}, or the same {@link #channel}) share two long-lived Multiplex
+     * streams; the frames of different handshakes that are ready together go to the service in
+     * one message, and their answers come back in one, which cuts the service's gRPC cost per
+     * handshake under load. Recommended for servers and proxies that handle many connections.
+     *
+     * <p>Results and errors are as without it: a connection the service refuses fails with a
+     * {@link HandshakerServiceException} carrying the status code, and a handshake that ends on
+     * this side (timeout, peer error) is aborted in the service. When a stream breaks, the
+     * handshakes on it fail with its gRPC status and the next handshake opens a new stream. The
+     * streams end with their channel: a caller's {@link io.grpc.ManagedChannel} that is shut
+     * down ends each stream once the handshakes on it have ended.
+     */
+    public Builder multiplex(boolean multiplex) {
+      this.service = service.withMultiplex(multiplex);
       return this;
     }
 

@@ -28,10 +28,12 @@ final class HandshakerService implements AutoCloseable {
   private final Path root;
   private final Path keystore;
   private final Path log;
-  private final Process process;
+  private final List<String> command;
+  private final int port;
   private final String address;
+  private volatile Process process;
 
-  private HandshakerService(Path binary) throws IOException, InterruptedException {
+  private HandshakerService(Path binary, String... serveArgs) throws IOException, InterruptedException {
     this.binary = binary;
     this.root = Files.createTempDirectory("handshaker-java-");
     this.keystore = root.resolve("keystore");
@@ -39,19 +41,30 @@ final class HandshakerService implements AutoCloseable {
     run("keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1",
         "--default", "--keystore", keystore.toString());
     run("keys", "generate", "client", "--san", "DNS:client", "--keystore", keystore.toString());
-    int port = freePort();
+    this.port = freePort();
     this.address = "127.0.0.1:" + port;
+    List<String> serve =
+        new ArrayList<>(
+            List.of(binary.toString(), "serve", "--listen", address, "--keystore", keystore.toString()));
+    serve.addAll(List.of(serveArgs));
+    this.command = List.copyOf(serve);
+    launch();
+  }
+
+  private void launch() throws IOException, InterruptedException {
     this.process =
-        new ProcessBuilder(
-                binary.toString(), "serve", "--listen", address, "--keystore", keystore.toString())
+        new ProcessBuilder(command)
             .redirectErrorStream(true)
-            .redirectOutput(log.toFile())
+            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
             .start();
     awaitListening(port);
   }
 
-  /** Starts the service, or aborts the test class when the handshaker binary is missing. */
-  static HandshakerService start() throws IOException, InterruptedException {
+  /**
+   * Starts the service with {@code serveArgs} added to `handshaker serve`, or aborts the test
+   * class when the handshaker binary is missing.
+   */
+  static HandshakerService start(String... serveArgs) throws IOException, InterruptedException {
     String configured = System.getenv("HANDSHAKER_BIN");
     Path binary =
         configured != null && !configured.isBlank()
@@ -63,7 +76,7 @@ final class HandshakerService implements AutoCloseable {
               + binary
               + ": create the project venv (scripts/setup) or set HANDSHAKER_BIN");
     }
-    return new HandshakerService(binary);
+    return new HandshakerService(binary, serveArgs);
   }
 
   /** The gRPC address of the service, host:port. */
@@ -142,6 +155,33 @@ final class HandshakerService implements AutoCloseable {
     String output = Files.readString(log);
     close();
     fail("handshaker serve did not listen on " + address + " within 30 s:\n" + output);
+  }
+
+  /** Stops the service process (SIGSTOP): it answers nothing until {@link #resume()}. */
+  void pause() throws IOException, InterruptedException {
+    signal("-STOP");
+  }
+
+  /** Lets a paused service run again (SIGCONT). */
+  void resume() throws IOException, InterruptedException {
+    signal("-CONT");
+  }
+
+  /** Kills the service process (SIGKILL): its connections break at once. */
+  void kill() throws InterruptedException {
+    process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+  }
+
+  /** Starts the service again, on the same address with the same keystore, after {@link #kill()}. */
+  void restart() throws IOException, InterruptedException {
+    launch();
+  }
+
+  private void signal(String signal) throws IOException, InterruptedException {
+    Process kill = new ProcessBuilder("kill", signal, Long.toString(process.pid())).inheritIO().start();
+    if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+      fail("kill " + signal + " " + process.pid() + " failed");
+    }
   }
 
   /** The service's log so far, for failure messages. */

@@ -9,12 +9,14 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Duration;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Without a service there is no handshake: the caller learns why, and the socket is closed. */
 class ServiceUnreachableTest {
-  @Test
-  void anUnreachableServiceIsUnavailableAndClosesTheSocket() throws Exception {
+  @ParameterizedTest(name = "multiplex {0}")
+  @ValueSource(booleans = {false, true})
+  void anUnreachableServiceIsUnavailableAndClosesTheSocket(boolean multiplex) throws Exception {
     int deadPort;
     try (ServerSocket probe = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       deadPort = probe.getLocalPort();
@@ -24,6 +26,7 @@ class ServiceUnreachableTest {
           ClientConfig.builder()
               .serviceAddress("127.0.0.1:" + deadPort)
               .handshakeTimeout(Duration.ofSeconds(5))
+              .multiplex(multiplex)
               .build();
       HandshakerSocket socket = new HandshakerSocket(config);
       HandshakerServiceException failure =
