@@ -199,12 +199,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 self._sessions.add(session)
             except SessionLimitReached as error:
                 raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
-        log.debug(
-            "handshake started",
-            extra={
-                "fields": {"session": session.session_id[:8], "role": role.value, "caller": owner}
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "handshake started",
+                extra={
+                    "fields": {
+                        "session": session.session_id[:8],
+                        "role": role.value,
+                        "caller": owner,
+                    }
+                },
+            )
         session.started_at = time.monotonic()
         return session
 
