@@ -20,7 +20,7 @@ from typing import TypeVar
 import grpc
 from cryptography import x509
 
-from handshaker.keystore import KeyNotFound, KeystoreUnavailable
+from handshaker.keystore import KeyNotFound, KeyOperationError, KeystoreUnavailable, perform
 from handshaker.sessions import Session, SessionLimitReached, SessionNotFound, SessionStore
 from handshaker.sessions.base import Role
 from handshaker.tls import (
@@ -213,12 +213,14 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         session.started_at = time.monotonic()
         return session
 
-    def _advance(
-        self, session: Session, data: bytes, response: _StepResponse, *, with_id: bool = True
-    ) -> int:
-        """Feed `data`; fill response.step (and response.keys when asked); the new state."""
+    def _feed(self, session: Session, data: bytes) -> ClientConnection | ServerConnection:
+        """Give the engine `data`; the step is answered by _respond once no key operation is out."""
         if len(data) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
+        if session.busy:
+            raise _Abort(
+                grpc.StatusCode.ABORTED, "another request for this session is still in progress"
+            )
         connection = session.connection
         if connection.state is not ConnectionState.HANDSHAKING:
             raise _Abort(
@@ -227,17 +229,57 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             )
         if data:
             connection.receive_data(data)
+        return connection
+
+    async def _key_operations(self, session: Session) -> None:
+        """Await the private-key operations the handshake waits for; the loop never blocks."""
+        connection = session.connection
+        session.busy = True
+        try:
+            while (operation := connection.pending_operation) is not None:
+                try:
+                    result = await perform(operation)
+                except KeyOperationError as error:
+                    connection.fail_private_key_operation(str(error))
+                except asyncio.CancelledError:
+                    connection.fail_private_key_operation(
+                        "the request was cancelled during a private-key operation"
+                    )
+                    raise
+                except Exception as error:  # a backend's bug still ends only this handshake
+                    connection.fail_private_key_operation(
+                        f"keystore: private-key operation failed ({type(error).__name__})"
+                    )
+                else:
+                    connection.complete_private_key_operation(result)
+        finally:
+            session.busy = False
+
+    async def _advance(
+        self, session: Session, data: bytes, response: _StepResponse, *, with_id: bool = True
+    ) -> int:
+        """Feed `data`; fill response.step (and response.keys when asked); the new state."""
+        connection = self._feed(session, data)
+        if connection.pending_operation is not None:
+            await self._key_operations(session)
+        return self._respond(session, len(data), response, with_id=with_id)
+
+    def _respond(
+        self, session: Session, fed: int, response: _StepResponse, *, with_id: bool
+    ) -> int:
+        connection = session.connection
+        data_len = fed
         step = response.step
         if with_id:
             step.session_id = session.session_id
         step.out_bytes = connection.data_to_send()
-        step.bytes_consumed = len(data)
+        step.bytes_consumed = data_len
         step.state = pb.HANDSHAKE_STATE_NEED_INPUT
         event = connection.next_event()
         if isinstance(event, HandshakeComplete):
             result = event.result
             session.result = result
-            step.bytes_consumed = len(data) - len(connection.take_unconsumed())
+            step.bytes_consumed = data_len - len(connection.take_unconsumed())
             step.state = pb.HANDSHAKE_STATE_COMPLETE
             _fill_summary(step.result, result)
             if session.keys_in_response:
@@ -305,7 +347,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> pb.StartClientResponse:
         session = self._start(caller_identity(context), request.options, request.keys_in_response)
         response = pb.StartClientResponse()
-        self._advance(session, b"", response)
+        await self._advance(session, b"", response)
         return response
 
     @_unary
@@ -316,7 +358,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
         session = self._start(caller_identity(context), request.options, request.keys_in_response)
         response = pb.StartServerResponse()
-        self._advance(session, request.in_bytes, response)
+        await self._advance(session, request.in_bytes, response)
         return response
 
     @_unary
@@ -325,7 +367,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> pb.FeedResponse:
         session = self._session(request.session_id, caller_identity(context))
         response = pb.FeedResponse()
-        self._advance(session, request.in_bytes, response)
+        await self._advance(session, request.in_bytes, response)
         return response
 
     @_unary
@@ -414,7 +456,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     )
                 self._sessions.touch(session)
                 response = pb.HandshakeResponse()
-                state = self._advance(session, request.in_bytes, response, with_id=False)
+                state = await self._advance(session, request.in_bytes, response, with_id=False)
                 await context.write(response)
                 if state != pb.HANDSHAKE_STATE_NEED_INPUT:
                     return
@@ -460,8 +502,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 results = response.results
                 if request is not None:
                     assert isinstance(request, pb.MultiplexRequest)
+                    waiting: list[tuple[Session, int, pb.ConnectionResult]] = []
                     for frame in request.frames:
-                        self._frame(owner, live, frame, results.add())
+                        result = results.add()
+                        session = self._frame(owner, live, frame, result)
+                        if session is not None:
+                            waiting.append((session, len(frame.request.in_bytes), result))
+                    if waiting:
+                        # Every connection of the message waits for its key at once.
+                        await asyncio.gather(*(self._key_operations(w[0]) for w in waiting))
+                        for session, fed, result in waiting:
+                            self._frame_step(live, session, fed, result)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + idle / 4
@@ -492,9 +543,10 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         live: dict[int, Session],
         frame: pb.ConnectionFrame,
         result: pb.ConnectionResult,
-    ) -> None:
+    ) -> Session | None:
         """Answer one frame of the Multiplex stream in `result`; misuse ends only its own
-        connection."""
+        connection. A session waiting for a private-key operation is returned instead:
+        the caller awaits it and answers with _frame_step."""
         connection_id = result.connection_id = frame.connection_id
         try:
             if connection_id == 0:
@@ -502,7 +554,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             session = live.get(connection_id)
             if frame.abort:
                 self._end(live, connection_id)
-                return
+                return None
             request = frame.request
             start = request.WhichOneof("start")
             if session is None:
@@ -531,14 +583,23 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 )
             else:
                 self._sessions.touch(session)
-            state = self._advance(session, request.in_bytes, result.response, with_id=False)
+            connection = self._feed(session, request.in_bytes)
         except _Abort as abort:
             self._end(live, connection_id)
             result.ClearField("response")
             _frame_error(result, abort.code, abort.message)
-            return
+            return None
+        if connection.pending_operation is not None:
+            return session
+        self._frame_step(live, session, len(request.in_bytes), result)
+        return None
+
+    def _frame_step(
+        self, live: dict[int, Session], session: Session, fed: int, result: pb.ConnectionResult
+    ) -> None:
+        state = self._respond(session, fed, result.response, with_id=False)
         if state != pb.HANDSHAKE_STATE_NEED_INPUT:
-            self._end(live, connection_id)
+            self._end(live, result.connection_id)
 
 
 def _frame_error(result: pb.ConnectionResult, code: grpc.StatusCode, message: str) -> None:

@@ -4,8 +4,9 @@
     server = ServerConfig(credential_selector=store.select, ...)   # by SNI, then the default
     client = ClientConfig(trust_anchors=store.trust_bundle("default"), ...)
 
-A backend hands out Credentials whose private key is a Signer; key bytes never
-leave the backend, and no error, repr or log line carries them.
+A backend hands out Credentials whose private key is a Signer (used inline by the
+engine) or an AsyncKey (its operations awaited by the service, keyops.py); key
+bytes never leave the backend, and no error, repr or log line carries them.
 """
 
 from .base import (
@@ -28,6 +29,7 @@ from .directory import (
     check_name,
     ensure_development_ca,
 )
+from .keyops import AsyncKey, KeyOperationError, perform
 from .memory import MemoryKeyStore
 from .pem import load_certificates, load_credential, load_private_key
 
@@ -36,10 +38,12 @@ __all__ = [
     "DEFAULT_TRUST_BUNDLE",
     "DEV_CA_BUNDLE",
     "KEY_TYPES",
+    "AsyncKey",
     "CredentialInfo",
     "DirectoryKeyStore",
     "InvalidCredential",
     "KeyNotFound",
+    "KeyOperationError",
     "KeyStore",
     "KeystoreError",
     "KeystoreSnapshot",
@@ -52,5 +56,6 @@ __all__ = [
     "load_certificates",
     "load_credential",
     "load_private_key",
+    "perform",
     "subject_alt_names",
 ]

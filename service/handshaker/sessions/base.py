@@ -36,6 +36,8 @@ class Session:
     keys_in_response: bool = False
     started_at: float = 0.0
     last_used: float = 0.0
+    # A request is advancing this session (awaiting a private-key operation).
+    busy: bool = False
     result: HandshakeResult | None = field(default=None, repr=False)
 
 

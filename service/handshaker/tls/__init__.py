@@ -28,6 +28,7 @@ from .events import (
     NeedData,
     TrafficKeys,
 )
+from .keyops import DeferredKey, OperationKind, PrivateKeyOperation
 from .record import RecordProtection, RecordReader
 from .signer import PrivateKeySigner, Signer, SignerError
 
@@ -42,12 +43,15 @@ __all__ = [
     "ContentType",
     "Credential",
     "CredentialSelector",
+    "DeferredKey",
     "Event",
     "HandshakeComplete",
     "HandshakeFailed",
     "HandshakeResult",
     "NamedGroup",
     "NeedData",
+    "OperationKind",
+    "PrivateKeyOperation",
     "PrivateKeySigner",
     "ProtocolVersion",
     "RecordProtection",

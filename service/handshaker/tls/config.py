@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .certificates import TrustStore
 from .codepoints import CERTIFICATE_VERIFY_SCHEMES, CipherSuite, NamedGroup, SignatureScheme
-from .signer import Signer
+from .keyops import PrivateKeyHandle
 
 DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.TLS_AES_128_GCM_SHA256,
@@ -73,10 +73,14 @@ class ClientAuth(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A certificate chain (leaf first) and the Signer for the leaf's key."""
+    """A certificate chain (leaf first) and the handle of the leaf's private key.
+
+    The handle is a Signer the engine calls inline, or a DeferredKey whose
+    operations the engine's caller performs (keyops.py).
+    """
 
     certificate_chain: tuple[x509.Certificate, ...]
-    signer: Signer
+    signer: PrivateKeyHandle
     # DER of each certificate, encoded once here so no handshake re-encodes it.
     chain_der: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
 

@@ -32,6 +32,7 @@ from .events import (
     NeedData,
 )
 from .key_schedule import CipherSuiteParams, TrafficSecret
+from .keyops import AwaitPrivateKeyOperation, PrivateKeyOperation
 from .record import MAX_PLAINTEXT, RecordProtection, RecordReader, plaintext_records
 from .signer import SignerError
 
@@ -83,6 +84,9 @@ class Connection:
         self.skip_early_data = 0
         self._unconsumed = b""
         self._state: HandshakeState
+        # The read epoch when the state now waiting for a private-key operation took
+        # its message: the "no data across a key change" rule is checked on resume.
+        self._operation_epoch = 0
 
     # --- public API --------------------------------------------------------------
 
@@ -91,28 +95,50 @@ class Connection:
         return self.status
 
     def receive_data(self, data: bytes) -> None:
-        """Take bytes received from the peer; any split or coalescing of records is fine."""
+        """Take bytes received from the peer; any split or coalescing of records is fine.
+
+        While a private-key operation is out, the bytes are held and processed
+        once it completes.
+        """
         if self.status is not ConnectionState.HANDSHAKING:
             raise StateError(f"connection is {self.status.value}; it takes no more handshake bytes")
         self._reader.feed(data)
-        try:
-            while self.status is ConnectionState.HANDSHAKING:
-                record = self._reader.next_record()
-                if record is None:
-                    break
-                self._process_record(record[0], record[1])
-            self._flush_handshake()
-        except AlertError as error:
-            self._fail(error.description, error.reason)
-        except PeerAlert as alert:
-            self._peer_failed(alert.description)
-        except SignerError:
-            self._fail(AlertDescription.INTERNAL_ERROR, "the keystore could not sign")
-        except Exception as error:  # a bug must still end the handshake cleanly
-            self._fail(AlertDescription.INTERNAL_ERROR, f"internal error ({type(error).__name__})")
-        # The state changes inside _process_record, which mypy cannot see.
-        if self.status is ConnectionState.COMPLETE:  # type: ignore[comparison-overlap]
-            self._unconsumed = self._reader.take_pending()
+        if self.pending_operation is None:
+            self._guarded(self._process_records)
+
+    @property
+    def pending_operation(self) -> PrivateKeyOperation | None:
+        """The private-key operation the handshake waits for, if any (see keyops.py)."""
+        state = self._state
+        if (
+            isinstance(state, AwaitPrivateKeyOperation)
+            and self.status is ConnectionState.HANDSHAKING
+        ):
+            return state.operation
+        return None
+
+    def complete_private_key_operation(self, result: bytes) -> None:
+        """Resume the handshake with the signature (or plaintext) the operation produced."""
+        state = self._state
+        if self.status is not ConnectionState.HANDSHAKING or not isinstance(
+            state, AwaitPrivateKeyOperation
+        ):
+            raise StateError("no private-key operation is pending")
+
+        def resume() -> None:
+            self._state = state.resume(self, result)
+            self._after_message(self._operation_epoch)
+            if self.status is ConnectionState.HANDSHAKING and self.pending_operation is None:
+                self._process_handshake_messages()
+                self._process_records()
+
+        self._guarded(resume)
+
+    def fail_private_key_operation(self, reason: str) -> None:
+        """End the handshake because the operation failed; `reason` names the backend."""
+        if self.status is not ConnectionState.HANDSHAKING or self.pending_operation is None:
+            raise StateError("no private-key operation is pending")
+        self._fail(AlertDescription.INTERNAL_ERROR, reason)
 
     def next_event(self) -> Event | NeedData:
         if self._events:
@@ -138,6 +164,32 @@ class Connection:
         """End a handshake in progress, queueing `alert` for the peer."""
         if self.status is ConnectionState.HANDSHAKING:
             self._fail(alert, reason)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run a step of the handshake; any failure becomes a queued alert, never an exception."""
+        try:
+            step()
+            if self.pending_operation is None:
+                # While an operation is out, the protected part of the flight waits
+                # for it, so the records are those an inline signer gives.
+                self._flush_handshake()
+        except AlertError as error:
+            self._fail(error.description, error.reason)
+        except PeerAlert as alert:
+            self._peer_failed(alert.description)
+        except SignerError as error:
+            self._fail(AlertDescription.INTERNAL_ERROR, f"the keystore could not sign: {error}")
+        except Exception as error:  # a bug must still end the handshake cleanly
+            self._fail(AlertDescription.INTERNAL_ERROR, f"internal error ({type(error).__name__})")
+        if self.status is ConnectionState.COMPLETE:
+            self._unconsumed = self._reader.take_pending()
+
+    def _process_records(self) -> None:
+        while self.status is ConnectionState.HANDSHAKING and self.pending_operation is None:
+            record = self._reader.next_record()
+            if record is None:
+                return
+            self._process_record(record[0], record[1])
 
     # --- for the states -----------------------------------------------------------
 
@@ -243,7 +295,7 @@ class Connection:
 
     def _process_handshake_messages(self) -> None:
         buf = self._handshake_buffer
-        while len(buf) >= 4:
+        while len(buf) >= 4 and self.status is ConnectionState.HANDSHAKING:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
             if length > MAX_HANDSHAKE_MESSAGE:
                 raise DecodeError("handshake message too large")
@@ -259,10 +311,16 @@ class Connection:
                 raise UnexpectedMessage("handshake data after Finished in the same record")
             epoch = self._read_epoch
             self._state = self._state.handle(self, message[0], message)
-            if buf and self._read_epoch != epoch:
-                raise UnexpectedMessage("handshake data after a key change in the same record")
+            if isinstance(self._state, AwaitPrivateKeyOperation):
+                self._operation_epoch = epoch
+                return
+            self._after_message(epoch)
             if self.status is not ConnectionState.HANDSHAKING:
                 return
+
+    def _after_message(self, epoch: int) -> None:
+        if self._handshake_buffer and self._read_epoch != epoch:
+            raise UnexpectedMessage("handshake data after a key change in the same record")
 
     def _alert_record(self, level: int, description: int) -> None:
         self._flush_handshake()

@@ -16,7 +16,7 @@ all randomness from the connection's injected RNG.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -256,7 +256,7 @@ class ExpectServerHello:
         return ExpectEncryptedExtensions(
             _Negotiated(
                 config=self.config,
-                hello=hello,
+                client_random=hello.random,
                 offered=offered,
                 params=params,
                 group=group,
@@ -330,7 +330,7 @@ class _Negotiated:
     """What the ServerHello settled, carried through the encrypted part."""
 
     config: ClientConfig
-    hello: ClientHello
+    client_random: bytes
     offered: frozenset[int]
     params: CipherSuiteParams
     group: int
@@ -462,37 +462,45 @@ class ExpectFinished:
         )
         # The server's records from here on are application data: the caller's,
         # with the keys in the result, so no read protection is set up here.
-        signature_scheme = None
-        if state.certificate_request is not None:
-            signature_scheme = self._send_client_certificate(conn, state.certificate_request)
-        finished = finished_message(params, secrets.client.secret, transcript)
-        conn.send_handshake(finished)
-        transcript.update(finished)
-        config = state.config
-        conn.complete(
-            build_result(
-                is_client=True,
-                params=params,
-                group=state.group,
-                handshake=secrets,
-                application=application,
-                resumption_master_secret=application.resumption_master_secret(transcript.digest()),
-                client_random=state.hello.random,
-                peer_signature_scheme=self.peer_scheme,
-                signature_scheme=signature_scheme,
-                alpn_protocol=state.alpn_protocol,
-                server_name=config.server_name,
-                peer_certificates=self.peer_certificates,
-                hello_retry=state.hello_retry,
-                peer_record_size_limit=state.peer_record_size_limit,
-                keylog=config.keylog,
+
+        def finish(conn: Connection, signature_scheme: int | None) -> HandshakeState:
+            finished = finished_message(params, secrets.client.secret, transcript)
+            conn.send_handshake(finished)
+            transcript.update(finished)
+            config = state.config
+            conn.complete(
+                build_result(
+                    is_client=True,
+                    params=params,
+                    group=state.group,
+                    handshake=secrets,
+                    application=application,
+                    resumption_master_secret=application.resumption_master_secret(
+                        transcript.digest()
+                    ),
+                    client_random=state.client_random,
+                    peer_signature_scheme=self.peer_scheme,
+                    signature_scheme=signature_scheme,
+                    alpn_protocol=state.alpn_protocol,
+                    server_name=config.server_name,
+                    peer_certificates=self.peer_certificates,
+                    hello_retry=state.hello_retry,
+                    peer_record_size_limit=state.peer_record_size_limit,
+                    keylog=config.keylog,
+                )
             )
-        )
-        return self
+            return self
+
+        if state.certificate_request is None:
+            return finish(conn, None)
+        return self._send_client_certificate(conn, state.certificate_request, finish)
 
     def _send_client_certificate(
-        self, conn: Connection, request: tuple[bytes, tuple[int, ...]]
-    ) -> int | None:
+        self,
+        conn: Connection,
+        request: tuple[bytes, tuple[int, ...]],
+        then: Callable[[Connection, int | None], HandshakeState],
+    ) -> HandshakeState:
         """Answer a CertificateRequest: our chain and CertificateVerify, or an empty Certificate."""
         state = self.state
         context, accepted = request
@@ -513,9 +521,16 @@ class ExpectFinished:
             empty = encode_certificate(context, ())
             conn.send_handshake(empty)
             state.transcript.update(empty)
-            return None
+            return then(conn, None)
         certificate = encode_certificate(context, credential.chain_der)
         conn.send_handshake(certificate)
         state.transcript.update(certificate)
-        send_certificate_verify(conn, state.transcript, credential.signer, scheme, CLIENT_CONTEXT)
-        return scheme
+        signed = scheme
+        return send_certificate_verify(
+            conn,
+            state.transcript,
+            credential.signer,
+            scheme,
+            CLIENT_CONTEXT,
+            then=lambda conn: then(conn, signed),
+        )

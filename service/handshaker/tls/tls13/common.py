@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -17,6 +18,7 @@ from ..key_schedule import (
     TrafficSecret,
     finished_verify_data,
 )
+from ..keyops import PrivateKeyHandle, sign_then
 from ..messages import (
     CertificateVerify,
     Extensions,
@@ -25,10 +27,9 @@ from ..messages import (
     parse_certificate_verify,
 )
 from ..signatures import certificate_verify_content, verify_certificate_verify
-from ..signer import Signer
 
 if TYPE_CHECKING:
-    from ..core import Connection
+    from ..core import Connection, HandshakeState
 
 # RFC 8446 section 4.2: which extensions may appear in which message.
 SERVER_HELLO_EXTENSIONS = frozenset(
@@ -140,13 +141,27 @@ def check_certificate_verify(
 
 
 def send_certificate_verify(
-    conn: Connection, transcript: Transcript, signer: Signer, scheme: int, context: bytes
-) -> None:
-    """Sign the transcript so far through the Signer seam and queue our CertificateVerify."""
+    conn: Connection,
+    transcript: Transcript,
+    key: PrivateKeyHandle,
+    scheme: int,
+    context: bytes,
+    *,
+    then: Callable[[Connection], HandshakeState],
+) -> HandshakeState:
+    """Sign the transcript so far, queue our CertificateVerify, then go on with `then`.
+
+    With a DeferredKey the connection waits for the signature first (keyops.py).
+    """
     content = certificate_verify_content(context, transcript.digest())
-    message = encode_certificate_verify(CertificateVerify(scheme, signer.sign(scheme, content)))
-    conn.send_handshake(message)
-    transcript.update(message)
+
+    def send(conn: Connection, signature: bytes) -> HandshakeState:
+        message = encode_certificate_verify(CertificateVerify(scheme, signature))
+        conn.send_handshake(message)
+        transcript.update(message)
+        return then(conn)
+
+    return sign_then(conn, key, scheme, content, send)
 
 
 def keylog_lines(

@@ -7,8 +7,15 @@
     ExpectClientCertificateVerify   (only when the client sent a certificate)
     ExpectClientFinished    -> complete
 
-Each state holds only what the next step needs. Policy comes from ServerConfig;
-all randomness from the connection's injected RNG.
+The ClientHello is answered in two parts: negotiate(), a pure function that
+returns a Selection (suite, group, credential, signature scheme, ALPN, retry or
+not), then small emit steps (_send_server_hello, _send_encrypted_extensions, ...,
+_send_finished). The CertificateVerify signature may wait for a private-key
+operation (keyops.py); the flight is finished when it arrives.
+
+Each state holds only what the next step needs, as plain fields (tls13/snapshot.py
+writes them); the config is passed in, never stored in a snapshot. All
+randomness comes from the connection's injected RNG.
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ _NO_EXTENSIONS: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
-class _Retry:
+class Retry:
     """What our HelloRetryRequest fixed for the second ClientHello."""
 
     params: CipherSuiteParams
@@ -86,12 +93,25 @@ class _Retry:
     ccs_sent: bool
 
 
-@dataclass(slots=True)
-class _Negotiated:
-    """What the ClientHello settled, carried through the client's second flight."""
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the server chose from a ClientHello: the outcome of negotiate()."""
 
-    config: ServerConfig
-    hello: ClientHello
+    params: CipherSuiteParams
+    group: int
+    credential: Credential
+    signature_scheme: int
+    alpn_protocol: bytes | None
+    # The largest plaintext we may send (the client's record_size_limit - 1).
+    peer_record_size_limit: int
+    # The client's share for `group`; None: ask for it with a HelloRetryRequest.
+    client_share: bytes | None
+
+
+@dataclass(slots=True)
+class Negotiated:
+    """What the first flight settled, carried through the client's second flight."""
+
     params: CipherSuiteParams
     group: int
     secrets: HandshakeSecrets
@@ -101,6 +121,8 @@ class _Negotiated:
     alpn_protocol: bytes | None
     hello_retry: bool
     peer_record_size_limit: int
+    client_random: bytes
+    server_name: str | None
 
 
 def _select_group(
@@ -137,8 +159,81 @@ def _select_credential(config: ServerConfig, hello: ClientHello) -> tuple[Creden
     raise HandshakeFailure("no signature scheme in common with the client")
 
 
+def _client_shares(hello: ClientHello) -> dict[int, bytes]:
+    if hello.supported_groups is None or hello.key_shares is None:
+        raise MissingExtension("ClientHello lacks supported_groups or key_share")
+    shares: dict[int, bytes] = {}
+    for group, key_exchange in hello.key_shares:
+        if group in shares:
+            raise IllegalParameter("two key shares for one group")
+        if group not in hello.supported_groups:
+            raise IllegalParameter("key share for a group not in supported_groups")
+        shares[group] = key_exchange
+    return shares
+
+
+def _check_second_hello(
+    retry: Retry, hello: ClientHello, suite: int, shares: dict[int, bytes]
+) -> None:
+    """RFC 8446 section 4.1.2: the second ClientHello answers our HelloRetryRequest."""
+    if retry.params.suite != suite:
+        raise IllegalParameter("second ClientHello changed the cipher suite")
+    if list(shares) != [retry.group]:
+        raise IllegalParameter("second ClientHello lacks the one share we asked for")
+    if retry.cookie is None and hello.cookie is not None:
+        raise IllegalParameter("second ClientHello echoes a cookie we never sent")
+    if retry.cookie is not None and (
+        hello.cookie is None or not hmac.compare_digest(hello.cookie, retry.cookie)
+    ):
+        raise IllegalParameter("second ClientHello does not echo our cookie")
+    if hello.has_early_data:
+        raise IllegalParameter("early_data in the second ClientHello")
+
+
+def negotiate(config: ServerConfig, hello: ClientHello, retry: Retry | None) -> Selection:
+    """Choose version, suite, group, credential, scheme and ALPN: a pure function of the hello."""
+    if hello.supported_versions is None or ProtocolVersion.TLS1_3 not in hello.supported_versions:
+        raise ProtocolVersionError("client does not offer TLS 1.3")
+    if hello.legacy_compression_methods != b"\x00":
+        # RFC 8446 section 4.1.2: exactly one byte, zero, or illegal_parameter.
+        raise IllegalParameter("legacy_compression_methods is not just null")
+    suite = next((s for s in config.cipher_suites if s in hello.cipher_suites), None)
+    if suite is None:
+        raise HandshakeFailure("no cipher suite in common")
+    shares = _client_shares(hello)
+    if hello.signature_algorithms is None:
+        raise MissingExtension("ClientHello lacks signature_algorithms")
+    credential, scheme = _select_credential(config, hello)
+    alpn_protocol = None
+    if hello.alpn_protocols is not None and config.alpn_protocols:
+        alpn_protocol = next((p for p in config.alpn_protocols if p in hello.alpn_protocols), None)
+        if alpn_protocol is None:
+            raise NoApplicationProtocol("no ALPN protocol in common")
+    peer_limit = 2**14
+    if hello.record_size_limit is not None:
+        if hello.record_size_limit < 64:
+            raise IllegalParameter("record_size_limit below 64")
+        peer_limit = min(hello.record_size_limit - 1, 2**14)
+    if retry is None:
+        group, has_share = _select_group(config, hello, shares)
+        if has_share and group not in SUPPORTED_GROUPS:
+            raise HandshakeFailure("no supported group")
+    else:
+        _check_second_hello(retry, hello, suite, shares)
+        group = retry.group
+    return Selection(
+        params=CipherSuiteParams.for_suite(suite),
+        group=group,
+        credential=credential,
+        signature_scheme=scheme,
+        alpn_protocol=alpn_protocol,
+        peer_record_size_limit=peer_limit,
+        client_share=shares.get(group),
+    )
+
+
 class ExpectClientHello:
-    def __init__(self, config: ServerConfig, retry: _Retry | None = None) -> None:
+    def __init__(self, config: ServerConfig, retry: Retry | None = None) -> None:
         self.config = config
         self.retry = retry
 
@@ -148,201 +243,199 @@ class ExpectClientHello:
         retry = self.retry
         hello = parse_client_hello(message[4:])
         conn.ccs_allowed = True
-        if (
-            hello.supported_versions is None
-            or ProtocolVersion.TLS1_3 not in hello.supported_versions
-        ):
-            raise ProtocolVersionError("client does not offer TLS 1.3")
-        if hello.legacy_compression_methods != b"\x00":
-            # RFC 8446 section 4.1.2: exactly one byte, zero, or illegal_parameter.
-            raise IllegalParameter("legacy_compression_methods is not just null")
-        suite = next((s for s in config.cipher_suites if s in hello.cipher_suites), None)
-        if suite is None:
-            raise HandshakeFailure("no cipher suite in common")
-        if hello.supported_groups is None or hello.key_shares is None:
-            raise MissingExtension("ClientHello lacks supported_groups or key_share")
-        if hello.signature_algorithms is None:
-            raise MissingExtension("ClientHello lacks signature_algorithms")
-        shares: dict[int, bytes] = {}
-        for group, key_exchange in hello.key_shares:
-            if group in shares:
-                raise IllegalParameter("two key shares for one group")
-            if group not in hello.supported_groups:
-                raise IllegalParameter("key share for a group not in supported_groups")
-            shares[group] = key_exchange
-        credential, scheme = _select_credential(config, hello)
-        alpn_protocol = None
-        if hello.alpn_protocols is not None and config.alpn_protocols:
-            alpn_protocol = next(
-                (p for p in config.alpn_protocols if p in hello.alpn_protocols), None
-            )
-            if alpn_protocol is None:
-                raise NoApplicationProtocol("no ALPN protocol in common")
-        peer_limit = 2**14
-        if hello.record_size_limit is not None:
-            if hello.record_size_limit < 64:
-                raise IllegalParameter("record_size_limit below 64")
-            peer_limit = min(hello.record_size_limit - 1, 2**14)
-        params = CipherSuiteParams.for_suite(suite)
-
+        selection = negotiate(config, hello, retry)
         if retry is None:
-            group, has_share = _select_group(config, hello, shares)
-            if has_share and group not in SUPPORTED_GROUPS:
-                raise HandshakeFailure("no supported group")
             if hello.has_early_data:
                 conn.skip_early_data = MAX_SKIPPED_EARLY_DATA
-            if not has_share:
-                return self._hello_retry(conn, hello, message, params, group)
-            transcript = Transcript(params)
-            transcript.update(message)
+            if selection.client_share is None:
+                return _send_hello_retry_request(conn, config, hello, message, selection)
+            transcript = Transcript(selection.params)
             ccs_sent = False
         else:
-            group = retry.group
-            if retry.params.suite != suite:
-                raise IllegalParameter("second ClientHello changed the cipher suite")
-            if list(shares) != [group]:
-                raise IllegalParameter("second ClientHello lacks the one share we asked for")
-            if retry.cookie is None and hello.cookie is not None:
-                raise IllegalParameter("second ClientHello echoes a cookie we never sent")
-            if retry.cookie is not None and (
-                hello.cookie is None or not hmac.compare_digest(hello.cookie, retry.cookie)
-            ):
-                raise IllegalParameter("second ClientHello does not echo our cookie")
-            if hello.has_early_data:
-                raise IllegalParameter("early_data in the second ClientHello")
             transcript = retry.transcript
-            transcript.update(message)
             ccs_sent = retry.ccs_sent
-
-        server_random = conn.random(32)
-        key_exchange, shared_secret = server_exchange(group, shares[group], conn.random)
-        server_hello = encode_server_hello(
-            ServerHello(
-                legacy_version=ProtocolVersion.TLS1_2,
-                random=server_random,
-                legacy_session_id_echo=hello.legacy_session_id,
-                cipher_suite=suite,
-                legacy_compression_method=0,
-                extensions=(
-                    (ExtensionType.KEY_SHARE, encode_server_key_share(group, key_exchange)),
-                    (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
-                ),
-            )
-        )
-        conn.send_handshake(server_hello)
-        transcript.update(server_hello)
-        if hello.legacy_session_id and not ccs_sent:
-            # Appendix D.4: a dummy change_cipher_spec right after our first handshake message.
-            conn.send_change_cipher_spec()
-        secrets = HandshakeSecrets.derive(params, shared_secret, transcript.digest())
-        conn.set_write_keys(params, secrets.server)
-        conn.write_fragment_limit = peer_limit
-
-        extensions: list[tuple[int, bytes]] = []
-        if hello.record_size_limit is not None and config.record_size_limit is not None:
-            extensions.append(
-                (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
-            )
-        if hello.server_name is not None and config.credential_selector is not None:
-            # RFC 6066 section 3: an empty server_name says the name was used.
-            extensions.append((ExtensionType.SERVER_NAME, b""))
-        if alpn_protocol is not None:
-            extensions.append(
-                (
-                    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
-                    encode_alpn((alpn_protocol,)),
-                )
-            )
-        self._send(conn, transcript, encode_encrypted_extensions(tuple(extensions)))
-        if config.client_auth is not ClientAuth.NONE:
-            request = CertificateRequest(
-                certificate_request_context=b"",
-                extensions=(
-                    (
-                        ExtensionType.SIGNATURE_ALGORITHMS,
-                        encode_uint16_list(config.signature_schemes),
-                    ),
-                    (
-                        ExtensionType.SIGNATURE_ALGORITHMS_CERT,
-                        encode_uint16_list(config.certificate_signature_schemes),
-                    ),
-                ),
-            )
-            self._send(conn, transcript, encode_certificate_request(request))
-        self._send(conn, transcript, encode_certificate(b"", credential.chain_der))
-        send_certificate_verify(conn, transcript, credential.signer, scheme, SERVER_CONTEXT)
-        self._send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
-        application = ApplicationSecrets.derive(
-            params, secrets.master_secret(), transcript.digest()
-        )
-        conn.set_write_keys(params, application.server)
-        conn.set_read_keys(params, secrets.client)
-        if config.record_size_limit is not None and hello.record_size_limit is not None:
-            conn.read_fragment_limit = min(config.record_size_limit - 1, 2**14)
-        state = _Negotiated(
-            config=config,
-            hello=hello,
-            params=params,
-            group=group,
-            secrets=secrets,
-            application=application,
-            transcript=transcript,
-            signature_scheme=scheme,
-            alpn_protocol=alpn_protocol,
-            hello_retry=retry is not None,
-            peer_record_size_limit=peer_limit,
-        )
-        if config.client_auth is ClientAuth.NONE:
-            return ExpectClientFinished(state, (), None)
-        return ExpectClientCertificate(state)
-
-    @staticmethod
-    def _send(conn: Connection, transcript: Transcript, message: bytes) -> None:
-        conn.send_handshake(message)
         transcript.update(message)
+        secrets = _send_server_hello(conn, hello, selection, transcript, ccs_sent)
+        _send_encrypted_extensions(conn, config, hello, selection, transcript)
+        if config.client_auth is not ClientAuth.NONE:
+            _send_certificate_request(conn, config, transcript)
+        _send(conn, transcript, encode_certificate(b"", selection.credential.chain_der))
 
-    def _hello_retry(
-        self,
-        conn: Connection,
-        hello: ClientHello,
-        message: bytes,
-        params: CipherSuiteParams,
-        group: int,
-    ) -> HandshakeState:
-        cookie = conn.random(32) if self.config.hello_retry_cookie else None
-        extensions: list[tuple[int, bytes]] = [
-            (ExtensionType.KEY_SHARE, encode_uint16(group)),
-            (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
-        ]
-        if cookie is not None:
-            extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
-        retry_request = encode_server_hello(
-            ServerHello(
-                legacy_version=ProtocolVersion.TLS1_2,
-                random=HELLO_RETRY_REQUEST_RANDOM,
-                legacy_session_id_echo=hello.legacy_session_id,
-                cipher_suite=params.suite,
-                legacy_compression_method=0,
-                extensions=tuple(extensions),
+        def finish_flight(conn: Connection) -> HandshakeState:
+            state = _send_finished(
+                conn, hello, selection, secrets, transcript, hello_retry=retry is not None
+            )
+            if config.record_size_limit is not None and hello.record_size_limit is not None:
+                conn.read_fragment_limit = min(config.record_size_limit - 1, 2**14)
+            if config.client_auth is ClientAuth.NONE:
+                return ExpectClientFinished(config, state, (), None)
+            return ExpectClientCertificate(config, state)
+
+        return send_certificate_verify(
+            conn,
+            transcript,
+            selection.credential.signer,
+            selection.signature_scheme,
+            SERVER_CONTEXT,
+            then=finish_flight,
+        )
+
+
+def _send(conn: Connection, transcript: Transcript, message: bytes) -> None:
+    conn.send_handshake(message)
+    transcript.update(message)
+
+
+def _send_server_hello(
+    conn: Connection,
+    hello: ClientHello,
+    selection: Selection,
+    transcript: Transcript,
+    ccs_sent: bool,
+) -> HandshakeSecrets:
+    """ServerHello with our share; the handshake keys from the exchange."""
+    assert selection.client_share is not None
+    params = selection.params
+    group = selection.group
+    server_random = conn.random(32)  # drawn first: recorded traces replay in this order
+    key_exchange, shared_secret = server_exchange(group, selection.client_share, conn.random)
+    server_hello = encode_server_hello(
+        ServerHello(
+            legacy_version=ProtocolVersion.TLS1_2,
+            random=server_random,
+            legacy_session_id_echo=hello.legacy_session_id,
+            cipher_suite=params.suite,
+            legacy_compression_method=0,
+            extensions=(
+                (ExtensionType.KEY_SHARE, encode_server_key_share(group, key_exchange)),
+                (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+            ),
+        )
+    )
+    _send(conn, transcript, server_hello)
+    if hello.legacy_session_id and not ccs_sent:
+        # Appendix D.4: a dummy change_cipher_spec right after our first handshake message.
+        conn.send_change_cipher_spec()
+    secrets = HandshakeSecrets.derive(params, shared_secret, transcript.digest())
+    conn.set_write_keys(params, secrets.server)
+    conn.write_fragment_limit = selection.peer_record_size_limit
+    return secrets
+
+
+def _send_encrypted_extensions(
+    conn: Connection,
+    config: ServerConfig,
+    hello: ClientHello,
+    selection: Selection,
+    transcript: Transcript,
+) -> None:
+    extensions: list[tuple[int, bytes]] = []
+    if hello.record_size_limit is not None and config.record_size_limit is not None:
+        extensions.append(
+            (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
+        )
+    if hello.server_name is not None and config.credential_selector is not None:
+        # RFC 6066 section 3: an empty server_name says the name was used.
+        extensions.append((ExtensionType.SERVER_NAME, b""))
+    if selection.alpn_protocol is not None:
+        extensions.append(
+            (
+                ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                encode_alpn((selection.alpn_protocol,)),
             )
         )
-        transcript = Transcript(params)
-        transcript.update(message_hash(params.hash_of(message)))
-        transcript.update(retry_request)
-        conn.send_handshake(retry_request)
-        ccs_sent = False
-        if hello.legacy_session_id:
-            conn.send_change_cipher_spec()
-            ccs_sent = True
-        return ExpectClientHello(self.config, _Retry(params, group, transcript, cookie, ccs_sent))
+    _send(conn, transcript, encode_encrypted_extensions(tuple(extensions)))
+
+
+def _send_certificate_request(
+    conn: Connection, config: ServerConfig, transcript: Transcript
+) -> None:
+    request = CertificateRequest(
+        certificate_request_context=b"",
+        extensions=(
+            (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+            (
+                ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+                encode_uint16_list(config.certificate_signature_schemes),
+            ),
+        ),
+    )
+    _send(conn, transcript, encode_certificate_request(request))
+
+
+def _send_finished(
+    conn: Connection,
+    hello: ClientHello,
+    selection: Selection,
+    secrets: HandshakeSecrets,
+    transcript: Transcript,
+    *,
+    hello_retry: bool,
+) -> Negotiated:
+    """Our Finished; the application keys; what the client's second flight is checked with."""
+    params = selection.params
+    _send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
+    application = ApplicationSecrets.derive(params, secrets.master_secret(), transcript.digest())
+    conn.set_write_keys(params, application.server)
+    conn.set_read_keys(params, secrets.client)
+    return Negotiated(
+        params=params,
+        group=selection.group,
+        secrets=secrets,
+        application=application,
+        transcript=transcript,
+        signature_scheme=selection.signature_scheme,
+        alpn_protocol=selection.alpn_protocol,
+        hello_retry=hello_retry,
+        peer_record_size_limit=selection.peer_record_size_limit,
+        client_random=hello.random,
+        server_name=hello.server_name,
+    )
+
+
+def _send_hello_retry_request(
+    conn: Connection,
+    config: ServerConfig,
+    hello: ClientHello,
+    message: bytes,
+    selection: Selection,
+) -> HandshakeState:
+    params = selection.params
+    cookie = conn.random(32) if config.hello_retry_cookie else None
+    extensions: list[tuple[int, bytes]] = [
+        (ExtensionType.KEY_SHARE, encode_uint16(selection.group)),
+        (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+    ]
+    if cookie is not None:
+        extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+    retry_request = encode_server_hello(
+        ServerHello(
+            legacy_version=ProtocolVersion.TLS1_2,
+            random=HELLO_RETRY_REQUEST_RANDOM,
+            legacy_session_id_echo=hello.legacy_session_id,
+            cipher_suite=params.suite,
+            legacy_compression_method=0,
+            extensions=tuple(extensions),
+        )
+    )
+    transcript = Transcript(params)
+    transcript.update(message_hash(params.hash_of(message)))
+    _send(conn, transcript, retry_request)
+    ccs_sent = False
+    if hello.legacy_session_id:
+        conn.send_change_cipher_spec()
+        ccs_sent = True
+    return ExpectClientHello(config, Retry(params, selection.group, transcript, cookie, ccs_sent))
 
 
 class ExpectClientCertificate:
-    def __init__(self, state: _Negotiated) -> None:
+    def __init__(self, config: ServerConfig, state: Negotiated) -> None:
+        self.config = config
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CERTIFICATE, "waiting for the client's Certificate")
+        config = self.config
         state = self.state
         certificate = parse_certificate(message[4:])
         if certificate.certificate_request_context:
@@ -351,18 +444,23 @@ class ExpectClientCertificate:
             check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
         state.transcript.update(message)
         if not certificate.certificate_list:
-            if state.config.client_auth is ClientAuth.REQUIRED:
+            if config.client_auth is ClientAuth.REQUIRED:
                 raise CertificateRequired("client sent no certificate")
-            return ExpectClientFinished(state, (), None)
+            return ExpectClientFinished(config, state, (), None)
         chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
-        leaf = state.config.client_trust_store.verify_client(chain_der, conn.clock())
-        return ExpectClientCertificateVerify(state, leaf, chain_der)
+        leaf = config.client_trust_store.verify_client(chain_der, conn.clock())
+        return ExpectClientCertificateVerify(config, state, leaf, chain_der)
 
 
 class ExpectClientCertificateVerify:
     def __init__(
-        self, state: _Negotiated, leaf: x509.Certificate, chain_der: tuple[bytes, ...]
+        self,
+        config: ServerConfig,
+        state: Negotiated,
+        leaf: x509.Certificate,
+        chain_der: tuple[bytes, ...],
     ) -> None:
+        self.config = config
         self.state = state
         self.leaf = leaf
         self.chain_der = chain_der
@@ -371,18 +469,20 @@ class ExpectClientCertificateVerify:
         expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
         state = self.state
         scheme = check_certificate_verify(
-            message, self.leaf, state.config.signature_schemes, CLIENT_CONTEXT, state.transcript
+            message, self.leaf, self.config.signature_schemes, CLIENT_CONTEXT, state.transcript
         )
-        return ExpectClientFinished(state, self.chain_der, scheme)
+        return ExpectClientFinished(self.config, state, self.chain_der, scheme)
 
 
 class ExpectClientFinished:
     def __init__(
         self,
-        state: _Negotiated,
+        config: ServerConfig,
+        state: Negotiated,
         peer_certificates: tuple[bytes, ...],
         peer_scheme: int | None,
     ) -> None:
+        self.config = config
         self.state = state
         self.peer_certificates = peer_certificates
         self.peer_scheme = peer_scheme
@@ -394,7 +494,6 @@ class ExpectClientFinished:
         transcript = state.transcript
         check_finished(params, state.secrets.client.secret, transcript, message)
         transcript.update(message)
-        config = state.config
         conn.complete(
             build_result(
                 is_client=False,
@@ -405,15 +504,15 @@ class ExpectClientFinished:
                 resumption_master_secret=state.application.resumption_master_secret(
                     transcript.digest()
                 ),
-                client_random=state.hello.random,
+                client_random=state.client_random,
                 peer_signature_scheme=self.peer_scheme,
                 signature_scheme=state.signature_scheme,
                 alpn_protocol=state.alpn_protocol,
-                server_name=state.hello.server_name,
+                server_name=state.server_name,
                 peer_certificates=self.peer_certificates,
                 hello_retry=state.hello_retry,
                 peer_record_size_limit=state.peer_record_size_limit,
-                keylog=config.keylog,
+                keylog=self.config.keylog,
             )
         )
         return self
