@@ -31,6 +31,7 @@ from .events import (
 from .keyops import DeferredKey, OperationKind, PrivateKeyOperation
 from .record import RecordProtection, RecordReader
 from .signer import PrivateKeySigner, Signer, SignerError
+from .snapshot import SnapshotError
 
 __all__ = [
     "NEED_DATA",
@@ -61,6 +62,7 @@ __all__ = [
     "SignatureScheme",
     "Signer",
     "SignerError",
+    "SnapshotError",
     "StateError",
     "TrafficKeys",
 ]

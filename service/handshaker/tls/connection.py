@@ -11,10 +11,63 @@ import os
 import time
 from collections.abc import Mapping
 
+from .codepoints import ProtocolVersion
 from .config import ClientConfig, ServerConfig
 from .core import Clock, Connection, ConnectionState, HandshakeState, Random, StateError
+from .snapshot import (
+    ROLE_CLIENT,
+    ROLE_SERVER,
+    SnapshotError,
+    SnapshotReader,
+    SnapshotWriter,
+    read_connection,
+    read_header,
+    write_connection,
+    write_header,
+)
+from .tls13 import snapshot as tls13_snapshot
 from .tls13.client import replay_client, start_client
 from .tls13.server import ExpectClientHello
+
+
+def _snapshot(conn: Connection, role: int) -> bytes:
+    if conn.status is not ConnectionState.HANDSHAKING:
+        raise StateError(f"connection is {conn.status.value}; only a handshake in progress is kept")
+    if conn.pending_operation is not None:
+        raise StateError("a private-key operation is out; snapshot before the input that needs it")
+    is_client = role == ROLE_CLIENT
+    w = SnapshotWriter()
+    write_header(
+        w, role, ProtocolVersion.TLS1_3, tls13_snapshot.state_tag(conn._state, is_client=is_client)
+    )
+    write_connection(w, conn)
+    if is_client:
+        tls13_snapshot.write_client_state(w, conn._state)
+    else:
+        tls13_snapshot.write_server_state(w, conn._state)
+    return w.getvalue()
+
+
+def _restore_into(conn: Connection, snapshot: bytes, role: int) -> tuple[int, SnapshotReader]:
+    """Read the header and the connection's fields; the state tag and the rest to read."""
+    if not isinstance(snapshot, bytes | bytearray):
+        raise SnapshotError("a snapshot is bytes")
+    r = SnapshotReader(bytes(snapshot))
+    protocol, tag = read_header(r, role)
+    if protocol != ProtocolVersion.TLS1_3:
+        raise SnapshotError(f"snapshot is of protocol 0x{protocol:04x}, which this engine lacks")
+    read_connection(r, conn)
+    return tag, r
+
+
+_SNAPSHOT_DOC = """A snapshot of the handshake so far, whenever the connection waits for input.
+
+    restore(snapshot, config) continues it exactly as this connection would: same
+    bytes out, same result, same keys. THE SNAPSHOT CONTAINS SECRETS (traffic
+    secrets, ephemeral private keys): seal it before it leaves the process. It
+    holds no config; restore must be given the one this connection was made with.
+    Raises StateError when the handshake is over or a private-key operation is out.
+    """
 
 
 class ClientConnection(Connection):
@@ -56,6 +109,29 @@ class ClientConnection(Connection):
         self._flush_handshake()
         return self
 
+    def snapshot(self) -> bytes:
+        return _snapshot(self, ROLE_CLIENT)
+
+    snapshot.__doc__ = _SNAPSHOT_DOC
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: bytes,
+        config: ClientConfig,
+        *,
+        random: Random = os.urandom,
+        clock: Clock = time.time,
+    ) -> ClientConnection:
+        """The connection a snapshot() was taken of; SnapshotError when it cannot be read."""
+        self = cls.__new__(cls)
+        Connection.__init__(self, random, clock)
+        self.config = config
+        tag, r = _restore_into(self, snapshot, ROLE_CLIENT)
+        self._state = tls13_snapshot.read_client_state(r, tag, config)
+        r.finish()
+        return self
+
 
 class ServerConnection(Connection):
     """The server role: waits for a ClientHello."""
@@ -70,6 +146,29 @@ class ServerConnection(Connection):
         super().__init__(random, clock)
         self.config = config
         self._state = ExpectClientHello(config)
+
+    def snapshot(self) -> bytes:
+        return _snapshot(self, ROLE_SERVER)
+
+    snapshot.__doc__ = _SNAPSHOT_DOC
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: bytes,
+        config: ServerConfig,
+        *,
+        random: Random = os.urandom,
+        clock: Clock = time.time,
+    ) -> ServerConnection:
+        """The connection a snapshot() was taken of; SnapshotError when it cannot be read."""
+        self = cls.__new__(cls)
+        Connection.__init__(self, random, clock)
+        self.config = config
+        tag, r = _restore_into(self, snapshot, ROLE_SERVER)
+        self._state = tls13_snapshot.read_server_state(r, tag, config)
+        r.finish()
+        return self
 
 
 __all__ = [

@@ -127,6 +127,17 @@ class KeyShare:
 
         return cls(group, draw)
 
+    def private_bytes(self) -> bytes:
+        """The private key in from_private_bytes' form (for snapshots; it is a secret)."""
+        private = self._private
+        if isinstance(private, x25519.X25519PrivateKey | x448.X448PrivateKey):
+            return private.private_bytes_raw()
+        if isinstance(private, ec.EllipticCurvePrivateKey):
+            size = _CURVES[self.group][1]
+            return private.private_numbers().private_value.to_bytes(size, "big")
+        assert isinstance(private, mlkem.MLKEM768PrivateKey) and self._x25519 is not None
+        return private.private_bytes_raw() + self._x25519.private_bytes_raw()
+
     def complete(self, peer: bytes) -> bytes:
         """The shared secret from the server's share."""
         private = self._private

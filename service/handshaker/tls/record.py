@@ -102,14 +102,21 @@ def plaintext_records(content_type: int, data: bytes, limit: int = MAX_PLAINTEXT
 class RecordProtection:
     """One direction's AEAD record protection: key, IV and sequence number."""
 
-    __slots__ = ("_aead", "_iv_int", "sequence_number")
+    __slots__ = ("_aead", "_iv_int", "iv", "key", "params", "sequence_number")
 
     def __init__(
         self, params: CipherSuiteParams, key: bytes, iv: bytes, sequence_number: int = 0
     ) -> None:
+        self.params = params
+        # Kept for snapshots of a connection in the middle of its handshake.
+        self.key = key
+        self.iv = iv
         self._aead = params.aead(key)
         self._iv_int = int.from_bytes(iv, "big")
         self.sequence_number = sequence_number
+
+    def __repr__(self) -> str:
+        return f"RecordProtection(suite=0x{self.params.suite:04x}, <redacted>)"
 
     @classmethod
     def from_keys(cls, cipher_suite: int, keys: TrafficKeys) -> RecordProtection:

@@ -180,7 +180,7 @@ def replay_client(
 
 
 @dataclass(slots=True)
-class _Retry:
+class Retry:
     """What a HelloRetryRequest fixed for the rest of the handshake."""
 
     params: CipherSuiteParams
@@ -195,7 +195,7 @@ class ExpectServerHello:
         hello: ClientHello,
         hello_message: bytes,
         shares: dict[int, KeyShare],
-        retry: _Retry | None,
+        retry: Retry | None,
     ) -> None:
         self.config = config
         self.hello = hello
@@ -254,7 +254,7 @@ class ExpectServerHello:
         # the server reads under client_handshake_traffic_secret.
         conn.set_write_keys(params, secrets.client)
         return ExpectEncryptedExtensions(
-            _Negotiated(
+            Negotiated(
                 config=self.config,
                 client_random=hello.random,
                 offered=offered,
@@ -321,12 +321,12 @@ class ExpectServerHello:
         conn.send_handshake(message2)
         transcript.update(message2)
         return ExpectServerHello(
-            self.config, hello2, message2, shares, _Retry(params, transcript, ccs_sent)
+            self.config, hello2, message2, shares, Retry(params, transcript, ccs_sent)
         )
 
 
 @dataclass(slots=True)
-class _Negotiated:
+class Negotiated:
     """What the ServerHello settled, carried through the encrypted part."""
 
     config: ClientConfig
@@ -344,7 +344,7 @@ class _Negotiated:
 
 
 class ExpectEncryptedExtensions:
-    def __init__(self, state: _Negotiated) -> None:
+    def __init__(self, state: Negotiated) -> None:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
@@ -376,7 +376,7 @@ class ExpectEncryptedExtensions:
 
 
 class ExpectCertificateOrCertificateRequest:
-    def __init__(self, state: _Negotiated) -> None:
+    def __init__(self, state: Negotiated) -> None:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
@@ -399,7 +399,7 @@ class ExpectCertificateOrCertificateRequest:
 
 
 class ExpectCertificate:
-    def __init__(self, state: _Negotiated) -> None:
+    def __init__(self, state: Negotiated) -> None:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
@@ -426,7 +426,7 @@ class ExpectCertificate:
 
 class ExpectCertificateVerify:
     def __init__(
-        self, state: _Negotiated, leaf: x509.Certificate, chain_der: tuple[bytes, ...]
+        self, state: Negotiated, leaf: x509.Certificate, chain_der: tuple[bytes, ...]
     ) -> None:
         self.state = state
         self.leaf = leaf
@@ -443,7 +443,7 @@ class ExpectCertificateVerify:
 
 class ExpectFinished:
     def __init__(
-        self, state: _Negotiated, peer_certificates: tuple[bytes, ...], peer_scheme: int
+        self, state: Negotiated, peer_certificates: tuple[bytes, ...], peer_scheme: int
     ) -> None:
         self.state = state
         self.peer_certificates = peer_certificates

@@ -84,18 +84,36 @@ def check_extensions(
 
 
 class Transcript:
-    """The running transcript hash of the handshake messages."""
+    """The running transcript hash of the handshake messages.
 
-    __slots__ = ("_hash",)
+    The messages hashed so far are kept too (references, not copies), so a
+    snapshot can carry them and restore() rebuilds the same hash state.
+    """
+
+    __slots__ = ("_hash", "_messages", "params")
 
     def __init__(self, params: CipherSuiteParams) -> None:
+        self.params = params
         self._hash: Any = params.new_hash()
+        self._messages: list[bytes] = []
 
     def update(self, message: bytes) -> None:
         self._hash.update(message)
+        self._messages.append(message)
 
     def digest(self) -> bytes:
         return self._hash.copy().digest()  # type: ignore[no-any-return]
+
+    def messages(self) -> bytes:
+        """Everything hashed so far, in order (the snapshot's copy of the transcript)."""
+        return b"".join(self._messages)
+
+    @classmethod
+    def restore(cls, params: CipherSuiteParams, messages: bytes) -> Transcript:
+        transcript = cls(params)
+        if messages:
+            transcript.update(messages)
+        return transcript
 
 
 def expect(msg_type: int, wanted: int, step: str) -> None:
