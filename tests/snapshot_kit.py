@@ -95,6 +95,7 @@ def build_config(spec: Spec) -> ClientConfig | ServerConfig:
         client_auth=client_auth,
         client_trust_anchors=_certificates(spec["client_trust"]) if "client_trust" in spec else (),
         hello_retry_cookie=spec.get("cookie", False),
+        prefer_own_group_order=spec.get("prefer_own", False),
         keylog=True,
         **settings,
     )
