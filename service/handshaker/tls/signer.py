@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from .codepoints import SignatureScheme
+from .sigschemes import ECDSA_SCHEME_FOR_CURVE, SCHEMES, SchemeFamily, schemes_of
 
 
 @runtime_checkable
@@ -34,56 +34,8 @@ class SignerError(Exception):
     """The signing backend failed (the service maps this to UNAVAILABLE or internal_error)."""
 
 
-_HASHES: dict[int, type[hashes.HashAlgorithm]] = {
-    SignatureScheme.ECDSA_SECP256R1_SHA256: hashes.SHA256,
-    SignatureScheme.ECDSA_SECP384R1_SHA384: hashes.SHA384,
-    SignatureScheme.ECDSA_SECP521R1_SHA512: hashes.SHA512,
-    SignatureScheme.RSA_PSS_RSAE_SHA256: hashes.SHA256,
-    SignatureScheme.RSA_PSS_RSAE_SHA384: hashes.SHA384,
-    SignatureScheme.RSA_PSS_RSAE_SHA512: hashes.SHA512,
-    SignatureScheme.RSA_PSS_PSS_SHA256: hashes.SHA256,
-    SignatureScheme.RSA_PSS_PSS_SHA384: hashes.SHA384,
-    SignatureScheme.RSA_PSS_PSS_SHA512: hashes.SHA512,
-    SignatureScheme.RSA_PKCS1_SHA256: hashes.SHA256,
-    SignatureScheme.RSA_PKCS1_SHA384: hashes.SHA384,
-    SignatureScheme.RSA_PKCS1_SHA512: hashes.SHA512,
-}
-
-# Built once: these objects are immutable and the handshake path signs with them.
-_ECDSA_ALGORITHMS: dict[int, ec.ECDSA] = {
-    scheme: ec.ECDSA(_HASHES[scheme]())
-    for scheme in (
-        SignatureScheme.ECDSA_SECP256R1_SHA256,
-        SignatureScheme.ECDSA_SECP384R1_SHA384,
-        SignatureScheme.ECDSA_SECP521R1_SHA512,
-    )
-}
-
-
-def _pss(scheme: int) -> tuple[padding.PSS, hashes.HashAlgorithm]:
-    # RFC 8446 section 4.2.3: RSASSA-PSS with MGF1 and a salt as long as the digest.
-    algorithm = _HASHES[scheme]()
-    return padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size), algorithm
-
-
-_RSA_PSS_RSAE = (
-    SignatureScheme.RSA_PSS_RSAE_SHA256,
-    SignatureScheme.RSA_PSS_RSAE_SHA384,
-    SignatureScheme.RSA_PSS_RSAE_SHA512,
-)
-_RSA_PSS_PSS = (
-    SignatureScheme.RSA_PSS_PSS_SHA256,
-    SignatureScheme.RSA_PSS_PSS_SHA384,
-    SignatureScheme.RSA_PSS_PSS_SHA512,
-)
-_PSS_PADDINGS: dict[int, tuple[padding.PSS, hashes.HashAlgorithm]] = {
-    scheme: _pss(scheme) for scheme in (*_RSA_PSS_RSAE, *_RSA_PSS_PSS)
-}
-_ECDSA_BY_CURVE: dict[str, int] = {
-    "secp256r1": SignatureScheme.ECDSA_SECP256R1_SHA256,
-    "secp384r1": SignatureScheme.ECDSA_SECP384R1_SHA384,
-    "secp521r1": SignatureScheme.ECDSA_SECP521R1_SHA512,
-}
+_RSA_PSS_RSAE = schemes_of(SchemeFamily.RSA_PSS_RSAE)
+_RSA_PSS_PSS = schemes_of(SchemeFamily.RSA_PSS_PSS)
 
 PrivateKey = (
     ec.EllipticCurvePrivateKey
@@ -101,7 +53,7 @@ def schemes_for_key(key: PrivateKey, *, rsa_pss_pss: bool = False) -> tuple[int,
     section 4.2.3).
     """
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        scheme = _ECDSA_BY_CURVE.get(key.curve.name)
+        scheme = ECDSA_SCHEME_FOR_CURVE.get(key.curve.name)
         return (scheme,) if scheme is not None else ()
     if isinstance(key, rsa.RSAPrivateKey):
         # SHA-512 PSS needs a modulus of at least 2*64+2 bytes; every real key has it.
@@ -132,11 +84,13 @@ class PrivateKeySigner:
         if scheme not in self._schemes:
             raise SignerError(f"key cannot sign with scheme 0x{scheme:04x}")
         key = self._key
+        params = SCHEMES[scheme]
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            return key.sign(message, _ECDSA_ALGORITHMS[scheme])
+            assert params.ecdsa is not None
+            return key.sign(message, params.ecdsa)
         if isinstance(key, rsa.RSAPrivateKey):
-            pss, algorithm = _PSS_PADDINGS[scheme]
-            return key.sign(message, pss, algorithm)
+            assert params.rsa_padding is not None and params.hash is not None
+            return key.sign(message, params.rsa_padding, params.hash)
         return key.sign(message)
 
     def __repr__(self) -> str:
