@@ -237,6 +237,12 @@ class Connection:
         return opened
 
     def _receive_alert(self, payload: bytes) -> None:
+        # RFC 8446 section 5.1: "a record with an Alert type MUST contain exactly one
+        # message". No message at all is an empty fragment, refused like an empty
+        # Handshake fragment (unexpected_message); a message of 1 or 3+ bytes is one
+        # of the wrong length (section 6: decode_error).
+        if not payload:
+            raise UnexpectedMessage("zero-length alert fragment")
         if len(payload) != 2:
             raise DecodeError("alert record is not two bytes")
         raise PeerAlert(payload[1])
