@@ -184,6 +184,10 @@ class Connection:
                 raise UnexpectedMessage("malformed change_cipher_spec record")
             if not self.ccs_allowed:
                 raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
+            if self._handshake_buffer:
+                # Section 5.1: "if a handshake message is split over two or more records,
+                # there MUST NOT be any other records between them."
+                raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
             return
         if content_type == ContentType.APPLICATION_DATA and self._read is not None:
             if self.skip_early_data:

@@ -36,7 +36,9 @@ from ..signer import Signer
 if TYPE_CHECKING:
     from ..core import Connection
 
-# RFC 8446 section 4.2: which extensions may appear in which message.
+# RFC 8446 section 4.2: which extensions may appear in which message. Every
+# extension we know of may appear in a ClientHello except oid_filters (CR only).
+CLIENT_HELLO_EXTENSIONS = frozenset(int(e) for e in ExtensionType) - {ExtensionType.OID_FILTERS}
 SERVER_HELLO_EXTENSIONS = frozenset(
     {ExtensionType.KEY_SHARE, ExtensionType.PRE_SHARED_KEY, ExtensionType.SUPPORTED_VERSIONS}
 )
