@@ -8,58 +8,60 @@ the RFC leaves open; the code's comment says whose reading (BoringSSL, rustls) i
 Sections are RFC 8446's unless named; CH/SH/HRR/EE/CR/Cert/CV are the hellos,
 HelloRetryRequest, EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify.
 
-| rule                                                   | alert                 | RFC          |
-|--------------------------------------------------------|-----------------------|--------------|
-| record: record version's minor byte is ignored         | (accepted)            | 5.1          |
-| record: record version major byte not 3 (choice)       | decode_error          | 5.1, 6       |
-| record: alert record with no content                   | unexpected_message    | 5.1          |
-| record: alert record of 1 or 3+ bytes                  | decode_error          | 5.1, 6       |
-| record: plaintext alert after the key change (choice)  | (peer's alert)        | 5, 6         |
-| record: inner plaintext of padding only                | unexpected_message    | 5.4          |
-| record: unknown inner content type                     | unexpected_message    | 5            |
-| record: zero-length protected handshake fragment       | unexpected_message    | 5.1          |
-| record: inner plaintext longer than 2^14               | record_overflow       | 5.2, 5.4     |
-| record: change_cipher_spec between handshake fragments | unexpected_message    | 5.1          |
-| handshake: message longer than we reassemble (2^17)    | decode_error          | 6            |
-| CH: cipher_suites empty or of odd length               | decode_error          | 4.1.2        |
-| CH: legacy_compression_methods empty                   | decode_error          | 4.1.2        |
-| CH: legacy_session_id longer than 32 bytes             | decode_error          | 4.1.2        |
-| CH: extension only allowed elsewhere (oid_filters)     | illegal_parameter     | 4.2          |
-| CH: an empty <2..> / <1..> list or vector              | decode_error          | 4.2.x, 6     |
-| CH: early_data with content                            | decode_error          | 4.2.10       |
-| CH: record_size_limit below 64                         | illegal_parameter     | RFC 8449 4   |
-| CH: pre_shared_key malformed                           | decode_error          | 4.2.11       |
-| CH: pre_shared_key without psk_key_exchange_modes      | missing_extension     | 4.2.9, 9.2   |
-| SH: legacy_version not 0x0303 (choice)                 | illegal_parameter     | 4.1.3        |
-| SH: supported_versions/key_share trailing bytes        | decode_error          | 4.2.1, 4.2.8 |
-| SH: empty key_exchange                                 | decode_error          | 4.2.8        |
-| SH: duplicate extension                                | illegal_parameter     | 4.2          |
-| HRR: empty cookie, key_share with trailing bytes       | decode_error          | 4.2.2, 4.2.8 |
-| HRR: extension allowed only elsewhere                  | illegal_parameter     | 4.2          |
-| HRR: extension not offered (unknown type)              | unsupported_extension | 4.1.4, 4.2   |
-| HRR: no change to the ClientHello                      | illegal_parameter     | 4.1.4        |
-| EE: trailing bytes after the block                     | decode_error          | 4.3.1        |
-| EE: duplicate extension                                | illegal_parameter     | 4.2          |
-| EE: server_name with content                           | decode_error          | RFC 6066 3   |
-| EE: ALPN list not exactly one name                     | decode_error          | RFC 7301 3.1 |
-| EE: ALPN name not offered                              | illegal_parameter     | RFC 7301 3.2 |
-| EE: record_size_limit below 64                         | illegal_parameter     | RFC 8449 4   |
-| EE: record_size_limit malformed                        | decode_error          | RFC 8449 4   |
-| CR: non-empty context in the handshake                 | decode_error          | 4.3.2        |
-| CR: empty extensions block <2..>                       | decode_error          | 4.3.2        |
-| CR: no signature_algorithms                            | missing_extension     | 4.3.2        |
-| Cert: non-empty context (either role)                  | decode_error          | 4.4.2        |
-| Cert: empty cert_data                                  | decode_error          | 4.4.2        |
-| Cert: cert_data that is not X.509 DER                  | bad_certificate       | 6.2          |
-| Cert: entry extension not offered                      | unsupported_extension | 4.4.2        |
-| Cert: none from a client that must send one            | certificate_required  | 4.4.2.4      |
-| CV: empty signature <0..>                              | decrypt_error         | 4.4.3        |
-| CV: trailing bytes                                     | decode_error          | 4.4.3, 6     |
-| CV: scheme not offered                                 | illegal_parameter     | 4.4.3        |
-| Finished: not Hash.length bytes (empty, short, long)   | decode_error          | 4.4.4, 6     |
-| Finished: right length, wrong verify_data              | decrypt_error         | 4.4.4        |
-| KeyUpdate or NewSessionTicket before Finished (client) | unexpected_message    | 4.6.3, 6     |
-| KeyUpdate or EndOfEarlyData before Finished (server)   | unexpected_message    | 4.6.3, 6     |
+| rule                                                   | alert                 | RFC           |
+|--------------------------------------------------------|-----------------------|---------------|
+| record: record version's minor byte is ignored         | (accepted)            | 5.1           |
+| record: record version major byte not 3 (choice)       | decode_error          | 5.1, 6        |
+| record: alert record with no content                   | unexpected_message    | 5.1           |
+| record: alert record of 1 or 3+ bytes                  | decode_error          | 5.1, 6        |
+| record: alert of any level (0, 1, 3, 255)              | (peer's error)        | 6             |
+| record: plaintext alert after the key change (choice)  | (peer's alert)        | 5, 6          |
+| record: inner plaintext of padding only                | unexpected_message    | 5.4           |
+| record: unknown inner content type                     | unexpected_message    | 5             |
+| record: zero-length protected handshake fragment       | unexpected_message    | 5.1           |
+| record: inner plaintext longer than 2^14               | record_overflow       | 5.2, 5.4      |
+| record: change_cipher_spec between handshake fragments | unexpected_message    | 5.1           |
+| handshake: message longer than we reassemble (2^17)    | decode_error          | 6             |
+| CH: cipher_suites empty or of odd length               | decode_error          | 4.1.2         |
+| CH: legacy_compression_methods empty                   | decode_error          | 4.1.2         |
+| CH: legacy_session_id longer than 32 bytes             | decode_error          | 4.1.2         |
+| CH: extension only allowed elsewhere (oid_filters)     | illegal_parameter     | 4.2           |
+| CH: an empty <2..> / <1..> list or vector              | decode_error          | 4.2.x, 6      |
+| CH: early_data or post_handshake_auth with content     | decode_error          | 4.2.10, 4.2.6 |
+| CH: record_size_limit below 64                         | illegal_parameter     | RFC 8449 4    |
+| CH: pre_shared_key malformed                           | decode_error          | 4.2.11        |
+| CH: pre_shared_key without psk_key_exchange_modes      | missing_extension     | 4.2.9, 9.2    |
+| SH: legacy_version not 0x0303 (choice)                 | illegal_parameter     | 4.1.3         |
+| SH: supported_versions/key_share trailing bytes        | decode_error          | 4.2.1, 4.2.8  |
+| SH: empty key_exchange                                 | decode_error          | 4.2.8         |
+| SH: duplicate extension                                | illegal_parameter     | 4.2           |
+| HRR: empty cookie, key_share with trailing bytes       | decode_error          | 4.2.2, 4.2.8  |
+| HRR: extension allowed only elsewhere                  | illegal_parameter     | 4.2           |
+| HRR: extension not offered (unknown type)              | unsupported_extension | 4.1.4, 4.2    |
+| HRR: no change to the ClientHello                      | illegal_parameter     | 4.1.4         |
+| EE: trailing bytes after the block                     | decode_error          | 4.3.1         |
+| EE: duplicate extension                                | illegal_parameter     | 4.2           |
+| EE: server_name with content                           | decode_error          | RFC 6066 3    |
+| EE: ALPN list not exactly one name                     | decode_error          | RFC 7301 3.1  |
+| EE: ALPN name not offered                              | illegal_parameter     | RFC 7301 3.2  |
+| EE: record_size_limit below 64                         | illegal_parameter     | RFC 8449 4    |
+| EE: record_size_limit malformed                        | decode_error          | RFC 8449 4    |
+| CR: non-empty context in the handshake                 | decode_error          | 4.3.2         |
+| CR: empty extensions block <2..>                       | decode_error          | 4.3.2         |
+| CR: malformed sig_algs_cert / CAs / oid_filters        | decode_error          | 4.2.3-4.2.5   |
+| CR: no signature_algorithms                            | missing_extension     | 4.3.2         |
+| Cert: non-empty context (either role)                  | decode_error          | 4.4.2         |
+| Cert: empty cert_data                                  | decode_error          | 4.4.2         |
+| Cert: cert_data that is not X.509 DER                  | bad_certificate       | 6.2           |
+| Cert: entry extension not offered                      | unsupported_extension | 4.4.2         |
+| Cert: none from a client that must send one            | certificate_required  | 4.4.2.4       |
+| CV: empty signature <0..>                              | decrypt_error         | 4.4.3         |
+| CV: trailing bytes                                     | decode_error          | 4.4.3, 6      |
+| CV: scheme not offered                                 | illegal_parameter     | 4.4.3         |
+| Finished: not Hash.length bytes (empty, short, long)   | decode_error          | 4.4.4, 6      |
+| Finished: right length, wrong verify_data              | decrypt_error         | 4.4.4         |
+| KeyUpdate or NewSessionTicket before Finished (client) | unexpected_message    | 4.6.3, 6      |
+| KeyUpdate or EndOfEarlyData before Finished (server)   | unexpected_message    | 4.6.3, 6      |
 """
 
 from __future__ import annotations
@@ -231,6 +233,18 @@ def test_plaintext_alert_after_the_key_change_is_taken_as_the_peers_alert(trace:
     assert failure.alert == AlertDescription.HANDSHAKE_FAILURE
 
 
+@pytest.mark.parametrize("level", [0, 1, 3, 255])
+def test_alert_of_any_level_ends_the_handshake_as_the_peers_error(
+    engine_pki: EnginePKI, level: int
+) -> None:
+    # Section 6: the level "can safely be ignored"; 6.2's alerts are errors whatever it says.
+    server = server_fed(engine_pki, alert_record(AlertDescription.DECODE_ERROR, level=level))
+    assert server.state is ConnectionState.FAILED
+    failure = only_failure(list(server.events()))
+    assert (failure.alert, failure.sent_by_peer) == (DECODE_ERROR, True)
+    assert server.data_to_send() == b""
+
+
 def test_inner_plaintext_of_padding_only_is_an_unexpected_message(trace: Trace) -> None:
     padding_only = protection(trace.suite, _server_handshake_key(trace)).seal(0, b"", padding=9)
     assert_client_fails_with(trace, _after_server_hello(trace, padding_only), UNEXPECTED_MESSAGE)
@@ -324,6 +338,8 @@ def test_oid_filters_in_a_client_hello_is_an_illegal_parameter(engine_pki: Engin
         (ExtensionType.COOKIE, b"\x00\x00"),
         (ExtensionType.PSK_KEY_EXCHANGE_MODES, b"\x00"),
         (ExtensionType.RECORD_SIZE_LIMIT, b"\x40"),
+        (ExtensionType.CERTIFICATE_AUTHORITIES, b"\x00\x00"),
+        (ExtensionType.CERTIFICATE_AUTHORITIES, b"\x00\x03\x00\x00\x00"),
     ],
     ids=[
         "supported_versions",
@@ -338,6 +354,8 @@ def test_oid_filters_in_a_client_hello_is_an_illegal_parameter(engine_pki: Engin
         "cookie",
         "psk_key_exchange_modes",
         "record_size_limit",
+        "certificate_authorities-list",
+        "certificate_authorities-name",
     ],
 )
 def test_client_hello_empty_list_or_vector_below_its_minimum_is_a_decode_error(
@@ -347,10 +365,11 @@ def test_client_hello_empty_list_or_vector_below_its_minimum_is_a_decode_error(
     assert_fails_with(server_fed(engine_pki, hello_record(hello)), DECODE_ERROR)
 
 
-def test_early_data_with_content_in_a_client_hello_is_a_decode_error(
-    engine_pki: EnginePKI,
+@pytest.mark.parametrize("ext_type", [ExtensionType.EARLY_DATA, ExtensionType.POST_HANDSHAKE_AUTH])
+def test_client_hello_empty_extension_with_content_is_a_decode_error(
+    engine_pki: EnginePKI, ext_type: int
 ) -> None:
-    hello = with_extension(first_client_hello(engine_pki), ExtensionType.EARLY_DATA, b"\x00")
+    hello = with_extension(first_client_hello(engine_pki), ext_type, b"\x00")
     assert_fails_with(server_fed(engine_pki, hello_record(hello)), DECODE_ERROR)
 
 
@@ -566,6 +585,23 @@ def test_certificate_request_with_an_empty_extensions_block_is_a_decode_error(
     trace_client_auth: Trace,
 ) -> None:
     client = _with_certificate_request(trace_client_auth, CertificateRequest(b"", ()))
+    assert_client_fails_with(trace_client_auth, client, DECODE_ERROR)
+
+
+@pytest.mark.parametrize(
+    ("ext_type", "data"),
+    [
+        (ExtensionType.SIGNATURE_ALGORITHMS_CERT, b"\x00\x00"),
+        (ExtensionType.CERTIFICATE_AUTHORITIES, b"\x00\x02\x00\x00"),
+        (ExtensionType.OID_FILTERS, b"\x00\x03\x00\x00\x00"),
+    ],
+    ids=["signature_algorithms_cert", "certificate_authorities", "oid_filters"],
+)
+def test_certificate_request_malformed_extension_is_a_decode_error(
+    trace_client_auth: Trace, ext_type: int, data: bytes
+) -> None:
+    request = CertificateRequest(b"", (SIGNATURE_ALGORITHMS, (ext_type, data)))
+    client = _with_certificate_request(trace_client_auth, request)
     assert_client_fails_with(trace_client_auth, client, DECODE_ERROR)
 
 

@@ -207,6 +207,36 @@ def parse_offered_psks(data: bytes) -> None:
     r.finish()
 
 
+def parse_certificate_authorities(data: bytes) -> None:
+    """Check certificate_authorities' framing (section 4.2.4); the names are not used.
+
+    opaque DistinguishedName<1..2^16-1>;
+    struct { DistinguishedName authorities<3..2^16-1>; } CertificateAuthoritiesExtension;
+    """
+    r = Reader(data)
+    with r.block(2, minimum=3) as names:
+        while not names.eof():
+            names.opaque(2, minimum=1)
+    r.finish()
+
+
+def parse_oid_filters(data: bytes) -> None:
+    """Check oid_filters' framing (section 4.2.5); no filter is applied.
+
+    struct {
+        opaque certificate_extension_oid<1..2^8-1>;
+        opaque certificate_extension_values<0..2^16-1>;
+    } OIDFilter;
+    struct { OIDFilter filters<0..2^16-1>; } OIDFilterExtension;
+    """
+    r = Reader(data)
+    with r.block(2) as filters:
+        while not filters.eof():
+            filters.opaque(1, minimum=1)
+            filters.opaque(2)
+    r.finish()
+
+
 def parse_empty(data: bytes) -> None:
     if data:
         raise DecodeError("extension must be empty")
@@ -292,6 +322,11 @@ def parse_client_hello(body: bytes) -> ClientHello:
         elif ext_type == ExtensionType.EARLY_DATA:
             parse_empty(data)
             fields["has_early_data"] = True
+        elif ext_type == ExtensionType.POST_HANDSHAKE_AUTH:
+            # Section 4.2.6: 'The "extension_data" field ... is zero length.'
+            parse_empty(data)
+        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+            parse_certificate_authorities(data)
         elif ext_type == ExtensionType.PADDING and data.count(0) != len(data):
             raise IllegalParameter("padding extension is not all zeros")
     return ClientHello(
@@ -407,6 +442,18 @@ def parse_certificate_request(body: bytes) -> CertificateRequest:
     context = r.opaque(1)
     extensions = _read_extensions(r, minimum=2)
     r.finish()
+    # The extensions the client does not act on are parsed too, so a malformed one is
+    # decode_error rather than silently ignored.
+    for ext_type, data in extensions:
+        if ext_type in (
+            ExtensionType.SIGNATURE_ALGORITHMS,
+            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+        ):
+            parse_uint16_list(data)
+        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+            parse_certificate_authorities(data)
+        elif ext_type == ExtensionType.OID_FILTERS:
+            parse_oid_filters(data)
     return CertificateRequest(context, extensions)
 
 
