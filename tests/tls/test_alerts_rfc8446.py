@@ -15,6 +15,7 @@ HelloRetryRequest, EncryptedExtensions, CertificateRequest, Certificate, Certifi
 | record: alert record with no content                   | unexpected_message    | 5.1           |
 | record: alert record of 1 or 3+ bytes                  | decode_error          | 5.1, 6        |
 | record: alert of any level (0, 1, 3, 255)              | (peer's error)        | 6             |
+| record: alert of an unknown description                | (peer's error)        | 6             |
 | record: plaintext alert after the key change (choice)  | (peer's alert)        | 5, 6          |
 | record: inner plaintext of padding only                | unexpected_message    | 5.4           |
 | record: unknown inner content type                     | unexpected_message    | 5             |
@@ -39,8 +40,10 @@ HelloRetryRequest, EncryptedExtensions, CertificateRequest, Certificate, Certifi
 | HRR: extension allowed only elsewhere                  | illegal_parameter     | 4.2           |
 | HRR: extension not offered (unknown type)              | unsupported_extension | 4.1.4, 4.2    |
 | HRR: no change to the ClientHello                      | illegal_parameter     | 4.1.4         |
+| SH after HRR: other cipher suite or group              | illegal_parameter     | 4.1.4, 4.2.8  |
 | EE: trailing bytes after the block                     | decode_error          | 4.3.1         |
 | EE: duplicate extension                                | illegal_parameter     | 4.2           |
+| EE: supported_groups malformed                         | decode_error          | 4.2.7         |
 | EE: server_name with content                           | decode_error          | RFC 6066 3    |
 | EE: ALPN list not exactly one name                     | decode_error          | RFC 7301 3.1  |
 | EE: ALPN name not offered                              | illegal_parameter     | RFC 7301 3.2  |
@@ -91,6 +94,7 @@ from handshaker.tls.messages import (
     encode_certificate_verify,
     encode_client_hello,
     encode_encrypted_extensions,
+    encode_server_hello,
     encode_server_key_share,
     encode_uint16,
     encode_uint16_list,
@@ -243,6 +247,14 @@ def test_alert_of_any_level_ends_the_handshake_as_the_peers_error(
     failure = only_failure(list(server.events()))
     assert (failure.alert, failure.sent_by_peer) == (DECODE_ERROR, True)
     assert server.data_to_send() == b""
+
+
+def test_unknown_alert_description_is_taken_as_an_error_alert(engine_pki: EnginePKI) -> None:
+    # Section 6: "Unknown Alert types MUST be treated as error alerts."
+    server = server_fed(engine_pki, alert_record(200, level=1))
+    failure = only_failure(list(server.events()))
+    assert (failure.alert, failure.sent_by_peer) == (200, True)
+    assert server.state is ConnectionState.FAILED
 
 
 def test_inner_plaintext_of_padding_only_is_an_unexpected_message(trace: Trace) -> None:
@@ -498,6 +510,37 @@ def test_hello_retry_request_changing_nothing_is_an_illegal_parameter(trace: Tra
     assert_fails_with(_feed_server_hello(trace, _retry(trace)), ILLEGAL_PARAMETER)
 
 
+def _client_after_retry(trace: Trace) -> ClientConnection:
+    """A client that answered a HelloRetryRequest asking for secp256r1."""
+    retry = _retry(trace, (ExtensionType.KEY_SHARE, encode_uint16(NamedGroup.SECP256R1)))
+    client = _feed_server_hello(trace, retry)
+    assert client.state is ConnectionState.HANDSHAKING
+    client.data_to_send()  # the CCS and the second ClientHello
+    return client
+
+
+def test_server_hello_changing_the_cipher_suite_of_the_retry_is_an_illegal_parameter(
+    trace: Trace,
+) -> None:
+    # Section 4.1.4: the ServerHello's cipher suite must be the HelloRetryRequest's.
+    client = _client_after_retry(trace)
+    suite = _server_hello(trace).cipher_suite
+    other = next(s for s in (0x1301, 0x1302) if s != suite)
+    hello = replace(_server_hello(trace), cipher_suite=other)
+    client.receive_data(plaintext_record(ContentType.HANDSHAKE, encode_server_hello(hello)))
+    assert_fails_with(client, ILLEGAL_PARAMETER)
+
+
+def test_server_hello_for_another_group_than_the_retry_asked_is_an_illegal_parameter(
+    trace: Trace,
+) -> None:
+    # Section 4.2.8: the group "MUST" be the one the HelloRetryRequest selected.
+    client = _client_after_retry(trace)
+    hello = _server_hello(trace)  # still answers with its X25519 share
+    client.receive_data(plaintext_record(ContentType.HANDSHAKE, encode_server_hello(hello)))
+    assert_fails_with(client, ILLEGAL_PARAMETER)
+
+
 # --- EncryptedExtensions (section 4.3.1) --------------------------------------------------------
 
 
@@ -544,6 +587,11 @@ def test_server_alpn_name_not_offered_is_an_illegal_parameter(trace_alpn: Trace)
     )
     client = _with_encrypted_extensions(trace_alpn, message)
     assert_client_fails_with(trace_alpn, client, ILLEGAL_PARAMETER)
+
+
+def test_encrypted_extensions_malformed_supported_groups_is_a_decode_error(trace: Trace) -> None:
+    message = encode_encrypted_extensions(((ExtensionType.SUPPORTED_GROUPS, b"\x00\x01\x00"),))
+    assert_client_fails_with(trace, _with_encrypted_extensions(trace, message), DECODE_ERROR)
 
 
 @pytest.mark.parametrize(
