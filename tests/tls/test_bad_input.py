@@ -704,10 +704,10 @@ def test_server_finished_with_a_flipped_byte_is_a_decrypt_error(trace: Trace) ->
     assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
 
 
-def test_server_finished_of_the_wrong_length_is_a_decrypt_error(trace: Trace) -> None:
+def test_server_finished_of_the_wrong_length_is_a_decode_error(trace: Trace) -> None:
     messages = trace.server_messages()
     messages[-1] = handshake_message(HandshakeType.FINISHED, messages[-1][4:-1])
-    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECRYPT_ERROR)
+    assert_client_fails_with(trace, _client_given(trace, messages), AlertDescription.DECODE_ERROR)
 
 
 def test_certificate_verify_with_a_flipped_signature_byte_is_a_decrypt_error(trace: Trace) -> None:

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from handshaker.tls import ClientConfig, ServerConfig
 from handshaker.tls.certificates import TrustStore
 from handshaker.tls.errors import BadCertificate, CertificateExpired, UnknownCA
 from pki import Leaf, TestPKI
@@ -86,3 +87,31 @@ def test_a_server_certificate_is_refused_as_a_client_certificate(pki: TestPKI) -
     store = TrustStore((pki.root.certificate,))
     with pytest.raises(BadCertificate):
         store.verify_client(_der(pki.servers["ecdsa-p256"]), time.time())
+
+
+def test_a_config_uses_a_shared_trust_store_over_its_anchors(pki: TestPKI) -> None:
+    shared = TrustStore((pki.root.certificate,))
+    config = ClientConfig(
+        server_name="localhost", trust_anchors=(pki.root.certificate,), shared_trust_store=shared
+    )
+    assert config.trust_store is shared
+    server = ServerConfig(
+        credential=pki.servers["ecdsa-p256"].credential(),
+        client_trust_anchors=(pki.root.certificate,),
+        shared_client_trust_store=shared,
+    )
+    assert server.client_trust_store is shared
+
+
+def test_a_config_refuses_a_shared_trust_store_over_other_anchors(pki: TestPKI) -> None:
+    other = TrustStore((pki.unrelated_root.certificate,))
+    with pytest.raises(ValueError, match="anchors differ"):
+        ClientConfig(
+            server_name="localhost", trust_anchors=(pki.root.certificate,), shared_trust_store=other
+        )
+    with pytest.raises(ValueError, match="anchors differ"):
+        ServerConfig(
+            credential=pki.servers["ecdsa-p256"].credential(),
+            client_trust_anchors=(pki.root.certificate,),
+            shared_client_trust_store=other,
+        )

@@ -2,21 +2,26 @@
 
 Configs are cached by the options' bytes for a short while, so the hot path
 does not rebuild and re-validate them on every handshake; the short lifetime
-lets a rotated credential or trust bundle take effect within a second. A bad
-option raises InvalidOptions (INVALID_ARGUMENT); an unknown key or bundle
-KeyNotFound (NOT_FOUND).
+lets a rotated credential or trust bundle take effect within a second. The
+TrustStore (verifier store and verified-chain cache) outlives those entries: one
+per distinct set of anchors, keyed by their DER, so a rebuilt config keeps its
+bundle's verdicts and a changed bundle gets a fresh store. A bad option raises
+InvalidOptions (INVALID_ARGUMENT); an unknown key or bundle KeyNotFound (NOT_FOUND).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from handshaker.keystore import DEFAULT_TRUST_BUNDLE, KeyStore
 from handshaker.tls import ClientAuth, ClientConfig, Credential, ServerConfig
+from handshaker.tls.certificates import TrustStore
 from handshaker.tls.config import (
     DEFAULT_CIPHER_SUITES,
     DEFAULT_GROUPS,
@@ -27,6 +32,8 @@ from handshaker.v1 import handshaker_pb2 as pb
 
 CONFIG_CACHE_SECONDS = 1.0
 CONFIG_CACHE_SIZE = 256
+# Distinct trust bundles whose TrustStore is kept (least recently used goes first).
+TRUST_STORE_CACHE_SIZE = 32
 
 _CLIENT_AUTH = {
     pb.CLIENT_AUTH_UNSPECIFIED: ClientAuth.NONE,
@@ -71,6 +78,27 @@ class ConfigFactory:
         self._keystore = keystore
         self._clock = clock
         self._cache: OrderedDict[bytes, tuple[float, ClientConfig | ServerConfig]] = OrderedDict()
+        # sha256 of the anchors' DER -> the one TrustStore for that bundle content.
+        self._trust_stores: OrderedDict[bytes, TrustStore] = OrderedDict()
+
+    def trust_store(self, anchors: tuple[x509.Certificate, ...]) -> TrustStore | None:
+        """The shared TrustStore for exactly these anchors (None: no anchors, nothing to share)."""
+        if not anchors:
+            return None
+        digest = hashlib.sha256()
+        for anchor in anchors:
+            der = anchor.public_bytes(Encoding.DER)
+            digest.update(len(der).to_bytes(4, "big") + der)
+        key = digest.digest()
+        store = self._trust_stores.get(key)
+        if store is not None:
+            self._trust_stores.move_to_end(key)
+            return store
+        store = TrustStore(anchors)
+        self._trust_stores[key] = store
+        if len(self._trust_stores) > TRUST_STORE_CACHE_SIZE:
+            self._trust_stores.popitem(last=False)
+        return store
 
     def _cached(
         self, key: bytes, build: Callable[[], ClientConfig | ServerConfig]
@@ -119,6 +147,7 @@ class ConfigFactory:
             return ClientConfig(
                 server_name=options.server_name or None,
                 trust_anchors=anchors,
+                shared_trust_store=self.trust_store(anchors),
                 verify_peer=not options.insecure_skip_verify,
                 check_hostname=not options.skip_hostname_check,
                 alpn_protocols=_alpn(options.alpn_protocols),
@@ -173,6 +202,7 @@ class ConfigFactory:
                 ),
                 client_auth=client_auth,
                 client_trust_anchors=anchors,
+                shared_client_trust_store=self.trust_store(anchors),
                 keylog=options.keylog,
             )
         except ValueError as error:

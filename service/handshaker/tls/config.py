@@ -118,6 +118,18 @@ def _check_common(
         raise ValueError("record_size_limit must be between 64 and 2^14+1 (RFC 8449)")
 
 
+def _trust_store(
+    anchors: tuple[x509.Certificate, ...], shared: TrustStore | None, size: int
+) -> TrustStore:
+    """The shared store when given (its own cache size applies), else a new one."""
+    if shared is None:
+        return TrustStore(anchors, size=size)
+    # A store over other anchors would accept chains this config does not trust.
+    if shared.anchors != anchors:
+        raise ValueError("the shared trust store's anchors differ from the config's")
+    return shared
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Settings for the client role."""
@@ -150,12 +162,17 @@ class ClientConfig:
     verified_chain_cache_size: int = 256
     # Built from trust_anchors: the verifier store and the verified-chain cache.
     trust_store: TrustStore = field(init=False, repr=False, compare=False)
+    # A TrustStore over exactly trust_anchors to use instead of building one, so that
+    # configs rebuilt for the same bundle share its verifier store and verdicts.
+    shared_trust_store: TrustStore | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "trust_store",
-            TrustStore(self.trust_anchors, size=self.verified_chain_cache_size),
+            _trust_store(
+                self.trust_anchors, self.shared_trust_store, self.verified_chain_cache_size
+            ),
         )
         _check_common(
             self.cipher_suites,
@@ -202,12 +219,18 @@ class ServerConfig:
     verified_chain_cache_size: int = 256
     # Built from client_trust_anchors: the verifier store and the verified-chain cache.
     client_trust_store: TrustStore = field(init=False, repr=False, compare=False)
+    # A TrustStore over exactly client_trust_anchors to use instead of building one.
+    shared_client_trust_store: TrustStore | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "client_trust_store",
-            TrustStore(self.client_trust_anchors, size=self.verified_chain_cache_size),
+            _trust_store(
+                self.client_trust_anchors,
+                self.shared_client_trust_store,
+                self.verified_chain_cache_size,
+            ),
         )
         _check_common(
             self.cipher_suites,

@@ -236,6 +236,10 @@ class Connection:
                 raise UnexpectedMessage("malformed change_cipher_spec record")
             if not self.ccs_allowed:
                 raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
+            if self._handshake_buffer:
+                # Section 5.1: "if a handshake message is split over two or more records,
+                # there MUST NOT be any other records between them."
+                raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
             return
         if content_type == ContentType.APPLICATION_DATA and self._read is not None:
             if self.skip_early_data:
@@ -289,6 +293,12 @@ class Connection:
         return opened
 
     def _receive_alert(self, payload: bytes) -> None:
+        # RFC 8446 section 5.1: "a record with an Alert type MUST contain exactly one
+        # message". No message at all is an empty fragment, refused like an empty
+        # Handshake fragment (unexpected_message); a message of 1 or 3+ bytes is one
+        # of the wrong length (section 6: decode_error).
+        if not payload:
+            raise UnexpectedMessage("zero-length alert fragment")
         if len(payload) != 2:
             raise DecodeError("alert record is not two bytes")
         raise PeerAlert(payload[1])

@@ -29,13 +29,13 @@ def handshake_message(msg_type: int, body: bytes) -> bytes:
     return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
 
 
-def _read_extensions(r: Reader, *, required: bool = True) -> Extensions:
-    """Extension extensions<0..2^16-1>; a ClientHello or ServerHello may omit the block."""
+def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> Extensions:
+    """Extension extensions<minimum..2^16-1>; a ClientHello or ServerHello may omit the block."""
     if not required and r.eof():
         return ()
     items: list[tuple[int, bytes]] = []
     seen: set[int] = set()
-    with r.block(2) as block:
+    with r.block(2, minimum=minimum) as block:
         while not block.eof():
             ext_type = block.uint16()
             data = block.opaque(2)
@@ -184,6 +184,59 @@ def parse_uint8_list(data: bytes) -> tuple[int, ...]:
     return values
 
 
+def parse_offered_psks(data: bytes) -> None:
+    """Check the framing of a ClientHello's pre_shared_key (RFC 8446 section 4.2.11).
+
+    struct { opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age; } PskIdentity;
+    opaque PskBinderEntry<32..255>;
+    struct {
+        PskIdentity identities<7..2^16-1>;
+        PskBinderEntry binders<33..2^16-1>;
+    } OfferedPsks;
+
+    No PSK is ever accepted, so only the syntax matters: a malformed one is decode_error.
+    """
+    r = Reader(data)
+    with r.block(2, minimum=7) as identities:
+        while not identities.eof():
+            identities.opaque(2, minimum=1)
+            identities.uint32()
+    with r.block(2, minimum=33) as binders:
+        while not binders.eof():
+            binders.opaque(1, minimum=32)
+    r.finish()
+
+
+def parse_certificate_authorities(data: bytes) -> None:
+    """Check certificate_authorities' framing (section 4.2.4); the names are not used.
+
+    opaque DistinguishedName<1..2^16-1>;
+    struct { DistinguishedName authorities<3..2^16-1>; } CertificateAuthoritiesExtension;
+    """
+    r = Reader(data)
+    with r.block(2, minimum=3) as names:
+        while not names.eof():
+            names.opaque(2, minimum=1)
+    r.finish()
+
+
+def parse_oid_filters(data: bytes) -> None:
+    """Check oid_filters' framing (section 4.2.5); no filter is applied.
+
+    struct {
+        opaque certificate_extension_oid<1..2^8-1>;
+        opaque certificate_extension_values<0..2^16-1>;
+    } OIDFilter;
+    struct { OIDFilter filters<0..2^16-1>; } OIDFilterExtension;
+    """
+    r = Reader(data)
+    with r.block(2) as filters:
+        while not filters.eof():
+            filters.opaque(1, minimum=1)
+            filters.opaque(2)
+    r.finish()
+
+
 def parse_empty(data: bytes) -> None:
     if data:
         raise DecodeError("extension must be empty")
@@ -264,10 +317,16 @@ def parse_client_hello(body: bytes) -> ClientHello:
             # RFC 8446 section 4.2.11: "MUST be the last extension in the ClientHello".
             if index != last:
                 raise IllegalParameter("pre_shared_key is not the last extension")
+            parse_offered_psks(data)
             fields["has_pre_shared_key"] = True
         elif ext_type == ExtensionType.EARLY_DATA:
             parse_empty(data)
             fields["has_early_data"] = True
+        elif ext_type == ExtensionType.POST_HANDSHAKE_AUTH:
+            # Section 4.2.6: 'The "extension_data" field ... is zero length.'
+            parse_empty(data)
+        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+            parse_certificate_authorities(data)
         elif ext_type == ExtensionType.PADDING and data.count(0) != len(data):
             raise IllegalParameter("padding extension is not all zeros")
     return ClientHello(
@@ -381,8 +440,20 @@ class CertificateRequest:
 def parse_certificate_request(body: bytes) -> CertificateRequest:
     r = Reader(body)
     context = r.opaque(1)
-    extensions = _read_extensions(r)
+    extensions = _read_extensions(r, minimum=2)
     r.finish()
+    # The extensions the client does not act on are parsed too, so a malformed one is
+    # decode_error rather than silently ignored.
+    for ext_type, data in extensions:
+        if ext_type in (
+            ExtensionType.SIGNATURE_ALGORITHMS,
+            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+        ):
+            parse_uint16_list(data)
+        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+            parse_certificate_authorities(data)
+        elif ext_type == ExtensionType.OID_FILTERS:
+            parse_oid_filters(data)
     return CertificateRequest(context, extensions)
 
 
@@ -451,7 +522,8 @@ class CertificateVerify:
 def parse_certificate_verify(body: bytes) -> CertificateVerify:
     r = Reader(body)
     algorithm = r.uint16()
-    signature = r.opaque(2, minimum=1)
+    # opaque signature<0..2^16-1>: an empty signature parses, and then fails to verify.
+    signature = r.opaque(2)
     r.finish()
     return CertificateVerify(algorithm, signature)
 

@@ -215,7 +215,9 @@ class ExpectServerHello:
         if parse_uint16(versions) != ProtocolVersion.TLS1_3:
             raise IllegalParameter("server selected a version we did not offer")
         if server_hello.legacy_version != ProtocolVersion.TLS1_2:
-            raise ProtocolVersionError("ServerHello legacy_version is not 0x0303")
+            # "legacy_version ... MUST be set to 0x0303" (section 4.1.3); the version was
+            # negotiated (supported_versions), so this is a malformed field, not a version.
+            raise IllegalParameter("ServerHello legacy_version is not 0x0303")
         if server_hello.legacy_session_id_echo != hello.legacy_session_id:
             raise IllegalParameter("legacy_session_id_echo does not match")
         if server_hello.cipher_suite not in hello.cipher_suites:
@@ -355,8 +357,11 @@ class ExpectEncryptedExtensions:
         for ext_type, data in extensions:
             if ext_type == ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
                 protocols = parse_alpn(data)
-                # RFC 7301 section 3.1: exactly one name, one the client offered.
-                if len(protocols) != 1 or protocols[0] not in state.config.alpn_protocols:
+                # RFC 7301 section 3.1: the server's "ProtocolNameList MUST contain exactly
+                # one ProtocolName" (another length: decode_error), one the client offered.
+                if len(protocols) != 1:
+                    raise DecodeError("server's ALPN list does not hold exactly one name")
+                if protocols[0] not in state.config.alpn_protocols:
                     raise IllegalParameter("server selected an ALPN protocol we did not offer")
                 state.alpn_protocol = protocols[0]
             elif ext_type == ExtensionType.SERVER_NAME:
@@ -385,7 +390,9 @@ class ExpectCertificateOrCertificateRequest:
         expect(msg_type, HandshakeType.CERTIFICATE_REQUEST, "waiting for Certificate")
         request = parse_certificate_request(message[4:])
         if request.certificate_request_context:
-            raise IllegalParameter("certificate_request_context in the handshake is not empty")
+            # Section 4.3.2: "SHALL be zero length" in the handshake; out of range, so
+            # decode_error (as BoringSSL and rustls).
+            raise DecodeError("certificate_request_context in the handshake is not empty")
         check_extensions(request.extensions, CERTIFICATE_REQUEST_EXTENSIONS, None)
         algorithms = dict(request.extensions).get(ExtensionType.SIGNATURE_ALGORITHMS)
         if algorithms is None:
@@ -408,7 +415,9 @@ class ExpectCertificate:
         config = state.config
         certificate = parse_certificate(message[4:])
         if certificate.certificate_request_context:
-            raise IllegalParameter("server Certificate has a certificate_request_context")
+            # Section 4.4.2: "in the case of server authentication, this field SHALL be zero
+            # length"; out of range, so decode_error (as BoringSSL and rustls).
+            raise DecodeError("server Certificate has a certificate_request_context")
         if not certificate.certificate_list:
             raise DecodeError("server sent an empty Certificate")
         for entry in certificate.certificate_list:

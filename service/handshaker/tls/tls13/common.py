@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 
 from ..codepoints import ExtensionType, HandshakeType, ProtocolVersion
-from ..errors import DecryptError, IllegalParameter, UnexpectedMessage, UnsupportedExtension
+from ..errors import (
+    DecodeError,
+    DecryptError,
+    IllegalParameter,
+    UnexpectedMessage,
+    UnsupportedExtension,
+)
 from ..events import HandshakeResult, TrafficKeys
 from ..key_schedule import (
     ApplicationSecrets,
@@ -31,7 +37,9 @@ from ..signatures import certificate_verify_content, verify_certificate_verify
 if TYPE_CHECKING:
     from ..core import Connection, HandshakeState
 
-# RFC 8446 section 4.2: which extensions may appear in which message.
+# RFC 8446 section 4.2: which extensions may appear in which message. Every
+# extension we know of may appear in a ClientHello except oid_filters (CR only).
+CLIENT_HELLO_EXTENSIONS = frozenset(int(e) for e in ExtensionType) - {ExtensionType.OID_FILTERS}
 SERVER_HELLO_EXTENSIONS = frozenset(
     {ExtensionType.KEY_SHARE, ExtensionType.PRE_SHARED_KEY, ExtensionType.SUPPORTED_VERSIONS}
 )
@@ -133,10 +141,12 @@ def check_finished(
     params: CipherSuiteParams, base_key: bytes, transcript: Transcript, message: bytes
 ) -> None:
     """Verify a peer's Finished (whole message) against the transcript before it."""
+    # "struct { opaque verify_data[Hash.length]; } Finished;": any other length is a
+    # message "of incorrect length" (RFC 8446 section 6), so decode_error, not a bad MAC.
+    if len(message) - 4 != params.hash_len:
+        raise DecodeError("Finished is not Hash.length bytes")
     expected = finished_verify_data(params, base_key, transcript.digest())
     # Constant-time comparison: the MAC must not leak how many bytes matched.
-    if len(message) - 4 != len(expected):
-        raise DecryptError("Finished has the wrong length")
     if not hmac.compare_digest(message[4:], expected):
         raise DecryptError("Finished verify_data does not match")
 

@@ -35,6 +35,7 @@ from ..config import ClientAuth, Credential, ServerConfig
 from ..core import MAX_SKIPPED_EARLY_DATA, Connection, HandshakeState
 from ..errors import (
     CertificateRequired,
+    DecodeError,
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
@@ -68,6 +69,7 @@ from ..signatures import (
 )
 from .common import (
     CERTIFICATE_ENTRY_EXTENSIONS,
+    CLIENT_HELLO_EXTENSIONS,
     Transcript,
     build_result,
     check_certificate_verify,
@@ -203,6 +205,10 @@ def negotiate(config: ServerConfig, hello: ClientHello, retry: Retry | None) -> 
     shares = _client_shares(hello)
     if hello.signature_algorithms is None:
         raise MissingExtension("ClientHello lacks signature_algorithms")
+    if hello.has_pre_shared_key and hello.psk_key_exchange_modes is None:
+        # Section 9.2: "If containing a "pre_shared_key" extension, it MUST also contain
+        # a "psk_key_exchange_modes" extension" or the server sends missing_extension.
+        raise MissingExtension("ClientHello has pre_shared_key without psk_key_exchange_modes")
     credential, scheme = _select_credential(config, hello)
     alpn_protocol = None
     if hello.alpn_protocols is not None and config.alpn_protocols:
@@ -243,6 +249,7 @@ class ExpectClientHello:
         retry = self.retry
         hello = parse_client_hello(message[4:])
         conn.ccs_allowed = True
+        check_extensions(hello.extensions, CLIENT_HELLO_EXTENSIONS, None)
         selection = negotiate(config, hello, retry)
         if retry is None:
             if hello.has_early_data:
@@ -439,7 +446,9 @@ class ExpectClientCertificate:
         state = self.state
         certificate = parse_certificate(message[4:])
         if certificate.certificate_request_context:
-            raise IllegalParameter("client Certificate has the wrong certificate_request_context")
+            # Section 4.4.2: it echoes our CertificateRequest's, which is empty in the
+            # handshake; anything else is out of range (decode_error, as BoringSSL).
+            raise DecodeError("client Certificate has the wrong certificate_request_context")
         for entry in certificate.certificate_list:
             check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
         state.transcript.update(message)
