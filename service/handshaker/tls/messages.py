@@ -10,6 +10,7 @@ than one extension of the same type in a given extension block").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .codec import Reader, Writer
@@ -279,6 +280,46 @@ class ClientHello:
     has_early_data: bool = False
 
 
+def _present(parse: Callable[[bytes], object]) -> Callable[[bytes], bool]:
+    """For an extension whose presence is the fact: check its syntax, record True."""
+
+    def check(data: bytes) -> bool:
+        parse(data)
+        return True
+
+    return check
+
+
+def _check_padding(data: bytes) -> None:
+    if data.count(0) != len(data):
+        raise IllegalParameter("padding extension is not all zeros")
+
+
+# ClientHello extension -> (ClientHello field it fills, or None: syntax checked only; parser).
+# Extensions not listed are kept in `extensions` unparsed (GREASE-safe).
+_CLIENT_HELLO_EXTENSIONS: dict[int, tuple[str | None, Callable[[bytes], object]]] = {
+    ExtensionType.SERVER_NAME: ("server_name", parse_server_name),
+    ExtensionType.SUPPORTED_VERSIONS: (
+        "supported_versions",
+        lambda data: parse_uint16_list(data, size=1),
+    ),
+    ExtensionType.SUPPORTED_GROUPS: ("supported_groups", parse_uint16_list),
+    ExtensionType.KEY_SHARE: ("key_shares", parse_client_key_shares),
+    ExtensionType.SIGNATURE_ALGORITHMS: ("signature_algorithms", parse_uint16_list),
+    ExtensionType.SIGNATURE_ALGORITHMS_CERT: ("signature_algorithms_cert", parse_uint16_list),
+    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION: ("alpn_protocols", parse_alpn),
+    ExtensionType.COOKIE: ("cookie", lambda data: parse_opaque(data, 2, minimum=1)),
+    ExtensionType.PSK_KEY_EXCHANGE_MODES: ("psk_key_exchange_modes", parse_uint8_list),
+    ExtensionType.RECORD_SIZE_LIMIT: ("record_size_limit", parse_uint16),
+    ExtensionType.PRE_SHARED_KEY: ("has_pre_shared_key", _present(parse_offered_psks)),
+    ExtensionType.EARLY_DATA: ("has_early_data", _present(parse_empty)),
+    # Section 4.2.6: 'The "extension_data" field ... is zero length.'
+    ExtensionType.POST_HANDSHAKE_AUTH: (None, parse_empty),
+    ExtensionType.CERTIFICATE_AUTHORITIES: (None, parse_certificate_authorities),
+    ExtensionType.PADDING: (None, _check_padding),
+}
+
+
 def parse_client_hello(body: bytes) -> ClientHello:
     r = Reader(body)
     legacy_version = r.uint16()
@@ -290,45 +331,18 @@ def parse_client_hello(body: bytes) -> ClientHello:
     compression = r.opaque(1, minimum=1)
     extensions = _read_extensions(r, required=False)
     r.finish()
+    # RFC 8446 section 4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
+    if any(t == ExtensionType.PRE_SHARED_KEY for t, _ in extensions[:-1]):
+        raise IllegalParameter("pre_shared_key is not the last extension")
     fields: dict[str, object] = {}
-    last = len(extensions) - 1
-    for index, (ext_type, data) in enumerate(extensions):
-        if ext_type == ExtensionType.SERVER_NAME:
-            fields["server_name"] = parse_server_name(data)
-        elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
-            fields["supported_versions"] = parse_uint16_list(data, size=1)
-        elif ext_type == ExtensionType.SUPPORTED_GROUPS:
-            fields["supported_groups"] = parse_uint16_list(data)
-        elif ext_type == ExtensionType.KEY_SHARE:
-            fields["key_shares"] = parse_client_key_shares(data)
-        elif ext_type == ExtensionType.SIGNATURE_ALGORITHMS:
-            fields["signature_algorithms"] = parse_uint16_list(data)
-        elif ext_type == ExtensionType.SIGNATURE_ALGORITHMS_CERT:
-            fields["signature_algorithms_cert"] = parse_uint16_list(data)
-        elif ext_type == ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
-            fields["alpn_protocols"] = parse_alpn(data)
-        elif ext_type == ExtensionType.COOKIE:
-            fields["cookie"] = parse_opaque(data, 2, minimum=1)
-        elif ext_type == ExtensionType.PSK_KEY_EXCHANGE_MODES:
-            fields["psk_key_exchange_modes"] = parse_uint8_list(data)
-        elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
-            fields["record_size_limit"] = parse_uint16(data)
-        elif ext_type == ExtensionType.PRE_SHARED_KEY:
-            # RFC 8446 section 4.2.11: "MUST be the last extension in the ClientHello".
-            if index != last:
-                raise IllegalParameter("pre_shared_key is not the last extension")
-            parse_offered_psks(data)
-            fields["has_pre_shared_key"] = True
-        elif ext_type == ExtensionType.EARLY_DATA:
-            parse_empty(data)
-            fields["has_early_data"] = True
-        elif ext_type == ExtensionType.POST_HANDSHAKE_AUTH:
-            # Section 4.2.6: 'The "extension_data" field ... is zero length.'
-            parse_empty(data)
-        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
-            parse_certificate_authorities(data)
-        elif ext_type == ExtensionType.PADDING and data.count(0) != len(data):
-            raise IllegalParameter("padding extension is not all zeros")
+    table = _CLIENT_HELLO_EXTENSIONS
+    for ext_type, data in extensions:
+        entry = table.get(ext_type)
+        if entry is not None:
+            name, parse = entry
+            value = parse(data)
+            if name is not None:
+                fields[name] = value
     return ClientHello(
         legacy_version=legacy_version,
         random=random,
