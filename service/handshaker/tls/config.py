@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .certificates import TrustStore
 from .codepoints import CERTIFICATE_VERIFY_SCHEMES, CipherSuite, NamedGroup, SignatureScheme
+from .groups import SUPPORTED_GROUPS
 from .signer import Signer
 
 DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
@@ -24,13 +25,23 @@ DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
 )
 
+# Most preferred first. The ECDHE-MLKEM hybrids come first (post-quantum); FFDHE comes
+# last, so it is chosen only when a peer offers nothing else: a 4096-bit exchange costs
+# tens of milliseconds where X25519 costs a fraction of one (OpenSSL also lists them last).
+# The pure ML-KEM groups are supported but opt-in (draft-ietf-tls-mlkem: no classical
+# fallback inside the group), so they are not here.
 DEFAULT_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
+    NamedGroup.SECP256R1MLKEM768,
+    NamedGroup.SECP384R1MLKEM1024,
     NamedGroup.X25519,
     NamedGroup.SECP256R1,
     NamedGroup.SECP384R1,
     NamedGroup.SECP521R1,
     NamedGroup.X448,
+    NamedGroup.FFDHE2048,
+    NamedGroup.FFDHE3072,
+    NamedGroup.FFDHE4096,
 )
 
 # Groups a client sends key shares for in its first ClientHello.
@@ -103,7 +114,7 @@ def _check_common(
 ) -> None:
     if not cipher_suites or not set(cipher_suites) <= set(DEFAULT_CIPHER_SUITES):
         raise ValueError("cipher_suites must be a non-empty subset of the TLS 1.3 suites")
-    if not groups or not set(groups) <= set(DEFAULT_GROUPS):
+    if not groups or not set(groups) <= SUPPORTED_GROUPS:
         raise ValueError("supported_groups must be a non-empty subset of the supported groups")
     if not signature_schemes or not set(signature_schemes) <= CERTIFICATE_VERIFY_SCHEMES:
         raise ValueError("signature_schemes must be TLS 1.3 CertificateVerify schemes")
