@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from engine_kit import seeded_random
+from group_cases import malformed_client_shares, malformed_server_shares
 from handshaker.tls import NamedGroup
 from handshaker.tls.config import DEFAULT_GROUPS, DEFAULT_KEY_SHARE_GROUPS, ClientConfig
 from handshaker.tls.errors import IllegalParameter
@@ -18,7 +19,6 @@ from handshaker.tls.groups import SUPPORTED_GROUPS, KeyShare, server_exchange
 
 GROUPS = tuple(NamedGroup)
 FFDHE = (NamedGroup.FFDHE2048, NamedGroup.FFDHE3072, NamedGroup.FFDHE4096)
-EC_POINT_LEN = {NamedGroup.SECP256R1: 65, NamedGroup.SECP384R1: 97, NamedGroup.SECP521R1: 133}
 
 # (client share, server share, shared secret) lengths, from RFC 8446 section 4.2.8,
 # RFC 7919, draft-ietf-tls-mlkem and draft-ietf-tls-ecdhe-mlkem.
@@ -297,95 +297,10 @@ def test_the_ffdhe_exponent_stays_in_range() -> None:
 # --- malformed shares: illegal_parameter everywhere -------------------------------------------
 
 
-def _ecdh_client_share(group: int) -> bytes:
-    return KeyShare(group, os.urandom).key_exchange
-
-
-def _bad_points(length: int) -> dict[str, bytes]:
-    coordinate = (length - 1) // 2
-    return {
-        "off-curve": b"\x04" + (1).to_bytes(coordinate, "big") * 2,
-        "compressed": b"\x02" + bytes(2 * coordinate),
-        "bad-prefix": b"\x05" + bytes(2 * coordinate),
-        "zeros": b"\x04" + bytes(2 * coordinate),
-        "short": b"\x04" + bytes(2 * coordinate - 1),
-        "long": b"\x04" + bytes(2 * coordinate + 1),
-    }
-
-
-def _invalid_encapsulation_key(length: int) -> bytes:
-    # Coefficients of 0xFFF are >= q = 3329: FIPS 203's modulus check fails.
-    return b"\xff" * length
-
-
-def malformed_client_shares(group: int) -> dict[str, bytes]:
-    """Named broken client shares for `group` (what a server must refuse)."""
-    good = KeyShare(group, os.urandom).key_exchange
-    cases = {"short": good[:-1], "long": good + b"\x00", "empty": b""}
-    if group == NamedGroup.X25519:
-        cases |= {"all-zero": bytes(32), "small-order": b"\x01" + bytes(31)}
-    elif group == NamedGroup.X448:
-        cases |= {"all-zero": bytes(56), "small-order": b"\x01" + bytes(55)}
-    elif group in EC_POINT_LEN:
-        cases |= _bad_points(EC_POINT_LEN[group])
-    elif group in FFDHE_PRIMES:
-        p = FFDHE_PRIMES[group]
-        size = len(good)
-        cases |= {
-            "zero": bytes(size),
-            "one": (1).to_bytes(size, "big"),
-            "p-1": (p - 1).to_bytes(size, "big"),
-            "p": p.to_bytes(size, "big"),
-            "not-in-subgroup": (p - 2).to_bytes(size, "big"),
-        }
-    elif group in (NamedGroup.MLKEM768, NamedGroup.MLKEM1024):
-        cases["invalid-encapsulation-key"] = _invalid_encapsulation_key(len(good))
-    elif group == NamedGroup.X25519MLKEM768:
-        cases["invalid-mlkem-part"] = _invalid_encapsulation_key(1184) + good[1184:]
-        cases["small-order-x25519-part"] = good[:1184] + bytes(32)
-    else:
-        point_len = 65 if group == NamedGroup.SECP256R1MLKEM768 else 97
-        kem_len = len(good) - point_len
-        cases["invalid-mlkem-part"] = good[:point_len] + _invalid_encapsulation_key(kem_len)
-        for name, point in _bad_points(point_len).items():
-            if len(point) == point_len:
-                cases[f"{name}-ecdh-part"] = point + good[point_len:]
-        # The ML-KEM part first, as X25519MLKEM768 would have it.
-        cases["swapped-order"] = good[point_len:] + good[:point_len]
-    return cases
-
-
-def malformed_server_shares(group: int) -> tuple[KeyShare, dict[str, bytes]]:
-    """A client share and named broken server answers to it (what a client must refuse)."""
-    client = KeyShare(group, os.urandom)
-    good, _ = server_exchange(group, client.key_exchange, os.urandom)
-    cases = {"short": good[:-1], "long": good + b"\x00", "empty": b""}
-    if group in (NamedGroup.X25519, NamedGroup.X448):
-        cases["all-zero"] = bytes(len(good))
-    elif group in EC_POINT_LEN:
-        cases |= _bad_points(EC_POINT_LEN[group])
-    elif group in FFDHE_PRIMES:
-        p = FFDHE_PRIMES[group]
-        cases |= {
-            "one": (1).to_bytes(len(good), "big"),
-            "p-1": (p - 1).to_bytes(len(good), "big"),
-            "not-in-subgroup": (p - 2).to_bytes(len(good), "big"),
-        }
-    elif group == NamedGroup.X25519MLKEM768:
-        cases["small-order-x25519-part"] = good[:1088] + bytes(32)
-        cases["short-ciphertext"] = good[:1087] + good[1088:]
-    elif group in (NamedGroup.SECP256R1MLKEM768, NamedGroup.SECP384R1MLKEM1024):
-        point_len = 65 if group == NamedGroup.SECP256R1MLKEM768 else 97
-        for name, point in _bad_points(point_len).items():
-            if len(point) == point_len:
-                cases[f"{name}-ecdh-part"] = point + good[point_len:]
-        cases["long-ciphertext"] = good + b"\x00"
-    return client, cases
-
-
 @pytest.mark.parametrize("group", GROUPS, ids=_name)
 def test_every_malformed_client_share_is_an_illegal_parameter(group: int) -> None:
-    for name, share in malformed_client_shares(group).items():
+    good = KeyShare(group, os.urandom).key_exchange
+    for name, share in malformed_client_shares(group, good).items():
         with pytest.raises(IllegalParameter):
             server_exchange(group, share, os.urandom)
             pytest.fail(f"{_name(group)}: the {name} client share was accepted")
@@ -393,8 +308,9 @@ def test_every_malformed_client_share_is_an_illegal_parameter(group: int) -> Non
 
 @pytest.mark.parametrize("group", GROUPS, ids=_name)
 def test_every_malformed_server_share_is_an_illegal_parameter(group: int) -> None:
-    client, cases = malformed_server_shares(group)
-    for name, share in cases.items():
+    client = KeyShare(group, os.urandom)
+    good, _ = server_exchange(group, client.key_exchange, os.urandom)
+    for name, share in malformed_server_shares(group, good).items():
         with pytest.raises(IllegalParameter):
             client.complete(share)
             pytest.fail(f"{_name(group)}: the {name} server share was accepted")
