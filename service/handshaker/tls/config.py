@@ -25,11 +25,12 @@ DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
 )
 
-# Most preferred first. The ECDHE-MLKEM hybrids come first (post-quantum); FFDHE comes
-# last, so it is chosen only when a peer offers nothing else: a 4096-bit exchange costs
-# tens of milliseconds where X25519 costs a fraction of one (OpenSSL also lists them last).
-# The pure ML-KEM groups are supported but opt-in (draft-ietf-tls-mlkem: no classical
-# fallback inside the group), so they are not here.
+# Most preferred first (a server takes the first of these that the client sent a share
+# for, else retries for the first one in common). The ECDHE-MLKEM hybrids come first, in
+# Go's order. FFDHE comes last, so only a peer with nothing else in common gets it: a
+# 4096-bit exchange costs tens of milliseconds of CPU where X25519 costs a fraction of
+# one (OpenSSL lists them last too). The pure ML-KEM groups are supported but opt-in
+# (draft-ietf-tls-mlkem: nothing classical to fall back on if ML-KEM breaks).
 DEFAULT_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.SECP256R1MLKEM768,
