@@ -27,10 +27,11 @@ DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
 
 # Most preferred first (a server takes the first of these that the client sent a share
 # for, else retries for the first one in common). The ECDHE-MLKEM hybrids come first, in
-# Go's order. FFDHE comes last, so only a peer with nothing else in common gets it: a
-# 4096-bit exchange costs tens of milliseconds of CPU where X25519 costs a fraction of
-# one (OpenSSL lists them last too). The pure ML-KEM groups are supported but opt-in
-# (draft-ietf-tls-mlkem: nothing classical to fall back on if ML-KEM breaks).
+# Go's order. FFDHE comes last, so a server uses it only when the client shares no other
+# group here (and, to retry, has no other in common): a 4096-bit exchange costs tens of
+# milliseconds of CPU where X25519 costs a fraction of one (OpenSSL lists them last too).
+# The pure ML-KEM groups are supported but opt-in (draft-ietf-tls-mlkem: nothing
+# classical to fall back on if ML-KEM breaks).
 DEFAULT_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
     NamedGroup.SECP256R1MLKEM768,
