@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .codepoints import NamedGroup
-from .errors import IllegalParameter
+from .errors import IllegalParameter, InternalError
 from .ffdhe import FFDHE_PRIMES, FfdheKey, prime_length
 
 Random = Callable[[int], bytes]
@@ -220,15 +220,18 @@ class _MlKemKey(_Key):
         return self._seed
 
     def complete(self, peer: bytes) -> bytes:
-        # draft-ietf-tls-mlkem: the server's key_exchange is the ciphertext; a wrong
-        # length is malformed. A well-formed but wrong ciphertext is implicitly rejected
-        # (FIPS 203) and shows up as a Finished that does not verify.
+        # draft-ietf-tls-mlkem section 4.2: "the client MUST check if the ciphertext length
+        # matches the selected parameter set, and abort with an illegal_parameter alert if
+        # it fails." A wrong ciphertext of the right length is implicitly rejected (FIPS
+        # 203): an unrelated secret, so the server's flight does not decrypt.
         if len(peer) != self._algorithm.server_share_len:
             raise IllegalParameter("ML-KEM ciphertext has the wrong size")
         try:
             return self._key.decapsulate(peer)
         except ValueError:
-            raise IllegalParameter("invalid ML-KEM ciphertext") from None
+            # "If ML-KEM decapsulation fails for any other reason, the connection MUST be
+            # aborted with an internal_error alert."
+            raise InternalError("ML-KEM decapsulation failed") from None
 
 
 class _MlKem(_Algorithm):
@@ -258,8 +261,9 @@ class _MlKem(_Algorithm):
         if len(peer) != self.client_share_len:
             raise IllegalParameter("ML-KEM encapsulation key has the wrong size")
         try:
-            # OpenSSL runs the FIPS 203 section 7.2 encapsulation key check here; the
-            # drafts: the server "MUST abort with an illegal_parameter alert" when it fails.
+            # draft-ietf-tls-mlkem section 4.2: "the server MUST perform the encapsulation
+            # key check described in Section 7.2 of [FIPS203] ... and abort with an
+            # illegal_parameter alert if it fails." OpenSSL runs that check here.
             encapsulation_key = self.public_from_bytes(peer)
         except ValueError:
             raise IllegalParameter("invalid ML-KEM encapsulation key") from None
