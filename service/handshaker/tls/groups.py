@@ -295,10 +295,10 @@ class _HybridKey(_Key):
 class _Hybrid(_Algorithm):
     """Two algorithms side by side: shares, and shared secrets, concatenated in one order.
 
-    draft-ietf-tls-ecdhe-mlkem: X25519MLKEM768 puts ML-KEM first ("the ML-KEM-768
-    encapsulation key ... followed by the X25519 ephemeral share"); SecP256r1MLKEM768
-    and SecP384r1MLKEM1024 put the ECDH share first. "The shared secret is calculated
-    as the concatenation" in the same order as the shares.
+    draft-ietf-tls-ecdhe-mlkem (RFC 10024): X25519MLKEM768 puts ML-KEM first in the
+    client share (encapsulation key, then X25519 share), the server share (ciphertext,
+    then X25519 share) and the shared secret; SecP256r1MLKEM768 and SecP384r1MLKEM1024
+    put the ECDH part first in all three. OpenSSL 4 and Go's crypto/tls agree (tests/interop).
     """
 
     def __init__(self, first: _Algorithm, second: _Algorithm) -> None:
