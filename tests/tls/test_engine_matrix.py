@@ -274,7 +274,9 @@ def test_a_default_server_takes_the_hybrid_share_over_x25519(engine_pki: EngineP
 
 
 @pytest.mark.parametrize(
-    "group", [NamedGroup.FFDHE2048, NamedGroup.FFDHE3072, NamedGroup.FFDHE4096], ids=str
+    "group",
+    [NamedGroup.FFDHE2048, NamedGroup.FFDHE3072, NamedGroup.FFDHE4096],
+    ids=lambda g: NamedGroup(g).name,
 )
 def test_a_default_server_answers_a_client_offering_only_ffdhe(
     engine_pki: EnginePKI, group: int
