@@ -368,3 +368,11 @@ def test_mutual_tls_with_a_keystore_credential(service: Service, openssl: str) -
             tls.sendall(b"from the client credential\n")
             server.wait_for("from the client credential", stream="stdout")
         server.wait_for(r"subject=CN ?= ?client1\.test", stream="stdout")
+
+
+def test_the_client_names_every_group_the_engine_has() -> None:
+    from handshaker.tls import NamedGroup as EngineNamedGroup
+
+    assert {g.name: int(g) for g in hc.NamedGroup} == {g.name: int(g) for g in EngineNamedGroup}
+    assert hc.constants.group_name(0x11EB) == "secp256r1mlkem768"
+    assert hc.constants.group_name(0x0100) == "ffdhe2048"

@@ -13,7 +13,8 @@ import pytest
 
 GO_PEER_SOURCE = Path(__file__).parent / "gopeer"
 PYOPENSSL_PEER = Path(__file__).parent / "pyopenssl_peer.py"
-# The Go peer reads ConnectionState.HelloRetryRequest, new in Go 1.26.
+# The Go peer reads ConnectionState.HelloRetryRequest and names the SecP256r1MLKEM768 and
+# SecP384r1MLKEM1024 curves, all new in Go 1.26.
 GO_MINIMUM = (1, 26)
 
 

@@ -26,12 +26,39 @@ pytestmark = pytest.mark.interop
 # Go's CurvePreferences ("" keeps Go's default, which puts X25519MLKEM768 first).
 CURVE_CASES = [
     ("", NamedGroup.X25519MLKEM768),
+    ("SecP256r1MLKEM768", NamedGroup.SECP256R1MLKEM768),
+    ("SecP384r1MLKEM1024", NamedGroup.SECP384R1MLKEM1024),
     ("X25519", NamedGroup.X25519),
     ("P256", NamedGroup.SECP256R1),
 ]
+CURVE_IDS = ["default", "SecP256r1MLKEM768", "SecP384r1MLKEM1024", "X25519", "P256"]
+# Go's names for the draft-ietf-tls-ecdhe-mlkem hybrids (tls.CurveID, Go >= 1.26).
+GO_HYBRIDS = {
+    NamedGroup.X25519MLKEM768: "X25519MLKEM768",
+    NamedGroup.SECP256R1MLKEM768: "SecP256r1MLKEM768",
+    NamedGroup.SECP384R1MLKEM1024: "SecP384r1MLKEM1024",
+}
 
 
-@pytest.mark.parametrize(("curves", "group"), CURVE_CASES, ids=["default", "X25519", "P256"])
+@pytest.mark.parametrize("group", tuple(GO_HYBRIDS), ids=GO_HYBRIDS.get)
+def test_engine_client_shares_each_hybrid_with_go_server(
+    go_peer: Path, pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    flags = ["-cert", str(files.chain), "-key", str(files.key), "-curves", GO_HYBRIDS[group]]
+    with echo_server([str(go_peer)], *flags) as (peer, port):
+        config = client_config(pki, key_share_groups=(group,))
+        with engine_client(port, config) as session:
+            result = session.outcome.result
+            assert result.group == group
+            assert not result.hello_retry
+            negotiated = exchange_with_echo_server(session, peer)
+    assert negotiated["curve_id"] == group
+    assert negotiated["curve"] == GO_HYBRIDS[group]
+    assert not negotiated["hello_retry"]
+
+
+@pytest.mark.parametrize(("curves", "group"), CURVE_CASES, ids=CURVE_IDS)
 def test_engine_client_with_go_server(
     go_peer: Path, pki: TestPKI, pki_files: PkiFiles, curves: str, group: int
 ) -> None:
@@ -60,7 +87,7 @@ def test_engine_client_with_go_server(
     assert negotiated["server_name"] == "localhost"
 
 
-@pytest.mark.parametrize(("curves", "group"), CURVE_CASES, ids=["default", "X25519", "P256"])
+@pytest.mark.parametrize(("curves", "group"), CURVE_CASES, ids=CURVE_IDS)
 def test_engine_server_with_go_client(
     go_peer: Path, pki: TestPKI, pki_files: PkiFiles, curves: str, group: int
 ) -> None:

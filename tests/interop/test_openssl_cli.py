@@ -76,6 +76,14 @@ GROUP_AND_SUITE = [
 ]
 
 
+# RFC 7919 groups: (OpenSSL's name in -groups and "Shared groups", s_client's "Server Temp Key").
+FFDHE_GROUPS: dict[int, tuple[str, str]] = {
+    NamedGroup.FFDHE2048: ("ffdhe2048", "DH, 2048 bits"),
+    NamedGroup.FFDHE3072: ("ffdhe3072", "DH, 3072 bits"),
+    NamedGroup.FFDHE4096: ("ffdhe4096", "DH, 4096 bits"),
+}
+
+
 def _ids(param: object) -> str:
     return getattr(param, "name", str(param))
 
@@ -124,6 +132,37 @@ def test_engine_client_negotiates_each_group_and_suite(
             exchange_with_s_server(session.channel(), peer)
     assert f"CIPHER is {CipherSuite(suite).name}" in peer.stdout
     assert f"Shared groups: {S_SERVER_GROUP_NAME[group]}" in peer.stdout
+
+
+@pytest.mark.parametrize("group", tuple(FFDHE_GROUPS), ids=_ids)
+def test_engine_client_offering_only_ffdhe_completes_with_s_server(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    name, _ = FFDHE_GROUPS[group]
+    leaf = pki.servers["ecdsa-p256"]
+    with s_server(openssl_cli, pki_files, leaf, "-groups", name) as (peer, port):
+        config = client_config(pki, supported_groups=(group,), key_share_groups=(group,))
+        with engine_client(port, config) as session:
+            result = session.outcome.result
+            assert result.group == group
+            assert not result.hello_retry
+            exchange_with_s_server(session.channel(), peer)
+    assert f"Shared groups: {name}" in peer.stdout
+
+
+def test_engine_client_retries_hello_for_ffdhe_of_s_server(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
+) -> None:
+    # The default client shares X25519MLKEM768 and X25519 and lists FFDHE last.
+    leaf = pki.servers["ecdsa-p256"]
+    with s_server(openssl_cli, pki_files, leaf, "-groups", "ffdhe3072") as (peer, port):
+        config = client_config(pki)
+        with engine_client(port, config) as session:
+            result = session.outcome.result
+            assert result.group == NamedGroup.FFDHE3072
+            assert result.hello_retry
+            exchange_with_s_server(session.channel(), peer)
+    assert "Shared groups: ffdhe3072" in peer.stdout
 
 
 @pytest.mark.parametrize("key_type", SERVER_KEY_TYPES)
@@ -270,6 +309,22 @@ def test_engine_server_negotiates_each_group_and_suite(
         exchange_with_s_client(session.channel(), peer)
     assert f"Server Temp Key: {S_CLIENT_TEMP_KEY[group]}" in peer.stdout
     assert f"New, TLSv1.3, Cipher is {CipherSuite(suite).name}" in peer.stdout
+
+
+@pytest.mark.parametrize("group", tuple(FFDHE_GROUPS), ids=_ids)
+def test_engine_server_with_default_groups_answers_s_client_offering_only_ffdhe(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    name, temp_key = FFDHE_GROUPS[group]
+    with (
+        s_client(openssl_cli, pki_files, "-groups", name) as (peer, listener),
+        engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session,
+    ):
+        result = session.outcome.result
+        assert result.group == group
+        assert not result.hello_retry
+        exchange_with_s_client(session.channel(), peer)
+    assert f"Server Temp Key: {temp_key}" in peer.stdout
 
 
 @pytest.mark.parametrize("key_type", SERVER_KEY_TYPES)

@@ -1,4 +1,5 @@
-"""The engine against OpenSSL 4 through pyOpenSSL: the hybrid post-quantum group X25519MLKEM768."""
+"""The engine against OpenSSL 4 through pyOpenSSL: the hybrid post-quantum groups
+X25519MLKEM768, SecP256r1MLKEM768 and SecP384r1MLKEM1024, and the pure ML-KEM groups."""
 
 from __future__ import annotations
 
@@ -22,6 +23,67 @@ from .harness import (
 pytestmark = pytest.mark.interop
 
 HYBRID = "X25519MLKEM768"
+# OpenSSL's names for the hybrids (draft-ietf-tls-ecdhe-mlkem), as set and as reported.
+HYBRIDS = {
+    NamedGroup.X25519MLKEM768: "X25519MLKEM768",
+    NamedGroup.SECP256R1MLKEM768: "SecP256r1MLKEM768",
+    NamedGroup.SECP384R1MLKEM1024: "SecP384r1MLKEM1024",
+}
+
+
+def _name(group: int) -> str:
+    return HYBRIDS[group]
+
+
+@pytest.mark.parametrize("group", tuple(HYBRIDS), ids=_name)
+def test_engine_client_shares_each_hybrid_with_pyopenssl_server(
+    pyopenssl_peer: list[str], pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    flags = ["-cert", str(files.chain), "-key", str(files.key), "-groups", HYBRIDS[group]]
+    with echo_server(pyopenssl_peer, *flags) as (peer, port):
+        config = client_config(pki, key_share_groups=(group,))
+        with engine_client(port, config) as session:
+            result = session.outcome.result
+            assert result.group == group
+            assert not result.hello_retry
+            negotiated = exchange_with_echo_server(session, peer)
+    assert negotiated["curve"] == HYBRIDS[group]
+
+
+@pytest.mark.parametrize("group", tuple(HYBRIDS), ids=_name)
+def test_engine_client_retries_hello_for_each_hybrid_of_pyopenssl_server(
+    pyopenssl_peer: list[str], pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    # The engine's default first ClientHello shares X25519MLKEM768 and X25519 only.
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    flags = ["-cert", str(files.chain), "-key", str(files.key), "-groups", HYBRIDS[group]]
+    with echo_server(pyopenssl_peer, *flags) as (peer, port):
+        config = client_config(pki, key_share_groups=(NamedGroup.X25519,))
+        with engine_client(port, config) as session:
+            result = session.outcome.result
+            assert result.group == group
+            assert result.hello_retry
+            negotiated = exchange_with_echo_server(session, peer)
+    assert negotiated["curve"] == HYBRIDS[group]
+
+
+@pytest.mark.parametrize("group", tuple(HYBRIDS), ids=_name)
+def test_engine_server_takes_each_hybrid_from_pyopenssl_client(
+    pyopenssl_peer: list[str], pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    flags = ["-ca", str(pki_files.root_ca), "-servername", "localhost", "-groups", HYBRIDS[group]]
+    message = f"hello over {HYBRIDS[group]}"
+    with (
+        listen_localhost() as listener,
+        echo_client(pyopenssl_peer, listener, *flags, "-message", message) as peer,
+        engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session,
+    ):
+        result = session.outcome.result
+        assert result.group == group
+        assert not result.hello_retry
+        negotiated = exchange_with_echo_client(session, peer, message)
+    assert negotiated["curve"] == HYBRIDS[group]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +136,43 @@ def test_engine_server_negotiates_x25519mlkem768_with_pyopenssl_client(
         negotiated = exchange_with_echo_client(session, peer, message)
     assert negotiated["curve"] == HYBRID
     assert negotiated["peer_certificates"] == ["server ed448", "handshaker test intermediate"]
+
+
+# draft-ietf-tls-mlkem: opt-in in the engine, so both sides name them.
+PURE_MLKEM = {NamedGroup.MLKEM768: "MLKEM768", NamedGroup.MLKEM1024: "MLKEM1024"}
+
+
+@pytest.mark.parametrize("group", tuple(PURE_MLKEM), ids=PURE_MLKEM.get)
+def test_engine_client_negotiates_pure_mlkem_with_pyopenssl_server(
+    pyopenssl_peer: list[str], pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    flags = ["-cert", str(files.chain), "-key", str(files.key), "-groups", PURE_MLKEM[group]]
+    with echo_server(pyopenssl_peer, *flags) as (peer, port):
+        config = client_config(pki, supported_groups=(group,), key_share_groups=(group,))
+        with engine_client(port, config) as session:
+            assert session.outcome.result.group == group
+            negotiated = exchange_with_echo_server(session, peer)
+    assert negotiated["curve"] == PURE_MLKEM[group]
+
+
+@pytest.mark.parametrize("group", tuple(PURE_MLKEM), ids=PURE_MLKEM.get)
+def test_engine_server_negotiates_pure_mlkem_with_pyopenssl_client(
+    pyopenssl_peer: list[str], pki: TestPKI, pki_files: PkiFiles, group: int
+) -> None:
+    flags = ["-ca", str(pki_files.root_ca), "-servername", "localhost"]
+    message = f"hello over {PURE_MLKEM[group]}"
+    with (
+        listen_localhost() as listener,
+        echo_client(
+            pyopenssl_peer, listener, *flags, "-groups", PURE_MLKEM[group], "-message", message
+        ) as peer,
+    ):
+        config = server_config(pki.servers["ecdsa-p256"], supported_groups=(group,))
+        with engine_server(listener, config) as session:
+            assert session.outcome.result.group == group
+            negotiated = exchange_with_echo_client(session, peer, message)
+    assert negotiated["curve"] == PURE_MLKEM[group]
 
 
 def test_engine_server_retries_hello_for_x25519mlkem768(

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding
-from handshaker.tls import CipherSuite
+from handshaker.tls import CipherSuite, NamedGroup
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import PkiFiles, TestPKI
@@ -182,6 +182,33 @@ def test_session_keys_say_how_each_side_authenticated_and_whether_a_retry_happen
     # The development `localhost` credential is ECDSA P-256: ecdsa_secp256r1_sha256.
     assert s.keys.signature_scheme == c.keys.peer_signature_scheme == 0x0403
     assert c.keys.signature_scheme == 0 and s.keys.peer_signature_scheme == 0
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        NamedGroup.SECP256R1MLKEM768,
+        NamedGroup.SECP384R1MLKEM1024,
+        NamedGroup.MLKEM768,
+        NamedGroup.MLKEM1024,
+        NamedGroup.FFDHE2048,
+    ],
+    ids=lambda g: NamedGroup(g).name,
+)
+def test_the_options_accept_every_group_the_engine_has(
+    stub: pb_grpc.HandshakerStub, group: int
+) -> None:
+    # The pure ML-KEM groups are not defaults but may be named in the options.
+    client = UnaryHandshake(
+        stub, client_options(groups=[group], key_share_groups=[group]), keys_in_response=True
+    )
+    server = UnaryHandshake(stub, pb.ServerOptions(groups=[group]), keys_in_response=True)
+    c, s = relay(client, server)
+    assert (c.state, s.state) == (COMPLETE, COMPLETE)
+    assert c.keys is not None and s.keys is not None
+    assert c.keys.group == s.keys.group == group
+    assert c.result.group == s.result.group == group
+    assert not c.keys.hello_retry
 
 
 def test_without_keys_in_response_the_complete_step_carries_no_keys(

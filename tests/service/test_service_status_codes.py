@@ -99,6 +99,20 @@ def test_an_unknown_cipher_suite_is_invalid_argument(stub: pb_grpc.HandshakerStu
     )
 
 
+def test_a_group_the_engine_lacks_is_invalid_argument(stub: pb_grpc.HandshakerStub) -> None:
+    # ffdhe6144 (RFC 7919) is a real code point the engine does not implement.
+    bad_client = client_options(groups=[0x001D, 0x0103])
+    bad_server = pb.ServerOptions(groups=[0x0103])
+    assert (
+        status_of(lambda: stub.StartClient(pb.StartClientRequest(options=bad_client)))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        status_of(lambda: stub.StartServer(pb.StartServerRequest(options=bad_server)))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
 @pytest.mark.parametrize("pem", ["not a pem at all", NOT_A_CERTIFICATE])
 def test_trust_anchors_that_do_not_parse_are_invalid_argument(
     stub: pb_grpc.HandshakerStub, pem: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from engine_kit import (
@@ -23,6 +24,7 @@ from engine_kit import (
     open_application_data,
     protection,
     pump,
+    seeded_random,
     server_config,
     split_messages,
     split_records,
@@ -46,10 +48,19 @@ from handshaker.tls import (
     StateError,
 )
 from handshaker.tls.codepoints import ExtensionType, HandshakeType
+from handshaker.tls.config import DEFAULT_GROUPS
 from handshaker.tls.connection import Connection
-from handshaker.tls.messages import parse_client_hello, parse_server_hello
+from handshaker.tls.groups import KeyShare
+from handshaker.tls.messages import (
+    encode_client_hello,
+    encode_client_key_shares,
+    parse_client_hello,
+    parse_server_hello,
+)
 
 GROUPS = tuple(NamedGroup)
+# Every group the engine has: the defaults and the opt-in pure ML-KEM ones.
+SERVER_GROUPS = (*DEFAULT_GROUPS, NamedGroup.MLKEM768, NamedGroup.MLKEM1024)
 SUITES = tuple(CipherSuite)
 SCHEMES = tuple(KEY_TYPE_FOR_SCHEME)
 
@@ -128,7 +139,7 @@ def test_every_group_and_suite_negotiates_agreeing_keys(
         client_config(
             engine_pki, key_share_groups=(group,), supported_groups=(group,), cipher_suites=(suite,)
         ),
-        server_config(engine_pki),
+        server_config(engine_pki, supported_groups=SERVER_GROUPS),
     )
     client, server = outcome.client_result, outcome.server_result
     for result in (client, server):
@@ -159,7 +170,7 @@ def test_every_group_suite_and_scheme_together_complete(
             cipher_suites=(suite,),
             signature_schemes=(scheme,),
         ),
-        server_config(engine_pki, key_type),
+        server_config(engine_pki, key_type, supported_groups=SERVER_GROUPS),
     )
     client, server = outcome.client_result, outcome.server_result
     assert (client.group, client.cipher_suite, client.peer_signature_scheme) == (
@@ -203,6 +214,105 @@ def test_a_server_without_the_clients_scheme_fails_with_handshake_failure(
     failure = only_failure(outcome.server_events)
     assert failure.alert == AlertDescription.HANDSHAKE_FAILURE
     assert only_failure(outcome.client_events).sent_by_peer is True
+
+
+# --- groups --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: NamedGroup(g).name)
+def test_hello_retry_request_reaches_every_group(engine_pki: EnginePKI, group: int) -> None:
+    # The client's first share is for a group the server lacks, so the key share for
+    # `group` is made after the HelloRetryRequest, on both sides.
+    first = NamedGroup.X448 if group != NamedGroup.X448 else NamedGroup.X25519
+    outcome = handshake(
+        client_config(engine_pki, key_share_groups=(first,), supported_groups=(first, group)),
+        server_config(engine_pki, supported_groups=(group,)),
+    )
+    client, server = outcome.client_result, outcome.server_result
+    assert client.hello_retry and server.hello_retry
+    assert client.group == server.group == group
+    assert_keys_agree(client, server)
+    assert_application_data_flows(client, server)
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: NamedGroup(g).name)
+def test_a_client_hello_replayed_from_private_bytes_completes_for_every_group(
+    engine_pki: EnginePKI, group: int
+) -> None:
+    config = client_config(engine_pki, key_share_groups=(group,), supported_groups=(group,))
+    recorded = ClientConnection(config)
+    (record,) = split_records(recorded.data_to_send())
+    message = record[5:]
+    hello = parse_client_hello(message[4:])
+    share = KeyShare(group, seeded_random(f"replay/{group}"))
+    hello = replace(
+        hello,
+        extensions=tuple(
+            (t, encode_client_key_shares(((group, share.key_exchange),)))
+            if t == ExtensionType.KEY_SHARE
+            else (t, d)
+            for t, d in hello.extensions
+        ),
+    )
+    client = ClientConnection.replay(
+        config, encode_client_hello(hello), {group: share.private_bytes()}
+    )
+    outcome = pump(client, ServerConnection(server_config(engine_pki, supported_groups=(group,))))
+    assert outcome.client_result.group == outcome.server_result.group == group
+    assert_keys_agree(outcome.client_result, outcome.server_result)
+
+
+def test_a_default_server_takes_the_hybrid_share_over_x25519(engine_pki: EnginePKI) -> None:
+    outcome = handshake(
+        client_config(
+            engine_pki, key_share_groups=(NamedGroup.X25519, NamedGroup.SECP256R1MLKEM768)
+        ),
+        server_config(engine_pki),
+    )
+    assert outcome.server_result.group == NamedGroup.SECP256R1MLKEM768
+    assert outcome.server_result.hello_retry is False
+
+
+@pytest.mark.parametrize(
+    "group",
+    [NamedGroup.FFDHE2048, NamedGroup.FFDHE3072, NamedGroup.FFDHE4096],
+    ids=lambda g: NamedGroup(g).name,
+)
+def test_a_default_server_answers_a_client_offering_only_ffdhe(
+    engine_pki: EnginePKI, group: int
+) -> None:
+    outcome = handshake(
+        client_config(engine_pki, key_share_groups=(group,), supported_groups=(group,)),
+        server_config(engine_pki),
+    )
+    assert outcome.client_result.group == outcome.server_result.group == group
+    assert_application_data_flows(outcome.client_result, outcome.server_result)
+
+
+def test_a_server_preferring_its_own_order_retries_away_from_ffdhe(engine_pki: EnginePKI) -> None:
+    # The client shares ffdhe2048 only but also supports X448: the server asks for X448.
+    outcome = handshake(
+        client_config(
+            engine_pki,
+            key_share_groups=(NamedGroup.FFDHE2048,),
+            supported_groups=(NamedGroup.FFDHE2048, NamedGroup.X448),
+        ),
+        server_config(engine_pki, prefer_own_group_order=True),
+    )
+    assert outcome.server_result.group == NamedGroup.X448
+    assert outcome.server_result.hello_retry is True
+
+
+def test_a_default_server_does_not_take_pure_mlkem(engine_pki: EnginePKI) -> None:
+    outcome = handshake(
+        client_config(
+            engine_pki,
+            key_share_groups=(NamedGroup.MLKEM768,),
+            supported_groups=(NamedGroup.MLKEM768,),
+        ),
+        server_config(engine_pki),
+    )
+    assert only_failure(outcome.server_events).alert == AlertDescription.HANDSHAKE_FAILURE
 
 
 # --- HelloRetryRequest --------------------------------------------------------------

@@ -44,9 +44,24 @@ GROUPS = (
     NamedGroup.SECP384R1,
     NamedGroup.SECP521R1,
     NamedGroup.X448,
+    NamedGroup.FFDHE2048,
+    NamedGroup.FFDHE3072,
     NamedGroup.X25519MLKEM768,
+    NamedGroup.SECP256R1MLKEM768,
+    NamedGroup.SECP384R1MLKEM1024,
+    NamedGroup.MLKEM768,
+    NamedGroup.MLKEM1024,
 )
-RANDOMIZED_GROUPS = frozenset({NamedGroup.X25519MLKEM768})
+# ML-KEM encapsulation draws randomness inside OpenSSL, which the seeded RNG cannot replay.
+RANDOMIZED_GROUPS = frozenset(
+    {
+        NamedGroup.X25519MLKEM768,
+        NamedGroup.SECP256R1MLKEM768,
+        NamedGroup.SECP384R1MLKEM1024,
+        NamedGroup.MLKEM768,
+        NamedGroup.MLKEM1024,
+    }
+)
 
 
 class Endpoint(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,6 +28,7 @@ from handshaker.tls.config import (
     DEFAULT_KEY_SHARE_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
 )
+from handshaker.tls.groups import SUPPORTED_GROUPS
 from handshaker.v1 import handshaker_pb2 as pb
 
 CONFIG_CACHE_SECONDS = 1.0
@@ -54,10 +55,18 @@ def _alpn(names: Sequence[str]) -> tuple[bytes, ...]:
         raise InvalidOptions("ALPN protocol names must be ASCII") from None
 
 
-def _code_points(values: Sequence[int], defaults: tuple[int, ...], what: str) -> tuple[int, ...]:
+def _code_points(
+    values: Sequence[int],
+    defaults: tuple[int, ...],
+    what: str,
+    supported: Collection[int] | None = None,
+) -> tuple[int, ...]:
+    """`values`, or `defaults` when empty; a value outside `supported` (by default the
+    defaults themselves) is refused."""
     if not values:
         return defaults
-    unknown = [v for v in values if v not in defaults]
+    allowed = defaults if supported is None else supported
+    unknown = [v for v in values if v not in allowed]
     if unknown:
         raise InvalidOptions(f"unsupported {what}: {', '.join(hex(v) for v in unknown)}")
     return tuple(values)
@@ -137,7 +146,7 @@ class ConfigFactory:
                 bundle = options.trust_bundle if trust == "trust_bundle" else DEFAULT_TRUST_BUNDLE
                 anchors = keystore.trust_bundle(bundle)
         credential = keystore.credential(options.credential) if options.credential else None
-        groups = _code_points(options.groups, DEFAULT_GROUPS, "groups")
+        groups = _code_points(options.groups, DEFAULT_GROUPS, "groups", SUPPORTED_GROUPS)
         key_share_groups = (
             tuple(options.key_share_groups)
             or tuple(g for g in DEFAULT_KEY_SHARE_GROUPS if g in groups)
@@ -196,7 +205,9 @@ class ConfigFactory:
                 cipher_suites=_code_points(
                     options.cipher_suites, DEFAULT_CIPHER_SUITES, "cipher suites"
                 ),
-                supported_groups=_code_points(options.groups, DEFAULT_GROUPS, "groups"),
+                supported_groups=_code_points(
+                    options.groups, DEFAULT_GROUPS, "groups", SUPPORTED_GROUPS
+                ),
                 signature_schemes=_code_points(
                     options.signature_schemes, DEFAULT_SIGNATURE_SCHEMES, "signature schemes"
                 ),

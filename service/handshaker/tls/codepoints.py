@@ -76,7 +76,17 @@ class NamedGroup(IntEnum):
     SECP521R1 = 0x0019
     X25519 = 0x001D
     X448 = 0x001E
+    # RFC 7919.
+    FFDHE2048 = 0x0100
+    FFDHE3072 = 0x0101
+    FFDHE4096 = 0x0102
+    # draft-ietf-tls-mlkem.
+    MLKEM768 = 0x0201
+    MLKEM1024 = 0x0202
+    # draft-ietf-tls-ecdhe-mlkem.
+    SECP256R1MLKEM768 = 0x11EB
     X25519MLKEM768 = 0x11EC
+    SECP384R1MLKEM1024 = 0x11ED
 
 
 class SignatureScheme(IntEnum):

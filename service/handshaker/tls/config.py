@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .certificates import TrustStore
 from .codepoints import CERTIFICATE_VERIFY_SCHEMES, CipherSuite, NamedGroup, SignatureScheme
+from .groups import SUPPORTED_GROUPS
 from .keyops import PrivateKeyHandle
 
 DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
@@ -24,13 +25,25 @@ DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
 )
 
+# Most preferred first (a server takes the first of these that the client sent a share
+# for, else retries for the first one in common). The ECDHE-MLKEM hybrids come first, in
+# Go's order. FFDHE comes last, so a server uses it only when the client shares no other
+# group here (and, to retry, has no other in common): a 4096-bit exchange costs tens of
+# milliseconds of CPU where X25519 costs a fraction of one (OpenSSL lists them last too).
+# The pure ML-KEM groups are supported but opt-in (draft-ietf-tls-mlkem: nothing
+# classical to fall back on if ML-KEM breaks).
 DEFAULT_GROUPS: tuple[int, ...] = (
     NamedGroup.X25519MLKEM768,
+    NamedGroup.SECP256R1MLKEM768,
+    NamedGroup.SECP384R1MLKEM1024,
     NamedGroup.X25519,
     NamedGroup.SECP256R1,
     NamedGroup.SECP384R1,
     NamedGroup.SECP521R1,
     NamedGroup.X448,
+    NamedGroup.FFDHE2048,
+    NamedGroup.FFDHE3072,
+    NamedGroup.FFDHE4096,
 )
 
 # Groups a client sends key shares for in its first ClientHello.
@@ -107,7 +120,7 @@ def _check_common(
 ) -> None:
     if not cipher_suites or not set(cipher_suites) <= set(DEFAULT_CIPHER_SUITES):
         raise ValueError("cipher_suites must be a non-empty subset of the TLS 1.3 suites")
-    if not groups or not set(groups) <= set(DEFAULT_GROUPS):
+    if not groups or not set(groups) <= SUPPORTED_GROUPS:
         raise ValueError("supported_groups must be a non-empty subset of the supported groups")
     if not signature_schemes or not set(signature_schemes) <= CERTIFICATE_VERIFY_SCHEMES:
         raise ValueError("signature_schemes must be TLS 1.3 CertificateVerify schemes")

@@ -51,11 +51,13 @@ type negotiated struct {
 }
 
 var curveNames = map[string]tls.CurveID{
-	"X25519MLKEM768": tls.X25519MLKEM768,
-	"X25519":         tls.X25519,
-	"P256":           tls.CurveP256,
-	"P384":           tls.CurveP384,
-	"P521":           tls.CurveP521,
+	"X25519MLKEM768":     tls.X25519MLKEM768,
+	"SecP256r1MLKEM768":  tls.SecP256r1MLKEM768,
+	"SecP384r1MLKEM1024": tls.SecP384r1MLKEM1024,
+	"X25519":             tls.X25519,
+	"P256":               tls.CurveP256,
+	"P384":               tls.CurveP384,
+	"P521":               tls.CurveP521,
 }
 
 func main() {
@@ -67,7 +69,7 @@ func main() {
 	flag.StringVar(&o.caFile, "ca", "", "PEM trust anchors: RootCAs (client) or ClientCAs (server)")
 	flag.StringVar(&o.serverName, "servername", "", "client: name sent in SNI and verified")
 	flag.StringVar(&o.alpn, "alpn", "", "comma-separated ALPN protocols")
-	flag.StringVar(&o.curves, "curves", "", "comma-separated curve preferences (X25519MLKEM768,X25519,P256,P384,P521)")
+	flag.StringVar(&o.curves, "curves", "", "comma-separated curve preferences (X25519MLKEM768,SecP256r1MLKEM768,SecP384r1MLKEM1024,X25519,P256,P384,P521)")
 	flag.StringVar(&o.clientAuth, "clientauth", "none", "server: none, request or require")
 	flag.BoolVar(&o.tls13Only, "tls13", true, "offer and accept TLS 1.3 only")
 	flag.StringVar(&o.message, "message", "hello from go", "client: line to send")
