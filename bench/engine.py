@@ -120,15 +120,15 @@ def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateK
 _ENGINE_GROUPS = {"x25519": NamedGroup.X25519, "x25519mlkem768": NamedGroup.X25519MLKEM768}
 
 
-def engine_handshake_factory(
+def engine_configs(
     ca: x509.Certificate,
     leaf: x509.Certificate,
     key: ec.EllipticCurvePrivateKey,
     *,
     verified_chain_cache: bool = True,
     group: str = "x25519",
-) -> Callable[[], None]:
-    """The engine's client and server, both in this process, one full handshake a call."""
+) -> tuple[ClientConfig, ServerConfig]:
+    """The engine's client and server configs for the benchmark's certificate, group and suite."""
     named_group = _ENGINE_GROUPS[group]
     client_config = ClientConfig(
         verified_chain_cache_size=256 if verified_chain_cache else 0,
@@ -142,6 +142,21 @@ def engine_handshake_factory(
         credential=Credential((leaf,), PrivateKeySigner(key)),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
         supported_groups=(named_group,),
+    )
+    return client_config, server_config
+
+
+def engine_handshake_factory(
+    ca: x509.Certificate,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    verified_chain_cache: bool = True,
+    group: str = "x25519",
+) -> Callable[[], None]:
+    """The engine's client and server, both in this process, one full handshake a call."""
+    client_config, server_config = engine_configs(
+        ca, leaf, key, verified_chain_cache=verified_chain_cache, group=group
     )
 
     def handshake() -> None:

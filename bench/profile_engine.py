@@ -7,6 +7,7 @@ or leaves the sampling to py-spy and summarises py-spy's collapsed stacks:
     python bench/profile_engine.py [--no-cache] [--group G] [--seconds S]
     py-spy record --native -f raw -o stacks.txt -- python bench/profile_engine.py --loop
     python bench/profile_engine.py --collapsed stacks.txt
+    python bench/profile_engine.py --phases   # median time of each step, no profiler
 
 Crypto is time inside `cryptography`, hashlib or OpenSSL: "public_key" (key
 exchange, signatures: the crypto floor's work), "x509" (certificate parsing,
@@ -25,12 +26,14 @@ import cProfile
 import json
 import pstats
 import re
+import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import engine
+from handshaker.tls import ClientConnection, HandshakeComplete, ServerConnection
 
 # Matched against a crypto call's entry point: the first frame (or cProfile
 # entry) inside `cryptography`, hashlib or OpenSSL, which names the API used.
@@ -238,6 +241,54 @@ def _percentages(
     ]
 
 
+_PHASES = (
+    "client: ClientConnection() and its ClientHello",
+    "server: ClientHello in, its flight out",
+    "client: the server's flight in, Finished out",
+    "server: the client's Finished in",
+)
+
+
+def _phases(args: argparse.Namespace) -> dict[str, object]:
+    """Median microseconds of each step of the benchmark's handshake, timed one by one."""
+    ca, leaf, key = engine._pki()
+    client_config, server_config = engine.engine_configs(
+        ca, leaf, key, verified_chain_cache=not args.no_cache, group=args.group
+    )
+    samples: list[list[float]] = [[] for _ in _PHASES]
+    deadline = time.perf_counter() + args.seconds
+    warm_up = 100
+    while time.perf_counter() < deadline or warm_up > 0:
+        clock = time.perf_counter
+        t0 = clock()
+        client = ClientConnection(client_config)
+        t1 = clock()
+        server = ServerConnection(server_config)
+        hello = client.data_to_send()
+        t2 = clock()
+        server.receive_data(hello)
+        flight = server.data_to_send()
+        t3 = clock()
+        client.receive_data(flight)
+        finished = client.data_to_send()
+        t4 = clock()
+        server.receive_data(finished)
+        t5 = clock()
+        if not isinstance(server.next_event(), HandshakeComplete):
+            raise RuntimeError("engine handshake did not complete")
+        warm_up -= 1
+        if warm_up < 0:
+            for phase, seconds in enumerate((t1 - t0, t3 - t2, t4 - t3, t5 - t4)):
+                samples[phase].append(1e6 * seconds)
+    medians = [statistics.median(phase) for phase in samples]
+    return {
+        "tool": "perf_counter around each step",
+        "handshakes": len(samples[0]),
+        "median_us": {name: round(us, 1) for name, us in zip(_PHASES, medians, strict=True)},
+        "sum_of_medians_us": round(sum(medians), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-cache", action="store_true", help="verified-chain cache off")
@@ -246,9 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=15, help="rows in each top list")
     parser.add_argument("--loop", action="store_true", help="only run, for py-spy to sample")
     parser.add_argument("--collapsed", type=Path, help="summarise py-spy raw output instead")
+    parser.add_argument("--phases", action="store_true", help="time each step of a handshake")
     args = parser.parse_args(argv)
     if args.collapsed:
         result = _collapsed(args.collapsed, args.top)
+    elif args.phases:
+        result = _phases(args)
     elif args.loop:
         count = _loop(_handshake(args), args.seconds)
         result = {"handshakes_per_s": round(count / args.seconds, 1)}
