@@ -93,7 +93,7 @@ def ssl_handshake_factory(
 def _pyopenssl_context(group: str, *, server: bool) -> SSL.Context:
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_3_VERSION)
-    # pyOpenSSL has no setters for these; the bindings it ships with have them.
+    # pyOpenSSL has no setters for these; the cffi bindings it uses (cryptography's) do.
     if _openssl_lib.SSL_CTX_set1_curves_list(context._context, group.encode()) != 1:
         raise RuntimeError(f"OpenSSL 4 refused group {group}")
     if _openssl_lib.SSL_CTX_set_ciphersuites(context._context, SUITE.encode()) != 1:
