@@ -16,6 +16,8 @@ session tickets off for both OpenSSL builds).
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -38,6 +40,7 @@ def _pem_files(
 ) -> Path:
     """A fresh folder with cert.pem, key.pem and ca.pem, for the OpenSSL-based peers."""
     folder = Path(tempfile.mkdtemp(prefix="handshaker-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     (folder / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     (folder / "key.pem").write_bytes(
         key.private_bytes(

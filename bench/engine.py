@@ -26,9 +26,11 @@ ratios. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,6 +52,7 @@ Groups = X25519
 NumTickets = 0
 """
 _conf_dir = tempfile.mkdtemp(prefix="handshaker-bench-")
+atexit.register(shutil.rmtree, _conf_dir, ignore_errors=True)
 Path(_conf_dir, "openssl.cnf").write_text(_OPENSSL_CONF)
 os.environ["OPENSSL_CONF"] = str(Path(_conf_dir, "openssl.cnf"))
 
