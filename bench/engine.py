@@ -1,23 +1,36 @@
-"""Benchmark: full TLS 1.3 handshakes through the engine vs Python's ssl, in one run.
+"""Benchmark: full TLS 1.3 handshakes through the engine vs OpenSSL, in one run.
 
 Both sides of each handshake run in this process, in memory: an ECDSA P-256
-server certificate verified against its trust anchor, X25519, and
-TLS_AES_128_GCM_SHA256, for the engine and for Python's ssl (OpenSSL) over
-MemoryBIO alike. The engine runs twice: as configured by default (a chain it
-verified before is remembered, see certificates.TrustStore) and with that
-cache off. Rounds alternate between the contenders so that machine noise hits
-all of them; each figure is the median round. The last line printed is one
-JSON object.
+server certificate verified against its trust anchor (name checked), one group
+(X25519 unless --group says otherwise) and TLS_AES_128_GCM_SHA256, no session
+tickets. One handshake is one client and one server, from creating the two
+connection objects to both finishing; configs and contexts are built once.
+Contenders, each on the same certificate, group and suite:
 
-    python bench/engine.py [--json] [--seconds S] [--rounds N]
+- the engine as configured by default (a chain it verified before is
+  remembered, see certificates.TrustStore), and with that cache off;
+- Python's ssl (the system OpenSSL 3) over MemoryBIO (X25519 only: OpenSSL 3.0
+  has no X25519MLKEM768);
+- pyOpenSSL on the OpenSSL 4 that `cryptography` bundles, over memory BIOs;
+- the crypto floor: only the handshake's key exchange and signatures, straight
+  through `cryptography` (bench/baselines.py says what is in it), with and
+  without the chain signature that the cache saves.
+
+Rounds alternate between the contenders so that machine noise hits all of
+them; each rate is the median round, each ratio the median of the rounds'
+ratios. The last line printed is one JSON object.
+
+    python bench/engine.py [--json] [--seconds S] [--rounds N] [--group G]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -25,8 +38,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Pin Python's ssl to the same group and suite as the engine; OpenSSL reads this
-# when the ssl module loads, so it must be set before the import below.
+# Pin Python's ssl to the same group and suite as the engine, and turn session
+# tickets off in both OpenSSL builds (pyOpenSSL has no setter for that); OpenSSL
+# reads this file when it loads, so it must be set before the imports below.
 _OPENSSL_CONF = """openssl_conf = default_conf
 [default_conf]
 ssl_conf = ssl_sect
@@ -35,15 +49,23 @@ system_default = system_default_sect
 [system_default_sect]
 Ciphersuites = TLS_AES_128_GCM_SHA256
 Groups = X25519
+NumTickets = 0
 """
 _conf_dir = tempfile.mkdtemp(prefix="handshaker-bench-")
+atexit.register(shutil.rmtree, _conf_dir, ignore_errors=True)
 Path(_conf_dir, "openssl.cnf").write_text(_OPENSSL_CONF)
 os.environ["OPENSSL_CONF"] = str(Path(_conf_dir, "openssl.cnf"))
 
 import ssl  # noqa: E402
 
+from baselines import (  # noqa: E402
+    OPENSSL_GROUP_NAMES,
+    floor_factory,
+    openssl4_handshake_factory,
+    ssl_handshake_factory,
+)
 from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 from handshaker.tls import (  # noqa: E402
@@ -57,6 +79,7 @@ from handshaker.tls import (  # noqa: E402
     ServerConfig,
     ServerConnection,
 )
+from OpenSSL import SSL  # noqa: E402
 
 
 def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -98,25 +121,46 @@ def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateK
     return ca, leaf, key
 
 
+_ENGINE_GROUPS = {"x25519": NamedGroup.X25519, "x25519mlkem768": NamedGroup.X25519MLKEM768}
+
+
+def engine_configs(
+    ca: x509.Certificate,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    verified_chain_cache: bool = True,
+    group: str = "x25519",
+) -> tuple[ClientConfig, ServerConfig]:
+    """The engine's client and server configs for the benchmark's certificate, group and suite."""
+    named_group = _ENGINE_GROUPS[group]
+    client_config = ClientConfig(
+        verified_chain_cache_size=256 if verified_chain_cache else 0,
+        server_name="localhost",
+        trust_anchors=(ca,),
+        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
+        supported_groups=(named_group,),
+        key_share_groups=(named_group,),
+    )
+    server_config = ServerConfig(
+        credential=Credential((leaf,), PrivateKeySigner(key)),
+        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
+        supported_groups=(named_group,),
+    )
+    return client_config, server_config
+
+
 def engine_handshake_factory(
     ca: x509.Certificate,
     leaf: x509.Certificate,
     key: ec.EllipticCurvePrivateKey,
     *,
     verified_chain_cache: bool = True,
+    group: str = "x25519",
 ) -> Callable[[], None]:
-    client_config = ClientConfig(
-        verified_chain_cache_size=256 if verified_chain_cache else 0,
-        server_name="localhost",
-        trust_anchors=(ca,),
-        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-        supported_groups=(NamedGroup.X25519,),
-        key_share_groups=(NamedGroup.X25519,),
-    )
-    server_config = ServerConfig(
-        credential=Credential((leaf,), PrivateKeySigner(key)),
-        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-        supported_groups=(NamedGroup.X25519,),
+    """The engine's client and server, both in this process, one full handshake a call."""
+    client_config, server_config = engine_configs(
+        ca, leaf, key, verified_chain_cache=verified_chain_cache, group=group
     )
 
     def handshake() -> None:
@@ -134,55 +178,7 @@ def engine_handshake_factory(
     return handshake
 
 
-def ssl_handshake_factory(
-    ca: x509.Certificate, leaf: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> Callable[[], None]:
-    folder = Path(tempfile.mkdtemp(prefix="handshaker-bench-"))
-    (folder / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.minimum_version = ssl.TLSVersion.TLSv1_3
-    server_context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    server_context.num_tickets = 0  # the engine sends no tickets either
-    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_context.minimum_version = ssl.TLSVersion.TLSv1_3
-    client_context.load_verify_locations(folder / "ca.pem")
-
-    def handshake() -> None:
-        c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-        client = client_context.wrap_bio(c_in, c_out, server_hostname="localhost")
-        server = server_context.wrap_bio(s_in, s_out, server_side=True)
-        client_done = server_done = False
-        while not (client_done and server_done):
-            if not client_done:
-                try:
-                    client.do_handshake()
-                    client_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            s_in.write(c_out.read())
-            if not server_done:
-                try:
-                    server.do_handshake()
-                    server_done = True
-                except ssl.SSLWantReadError:
-                    pass
-            c_in.write(s_out.read())
-        cipher = client.cipher()
-        if cipher is None or cipher[0] != "TLS_AES_128_GCM_SHA256":
-            raise RuntimeError(f"ssl negotiated {cipher}, not TLS_AES_128_GCM_SHA256")
-
-    return handshake
-
-
-def _rate(handshake: Callable[[], None], seconds: float) -> float:
+def _rate(handshake: Callable[[], object], seconds: float) -> float:
     count = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -195,54 +191,101 @@ def _rate(handshake: Callable[[], None], seconds: float) -> float:
             return count / (now - start)
 
 
+def _ssl_has_group(group: str) -> bool:
+    # The system OpenSSL 3.0 behind Python's ssl predates X25519MLKEM768 (3.5).
+    return group == "x25519" or ssl.OPENSSL_VERSION_INFO >= (3, 5)
+
+
+def measure(group: str, seconds: float, rounds: int, *, verbose: bool) -> dict[str, list[float]]:
+    """Handshakes/s of each contender in every round (interleaved); [] for one that cannot run."""
+    ca, leaf, key = _pki()
+    contenders: dict[str, Callable[[], object]] = {
+        "engine": engine_handshake_factory(ca, leaf, key, group=group),
+        # Every chain built and its CA signature checked, as OpenSSL does on every handshake.
+        "engine_without_chain_cache": engine_handshake_factory(
+            ca, leaf, key, verified_chain_cache=False, group=group
+        ),
+        "openssl4": openssl4_handshake_factory(ca, leaf, key, group),
+        # The cache saves the engine the chain signature; the floor without it has it.
+        "floor": floor_factory(ca, leaf, key, group, verify_chain=False),
+        "floor_without_chain_cache": floor_factory(ca, leaf, key, group, verify_chain=True),
+    }
+    if _ssl_has_group(group):
+        contenders["ssl"] = ssl_handshake_factory(ca, leaf, key)
+    for warm_up in contenders.values():
+        for _ in range(50):
+            warm_up()
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_number in range(rounds):
+        for name, handshake in contenders.items():
+            rates[name].append(_rate(handshake, seconds))
+        if verbose:
+            figures = ", ".join(f"{name} {r[-1]:.0f}/s" for name, r in rates.items())
+            print(f"round {round_number + 1}: {figures}", file=sys.stderr)
+    rates.setdefault("ssl", [])
+    return rates
+
+
+def _per_s(rates: list[float]) -> float | None:
+    return round(statistics.median(rates), 1) if rates else None
+
+
+def _ms(rates: list[float]) -> float | None:
+    return round(1000 / statistics.median(rates), 3) if rates else None
+
+
+def _ratio(numerator: list[float], denominator: list[float]) -> float | None:
+    # The median of each round's ratio: a round's contenders ran seconds apart,
+    # so a slow spell on the shared machine mostly cancels out of each pair.
+    if not numerator or not denominator:
+        return None
+    pairs = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return round(statistics.median(pairs), 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
+    parser.add_argument("--seconds", type=float, default=0.5, help="length of one round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds for each contender")
+    parser.add_argument(
+        "--group", choices=sorted(OPENSSL_GROUP_NAMES), default="x25519", help="key exchange"
+    )
     args = parser.parse_args(argv)
 
-    ca, leaf, key = _pki()
-    engine = engine_handshake_factory(ca, leaf, key)
-    # The same handshake with the verified-chain cache off: every chain is built
-    # and its CA signature checked, as Python's ssl does on every handshake.
-    engine_uncached = engine_handshake_factory(ca, leaf, key, verified_chain_cache=False)
-    baseline = ssl_handshake_factory(ca, leaf, key)
-    for warm_up in (engine, engine_uncached, baseline):
-        for _ in range(50):
-            warm_up()
-    engine_rates: list[float] = []
-    uncached_rates: list[float] = []
-    ssl_rates: list[float] = []
-    for round_number in range(args.rounds):
-        engine_rates.append(_rate(engine, args.seconds))
-        uncached_rates.append(_rate(engine_uncached, args.seconds))
-        ssl_rates.append(_rate(baseline, args.seconds))
-        if not args.json:
-            print(
-                f"round {round_number + 1}: engine {engine_rates[-1]:.0f}/s, "
-                f"engine without chain cache {uncached_rates[-1]:.0f}/s, "
-                f"ssl {ssl_rates[-1]:.0f}/s",
-                file=sys.stderr,
-            )
-    engine_rate = statistics.median(engine_rates)
-    uncached_rate = statistics.median(uncached_rates)
-    ssl_rate = statistics.median(ssl_rates)
+    rates = measure(args.group, args.seconds, args.rounds, verbose=not args.json)
+    engine, uncached = rates["engine"], rates["engine_without_chain_cache"]
     result = {
         "benchmark": "tls13_full_handshake_both_sides_in_process",
-        "group": "x25519",
+        "group": args.group,
         "cipher_suite": "TLS_AES_128_GCM_SHA256",
         "certificate": "ecdsa_secp256r1_sha256, verified against its trust anchor",
-        "engine_handshakes_per_s": round(engine_rate, 1),
-        "ssl_handshakes_per_s": round(ssl_rate, 1),
-        "engine_ms_per_handshake": round(1000 / engine_rate, 3),
-        "ssl_ms_per_handshake": round(1000 / ssl_rate, 3),
-        "ratio": round(engine_rate / ssl_rate, 3),
-        "engine_without_chain_cache_handshakes_per_s": round(uncached_rate, 1),
-        "ratio_without_chain_cache": round(uncached_rate / ssl_rate, 3),
+        "engine_handshakes_per_s": _per_s(engine),
+        "ssl_handshakes_per_s": _per_s(rates["ssl"]),
+        "engine_ms_per_handshake": _ms(engine),
+        "ssl_ms_per_handshake": _ms(rates["ssl"]),
+        "ratio": _ratio(engine, rates["ssl"]),
+        "engine_without_chain_cache_handshakes_per_s": _per_s(uncached),
+        "ratio_without_chain_cache": _ratio(uncached, rates["ssl"]),
+        "openssl4_handshakes_per_s": _per_s(rates["openssl4"]),
+        "openssl4_ms_per_handshake": _ms(rates["openssl4"]),
+        "ratio_openssl4": _ratio(engine, rates["openssl4"]),
+        "ratio_openssl4_without_chain_cache": _ratio(uncached, rates["openssl4"]),
+        "floor_handshakes_per_s": _per_s(rates["floor"]),
+        "floor_ms_per_handshake": _ms(rates["floor"]),
+        "ratio_floor": _ratio(engine, rates["floor"]),
+        "floor_without_chain_cache_handshakes_per_s": _per_s(rates["floor_without_chain_cache"]),
+        "ratio_floor_without_chain_cache": _ratio(uncached, rates["floor_without_chain_cache"]),
+        "floor_includes": (
+            "client keygen, server keygen+exchange, client exchange"
+            + (" (ML-KEM-768 keygen/encap/decap + X25519)" if args.group != "x25519" else "")
+            + ", ECDSA P-256 CertificateVerify sign+verify;"
+            " without cache also the CA's ECDSA signature over the leaf"
+        ),
         "rounds": args.rounds,
         "round_seconds": args.seconds,
         "ssl_library": ssl.OPENSSL_VERSION,
+        "openssl4_library": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
         "python": sys.version.split()[0],
     }
     print(json.dumps(result))
