@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -96,6 +97,11 @@ class Credential:
     signer: PrivateKeyHandle
     # DER of each certificate, encoded once here so no handshake re-encodes it.
     chain_der: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    # Messages built from the chain alone, encoded by the first handshake that sends
+    # them (keyed by the protocol's name for them, e.g. "tls13 Certificate").
+    encodings: dict[str, bytes] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if not self.certificate_chain:
@@ -175,6 +181,9 @@ class ClientConfig:
     verified_chain_cache_size: int = 256
     # Built from trust_anchors: the verifier store and the verified-chain cache.
     trust_store: TrustStore = field(init=False, repr=False, compare=False)
+    # What handshakes build from the config alone (the ClientHello's fixed extensions),
+    # built by the first and reused by the rest.
+    cache: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
     # A TrustStore over exactly trust_anchors to use instead of building one, so that
     # configs rebuilt for the same bundle share its verifier store and verdicts.
     shared_trust_store: TrustStore | None = field(default=None, repr=False, compare=False)

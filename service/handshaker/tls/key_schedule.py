@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -112,6 +112,32 @@ def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:
     return constructor(key.translate(_OPAD) + inner.digest()).digest()
 
 
+class HmacKey:
+    """HMAC under one key, the key padded and absorbed once (RFC 2104).
+
+    A secret of the key schedule keys two to four HMACs (a traffic secret: key,
+    iv, finished; the master secret: four Derive-Secrets), so each use after the
+    first costs two hash copies instead of two hash set-ups.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, hash_name: str) -> None:
+        constructor, block_size = _HASH_CONSTRUCTORS[hash_name]
+        if len(key) > block_size:
+            key = constructor(key).digest()
+        key = key.ljust(block_size, b"\0")
+        self._inner = constructor(key.translate(_IPAD))
+        self._outer = constructor(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 section 2.2)."""
     return _hmac_digest(salt, ikm, params.hash_name)
@@ -121,6 +147,12 @@ def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:
 def _hkdf_label_prefix(length: int, label: bytes) -> bytes:
     full_label = b"tls13 " + label
     return length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+
+
+@lru_cache(maxsize=64)
+def _one_block_info(length: int, label: bytes) -> bytes:
+    """HkdfLabel with an empty context, followed by T(1)'s counter byte."""
+    return _hkdf_label_prefix(length, label) + b"\x00\x01"
 
 
 def hkdf_expand_label(
@@ -148,6 +180,14 @@ def hkdf_expand_label(
     return output[:length]
 
 
+def _derive_with(key: HmacKey, params: CipherSuiteParams, label: bytes, context: bytes) -> bytes:
+    """Derive-Secret under a prepared key: one block of HKDF-Expand-Label."""
+    length = params.hash_len
+    return key.digest(
+        _hkdf_label_prefix(length, label) + bytes((len(context),)) + context + b"\x01"
+    )
+
+
 def derive_secret(
     params: CipherSuiteParams, secret: bytes, label: bytes, transcript_hash: bytes
 ) -> bytes:
@@ -155,21 +195,30 @@ def derive_secret(
     return hkdf_expand_label(params, secret, label, transcript_hash, params.hash_len)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class TrafficSecret:
     """A traffic secret and the write key and IV derived from it (section 7.3)."""
 
     secret: bytes
     key: bytes
     iv: bytes
+    # The secret as an HMAC key, for its finished_key (handshake traffic secrets).
+    hmac: HmacKey | None = field(default=None, repr=False)
 
     @staticmethod
     def derive(params: CipherSuiteParams, secret: bytes) -> TrafficSecret:
+        key = HmacKey(secret, params.hash_name)
         return TrafficSecret(
-            secret=secret,
-            key=hkdf_expand_label(params, secret, b"key", b"", params.key_len),
-            iv=hkdf_expand_label(params, secret, b"iv", b"", IV_LEN),
+            secret,
+            key.digest(_one_block_info(params.key_len, b"key"))[: params.key_len],
+            key.digest(_one_block_info(IV_LEN, b"iv"))[:IV_LEN],
+            key,
         )
+
+    def finished_key(self, params: CipherSuiteParams) -> bytes:
+        """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)."""
+        key = self.hmac or HmacKey(self.secret, params.hash_name)
+        return key.digest(_one_block_info(params.hash_len, b"finished"))
 
     def next_generation(self, params: CipherSuiteParams) -> TrafficSecret:
         """application_traffic_secret_N+1 (section 7.2), for KeyUpdate."""
@@ -177,15 +226,25 @@ class TrafficSecret:
             params, hkdf_expand_label(params, self.secret, b"traffic upd", b"", params.hash_len)
         )
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrafficSecret):
+            return NotImplemented
+        return (self.secret, self.key, self.iv) == (other.secret, other.key, other.iv)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return "TrafficSecret(<redacted>)"
 
 
 def finished_verify_data(
-    params: CipherSuiteParams, base_key: bytes, transcript_hash: bytes
+    params: CipherSuiteParams, base_key: bytes | TrafficSecret, transcript_hash: bytes
 ) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(...)) (section 4.4.4)."""
-    finished_key = hkdf_expand_label(params, base_key, b"finished", b"", params.hash_len)
+    if isinstance(base_key, TrafficSecret):
+        finished_key = base_key.finished_key(params)
+    else:
+        finished_key = hkdf_expand_label(params, base_key, b"finished", b"", params.hash_len)
     return _hmac_digest(finished_key, transcript_hash, params.hash_name)
 
 
@@ -197,7 +256,7 @@ def _derived_from_empty_early_secret(suite: int) -> bytes:
     return derive_secret(params, early_secret, b"derived", params.empty_hash)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class HandshakeSecrets:
     """The handshake stage: after (EC)DHE, before the server's Finished."""
 
@@ -205,6 +264,7 @@ class HandshakeSecrets:
     handshake_secret: bytes
     client: TrafficSecret
     server: TrafficSecret
+    hmac: HmacKey | None = field(default=None, repr=False)
 
     @staticmethod
     def derive(
@@ -213,27 +273,26 @@ class HandshakeSecrets:
         # No PSK yet: the early secret, and the salt derived from it, are constants.
         salt = _derived_from_empty_early_secret(params.suite)
         handshake_secret = hkdf_extract(params, salt, shared_secret)
+        key = HmacKey(handshake_secret, params.hash_name)
         return HandshakeSecrets(
-            params=params,
-            handshake_secret=handshake_secret,
-            client=TrafficSecret.derive(
-                params, derive_secret(params, handshake_secret, b"c hs traffic", hello_hash)
-            ),
-            server=TrafficSecret.derive(
-                params, derive_secret(params, handshake_secret, b"s hs traffic", hello_hash)
-            ),
+            params,
+            handshake_secret,
+            TrafficSecret.derive(params, _derive_with(key, params, b"c hs traffic", hello_hash)),
+            TrafficSecret.derive(params, _derive_with(key, params, b"s hs traffic", hello_hash)),
+            key,
         )
 
     def master_secret(self) -> bytes:
         params = self.params
-        salt = derive_secret(params, self.handshake_secret, b"derived", params.empty_hash)
+        key = self.hmac or HmacKey(self.handshake_secret, params.hash_name)
+        salt = _derive_with(key, params, b"derived", params.empty_hash)
         return hkdf_extract(params, salt, params.zeros)
 
     def __repr__(self) -> str:
         return "HandshakeSecrets(<redacted>)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class ApplicationSecrets:
     """The traffic stage: derived from the transcript through the server's Finished."""
 
@@ -242,27 +301,29 @@ class ApplicationSecrets:
     client: TrafficSecret
     server: TrafficSecret
     exporter_master_secret: bytes
+    hmac: HmacKey | None = field(default=None, repr=False)
 
     @staticmethod
     def derive(
         params: CipherSuiteParams, master_secret: bytes, server_finished_hash: bytes
     ) -> ApplicationSecrets:
+        key = HmacKey(master_secret, params.hash_name)
         return ApplicationSecrets(
-            params=params,
-            master_secret=master_secret,
-            client=TrafficSecret.derive(
-                params, derive_secret(params, master_secret, b"c ap traffic", server_finished_hash)
+            params,
+            master_secret,
+            TrafficSecret.derive(
+                params, _derive_with(key, params, b"c ap traffic", server_finished_hash)
             ),
-            server=TrafficSecret.derive(
-                params, derive_secret(params, master_secret, b"s ap traffic", server_finished_hash)
+            TrafficSecret.derive(
+                params, _derive_with(key, params, b"s ap traffic", server_finished_hash)
             ),
-            exporter_master_secret=derive_secret(
-                params, master_secret, b"exp master", server_finished_hash
-            ),
+            _derive_with(key, params, b"exp master", server_finished_hash),
+            key,
         )
 
     def resumption_master_secret(self, client_finished_hash: bytes) -> bytes:
-        return derive_secret(self.params, self.master_secret, b"res master", client_finished_hash)
+        key = self.hmac or HmacKey(self.master_secret, self.params.hash_name)
+        return _derive_with(key, self.params, b"res master", client_finished_hash)
 
     def __repr__(self) -> str:
         return "ApplicationSecrets(<redacted>)"

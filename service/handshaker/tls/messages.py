@@ -31,19 +31,35 @@ def handshake_message(msg_type: int, body: bytes) -> bytes:
 
 
 def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> Extensions:
-    """Extension extensions<minimum..2^16-1>; a ClientHello or ServerHello may omit the block."""
+    """Extension extensions<minimum..2^16-1>; a ClientHello or ServerHello may omit the block.
+
+        struct { ExtensionType extension_type; opaque extension_data<0..2^16-1>; } Extension;
+
+    Read inline rather than through Reader calls: every hello and EncryptedExtensions
+    comes through here.
+    """
     if not required and r.eof():
         return ()
+    length = r.uint16()
+    if length < minimum:
+        raise DecodeError("vector shorter than its minimum length")
+    pos = r._take(length)
+    end = pos + length
+    data = r.data
     items: list[tuple[int, bytes]] = []
     seen: set[int] = set()
-    with r.block(2, minimum=minimum) as block:
-        while not block.eof():
-            ext_type = block.uint16()
-            data = block.opaque(2)
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
-            items.append((ext_type, data))
+    while pos < end:
+        if pos + 4 > end:
+            raise DecodeError("message truncated")
+        ext_type = (data[pos] << 8) | data[pos + 1]
+        start = pos + 4
+        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        if pos > end:
+            raise DecodeError("message truncated")
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        items.append((ext_type, data[start:pos]))
     return tuple(items)
 
 

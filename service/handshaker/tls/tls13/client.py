@@ -42,6 +42,7 @@ from ..groups import KeyShare
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
 from ..messages import (
     ClientHello,
+    Extensions,
     encode_alpn,
     encode_certificate,
     encode_client_hello,
@@ -95,47 +96,59 @@ def _is_ip_literal(name: str) -> bool:
     return True
 
 
-def _client_hello(
-    config: ClientConfig,
-    random: bytes,
-    session_id: bytes,
-    shares: tuple[tuple[int, bytes], ...],
-    cookie: bytes | None = None,
-) -> ClientHello:
-    extensions: list[tuple[int, bytes]] = []
+def _hello_extensions(config: ClientConfig) -> tuple[Extensions, Extensions]:
+    """The ClientHello's extensions before and after key_share: the config's alone, so they
+    are encoded once per config (kept in config.cache)."""
+    cached = config.cache.get("tls13 ClientHello extensions")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    head: list[tuple[int, bytes]] = []
     if config.server_name and not _is_ip_literal(config.server_name):
         # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName."
-        extensions.append((ExtensionType.SERVER_NAME, encode_server_name(config.server_name)))
-    extensions += [
+        head.append((ExtensionType.SERVER_NAME, encode_server_name(config.server_name)))
+    head += [
         (ExtensionType.SUPPORTED_VERSIONS, b"\x02\x03\x04"),
         (ExtensionType.SUPPORTED_GROUPS, encode_uint16_list(config.supported_groups)),
-        (ExtensionType.KEY_SHARE, encode_client_key_shares(shares)),
+    ]
+    tail: list[tuple[int, bytes]] = [
         (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
         (
             ExtensionType.SIGNATURE_ALGORITHMS_CERT,
             encode_uint16_list(config.certificate_signature_schemes),
         ),
     ]
-    if cookie is not None:
-        extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
     if config.alpn_protocols:
-        extensions.append(
+        tail.append(
             (
                 ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
                 encode_alpn(config.alpn_protocols),
             )
         )
     if config.record_size_limit is not None:
-        extensions.append(
-            (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
-        )
+        tail.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+    parts = (tuple(head), tuple(tail))
+    config.cache["tls13 ClientHello extensions"] = parts
+    return parts
+
+
+def _client_hello(
+    config: ClientConfig,
+    random: bytes,
+    session_id: bytes,
+    shares: tuple[tuple[int, bytes], ...],
+) -> ClientHello:
+    head, tail = _hello_extensions(config)
     hello = ClientHello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=random,
         legacy_session_id=session_id,
         cipher_suites=config.cipher_suites,
         legacy_compression_methods=b"\x00",
-        extensions=tuple(extensions),
+        extensions=(
+            *head,
+            (ExtensionType.KEY_SHARE, encode_client_key_shares(shares)),
+            *tail,
+        ),
     )
     if config.padding_to:
         # RFC 7685: pad the whole ClientHello message up to padding_to bytes.
@@ -464,7 +477,7 @@ class ExpectFinished:
         params = state.params
         secrets = state.secrets
         transcript = state.transcript
-        check_finished(params, secrets.server.secret, transcript, message)
+        check_finished(params, secrets.server, transcript, message)
         transcript.update(message)
         application = ApplicationSecrets.derive(
             params, secrets.master_secret(), transcript.digest()
@@ -473,7 +486,7 @@ class ExpectFinished:
         # with the keys in the result, so no read protection is set up here.
 
         def finish(conn: Connection, signature_scheme: int | None) -> HandshakeState:
-            finished = finished_message(params, secrets.client.secret, transcript)
+            finished = finished_message(params, secrets.client, transcript)
             conn.send_handshake(finished)
             transcript.update(finished)
             config = state.config

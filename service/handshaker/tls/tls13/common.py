@@ -133,12 +133,14 @@ def expect(msg_type: int, wanted: int, step: str) -> None:
         raise UnexpectedMessage(f"{name} while {step}")
 
 
-def finished_message(params: CipherSuiteParams, base_key: bytes, transcript: Transcript) -> bytes:
+def finished_message(
+    params: CipherSuiteParams, base_key: TrafficSecret, transcript: Transcript
+) -> bytes:
     return encode_finished(finished_verify_data(params, base_key, transcript.digest()))
 
 
 def check_finished(
-    params: CipherSuiteParams, base_key: bytes, transcript: Transcript, message: bytes
+    params: CipherSuiteParams, base_key: TrafficSecret, transcript: Transcript, message: bytes
 ) -> None:
     """Verify a peer's Finished (whole message) against the transcript before it."""
     # "struct { opaque verify_data[Hash.length]; } Finished;": any other length is a

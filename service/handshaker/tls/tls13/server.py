@@ -266,7 +266,7 @@ class ExpectClientHello:
         _send_encrypted_extensions(conn, config, hello, selection, transcript)
         if config.client_auth is not ClientAuth.NONE:
             _send_certificate_request(conn, config, transcript)
-        _send(conn, transcript, encode_certificate(b"", selection.credential.chain_der))
+        _send(conn, transcript, _certificate_message(selection.credential))
 
         def finish_flight(conn: Connection) -> HandshakeState:
             state = _send_finished(
@@ -286,6 +286,15 @@ class ExpectClientHello:
             SERVER_CONTEXT,
             then=finish_flight,
         )
+
+
+def _certificate_message(credential: Credential) -> bytes:
+    """Our Certificate (empty context, no entry extensions): the same for every handshake."""
+    message = credential.encodings.get("tls13 Certificate")
+    if message is None:
+        message = encode_certificate(b"", credential.chain_der)
+        credential.encodings["tls13 Certificate"] = message
+    return message
 
 
 def _send(conn: Connection, transcript: Transcript, message: bytes) -> None:
@@ -381,7 +390,7 @@ def _send_finished(
 ) -> Negotiated:
     """Our Finished; the application keys; what the client's second flight is checked with."""
     params = selection.params
-    _send(conn, transcript, finished_message(params, secrets.server.secret, transcript))
+    _send(conn, transcript, finished_message(params, secrets.server, transcript))
     application = ApplicationSecrets.derive(params, secrets.master_secret(), transcript.digest())
     conn.set_write_keys(params, application.server)
     conn.set_read_keys(params, secrets.client)
@@ -501,7 +510,7 @@ class ExpectClientFinished:
         state = self.state
         params = state.params
         transcript = state.transcript
-        check_finished(params, state.secrets.client.secret, transcript, message)
+        check_finished(params, state.secrets.client, transcript, message)
         transcript.update(message)
         conn.complete(
             build_result(
