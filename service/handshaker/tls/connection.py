@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from .codepoints import ProtocolVersion
 from .config import ClientConfig, ServerConfig
 from .core import Clock, Connection, ConnectionState, HandshakeState, Random, StateError
+from .server_hello import ExpectFirstClientHello
 from .snapshot import (
+    NO_VERSION,
     ROLE_CLIENT,
     ROLE_SERVER,
     SnapshotError,
@@ -27,7 +29,6 @@ from .snapshot import (
 )
 from .tls13 import snapshot as tls13_snapshot
 from .tls13.client import replay_client, start_client
-from .tls13.server import ExpectClientHello
 
 
 def _snapshot(conn: Connection, role: int) -> bytes:
@@ -37,9 +38,13 @@ def _snapshot(conn: Connection, role: int) -> bytes:
         raise StateError("a private-key operation is out; snapshot before the input that needs it")
     is_client = role == ROLE_CLIENT
     w = SnapshotWriter()
-    write_header(
-        w, role, ProtocolVersion.TLS1_3, tls13_snapshot.state_tag(conn._state, is_client=is_client)
-    )
+    if isinstance(conn._state, ExpectFirstClientHello):
+        # No version chosen yet: protocol 0, and no state fields.
+        write_header(w, role, NO_VERSION, 0)
+        write_connection(w, conn)
+        return w.getvalue()
+    tag = tls13_snapshot.state_tag(conn._state, is_client=is_client)
+    write_header(w, role, ProtocolVersion.TLS1_3, tag)
     write_connection(w, conn)
     if is_client:
         tls13_snapshot.write_client_state(w, conn._state)
@@ -54,10 +59,12 @@ def _restore_into(conn: Connection, snapshot: bytes, role: int) -> tuple[int, Sn
         raise SnapshotError("a snapshot is bytes")
     r = SnapshotReader(bytes(snapshot))
     protocol, tag = read_header(r, role)
-    if protocol != ProtocolVersion.TLS1_3:
+    if protocol not in (ProtocolVersion.TLS1_3, NO_VERSION):
         raise SnapshotError(f"snapshot is of protocol 0x{protocol:04x}, which this engine lacks")
+    if protocol == NO_VERSION and (role != ROLE_SERVER or tag != 0):
+        raise SnapshotError("snapshot has an unknown state for a connection with no version")
     read_connection(r, conn)
-    return tag, r
+    return (tag if protocol != NO_VERSION else -1), r
 
 
 _SNAPSHOT_DOC = """A snapshot of the handshake so far, whenever the connection waits for input.
@@ -145,7 +152,7 @@ class ServerConnection(Connection):
     ) -> None:
         super().__init__(random, clock)
         self.config = config
-        self._state = ExpectClientHello(config)
+        self._state = ExpectFirstClientHello(config)
 
     def snapshot(self) -> bytes:
         return _snapshot(self, ROLE_SERVER)
@@ -166,7 +173,10 @@ class ServerConnection(Connection):
         Connection.__init__(self, random, clock)
         self.config = config
         tag, r = _restore_into(self, snapshot, ROLE_SERVER)
-        self._state = tls13_snapshot.read_server_state(r, tag, config)
+        if tag < 0:
+            self._state = ExpectFirstClientHello(config)
+        else:
+            self._state = tls13_snapshot.read_server_state(r, tag, config)
         r.finish()
         return self
 

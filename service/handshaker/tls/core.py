@@ -71,7 +71,8 @@ class Connection:
         self._reader = RecordReader()
         self._out = bytearray()
         self._pending_handshake = bytearray()
-        self._handshake_buffer = bytearray()
+        # Handshake bytes of a message not yet whole (or held while a key operation is out).
+        self._handshake_buffer = b""
         self._events: deque[Event] = deque()
         self._read: RecordProtection | None = None
         self._write: RecordProtection | None = None
@@ -127,7 +128,7 @@ class Connection:
 
         def resume() -> None:
             self._state = state.resume(self, result)
-            self._after_message(self._operation_epoch)
+            self._after_message(self._operation_epoch, more=bool(self._handshake_buffer))
             if self.status is ConnectionState.HANDSHAKING and self.pending_operation is None:
                 self._process_handshake_messages()
                 self._process_records()
@@ -272,7 +273,8 @@ class Connection:
         elif content_type == ContentType.HANDSHAKE:
             if not payload:
                 raise UnexpectedMessage("zero-length handshake fragment")
-            self._handshake_buffer += payload
+            buffered = self._handshake_buffer
+            self._handshake_buffer = buffered + payload if buffered else payload
             self._process_handshake_messages()
         else:
             raise UnexpectedMessage(f"unexpected content type {content_type}")
@@ -304,32 +306,38 @@ class Connection:
         raise PeerAlert(payload[1])
 
     def _process_handshake_messages(self) -> None:
-        buf = self._handshake_buffer
-        while len(buf) >= 4 and self.status is ConnectionState.HANDSHAKING:
-            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if length > MAX_HANDSHAKE_MESSAGE:
-                raise DecodeError("handshake message too large")
-            end = 4 + length
-            if len(buf) < end:
-                return
-            message = bytes(buf[:end])
-            del buf[:end]
-            if buf and message[0] == HandshakeType.FINISHED:
-                # A key change follows every Finished during the handshake, and RFC 8446
-                # section 5.1 says "Handshake messages MUST NOT span key changes": refuse
-                # before acting on the Finished, so no completion is ever reported.
-                raise UnexpectedMessage("handshake data after Finished in the same record")
-            epoch = self._read_epoch
-            self._state = self._state.handle(self, message[0], message)
-            if isinstance(self._state, AwaitPrivateKeyOperation):
-                self._operation_epoch = epoch
-                return
-            self._after_message(epoch)
-            if self.status is not ConnectionState.HANDSHAKING:
-                return
+        # Messages are sliced out of one immutable buffer by offset: no per-message
+        # copy of what follows them.
+        data = self._handshake_buffer
+        size = len(data)
+        pos = 0
+        try:
+            while size - pos >= 4 and self.status is ConnectionState.HANDSHAKING:
+                length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+                if length > MAX_HANDSHAKE_MESSAGE:
+                    raise DecodeError("handshake message too large")
+                end = pos + 4 + length
+                if end > size:
+                    return
+                message = data if pos == 0 and end == size else data[pos:end]
+                pos = end
+                more = pos < size
+                if more and message[0] == HandshakeType.FINISHED:
+                    # A key change follows every Finished during the handshake, and RFC 8446
+                    # section 5.1 says "Handshake messages MUST NOT span key changes": refuse
+                    # before acting on the Finished, so no completion is ever reported.
+                    raise UnexpectedMessage("handshake data after Finished in the same record")
+                epoch = self._read_epoch
+                self._state = self._state.handle(self, message[0], message)
+                if isinstance(self._state, AwaitPrivateKeyOperation):
+                    self._operation_epoch = epoch
+                    return
+                self._after_message(epoch, more=more)
+        finally:
+            self._handshake_buffer = data[pos:] if pos else data
 
-    def _after_message(self, epoch: int) -> None:
-        if self._handshake_buffer and self._read_epoch != epoch:
+    def _after_message(self, epoch: int, *, more: bool) -> None:
+        if more and self._read_epoch != epoch:
             raise UnexpectedMessage("handshake data after a key change in the same record")
 
     def _alert_record(self, level: int, description: int) -> None:
@@ -352,13 +360,13 @@ class Connection:
         except Exception:  # no keys usable: the alert cannot be protected
             self._out += plaintext_records(ContentType.ALERT, bytes((2, description)))
         self.status = ConnectionState.FAILED
-        self._handshake_buffer.clear()
+        self._handshake_buffer = b""
         self._events.append(HandshakeFailed(description, reason, sent_by_peer=False))
 
     def _peer_failed(self, description: int) -> None:
         self._pending_handshake.clear()
         self.status = ConnectionState.FAILED
-        self._handshake_buffer.clear()
+        self._handshake_buffer = b""
         try:
             name = AlertDescription(description).name.lower()
         except ValueError:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 MAGIC = b"HSnp"
 FORMAT_VERSION = 1
+# The protocol field of a connection that has not chosen its version yet.
+NO_VERSION = 0
 ROLE_CLIENT = 1
 ROLE_SERVER = 2
 _HEADER = struct.Struct(">4sBBHB")
@@ -206,7 +208,7 @@ def _read_protection(r: SnapshotReader) -> RecordProtection | None:
 def write_connection(w: SnapshotWriter, conn: Connection) -> None:
     """The fields every connection has, whatever its version or role."""
     w.blob(conn._reader.pending())
-    w.blob(bytes(conn._handshake_buffer))
+    w.blob(conn._handshake_buffer)
     w.blob(bytes(conn._out))
     _write_protection(w, conn._read)
     _write_protection(w, conn._write)
@@ -219,7 +221,7 @@ def write_connection(w: SnapshotWriter, conn: Connection) -> None:
 
 def read_connection(r: SnapshotReader, conn: Connection) -> None:
     conn._reader.feed(r.blob())
-    conn._handshake_buffer += r.blob()
+    conn._handshake_buffer = r.blob()
     conn._out += r.blob()
     conn._read = _read_protection(r)
     conn._write = _read_protection(r)

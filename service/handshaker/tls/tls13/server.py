@@ -245,9 +245,12 @@ class ExpectClientHello:
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CLIENT_HELLO, "waiting for ClientHello")
+        return self.handle_hello(conn, message, parse_client_hello(message[4:]))
+
+    def handle_hello(self, conn: Connection, message: bytes, hello: ClientHello) -> HandshakeState:
+        """Answer a ClientHello already parsed (by the version-neutral first step)."""
         config = self.config
         retry = self.retry
-        hello = parse_client_hello(message[4:])
         conn.ccs_allowed = True
         check_extensions(hello.extensions, CLIENT_HELLO_EXTENSIONS, None)
         selection = negotiate(config, hello, retry)
