@@ -8,9 +8,17 @@ in one place, so message parsers never check lengths themselves.
 
 from __future__ import annotations
 
+import struct
+from functools import lru_cache
 from types import TracebackType
 
 from .errors import DecodeError
+
+
+@lru_cache(maxsize=512)
+def uint16_array(count: int) -> struct.Struct:
+    """The big-endian layout of `count` uint16 values: one C call reads a whole list."""
+    return struct.Struct(f">{count}H")
 
 
 class Reader:
@@ -91,8 +99,7 @@ class Reader:
         if n < minimum or n % 2:
             raise DecodeError("malformed list of 16-bit values")
         start = self._take(n)
-        data = self.data
-        return tuple((data[i] << 8) | data[i + 1] for i in range(start, start + n, 2))
+        return uint16_array(n >> 1).unpack_from(self.data, start)
 
     def __enter__(self) -> Reader:
         return self

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .codec import Reader, Writer
+from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
 from .errors import DecodeError, IllegalParameter
 
@@ -108,10 +108,17 @@ def encode_uint16_list(values: tuple[int, ...], size: int = 2) -> bytes:
 
 
 def parse_uint16_list(data: bytes, size: int = 2) -> tuple[int, ...]:
-    r = Reader(data)
-    values = r.uint16_list(size)
-    r.finish()
-    return values
+    """An extension body that is exactly one uint16 list with a `size`-byte length."""
+    if len(data) < size:
+        raise DecodeError("message truncated")
+    n = data[0] if size == 1 else (data[0] << 8) | data[1]
+    if n < 2 or n % 2:
+        raise DecodeError("malformed list of 16-bit values")
+    if len(data) != size + n:
+        raise DecodeError(
+            "message truncated" if len(data) < size + n else "trailing bytes after a message"
+        )
+    return uint16_array(n >> 1).unpack_from(data, size)
 
 
 def encode_alpn(protocols: tuple[bytes, ...]) -> bytes:
