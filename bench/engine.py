@@ -82,7 +82,7 @@ from handshaker.tls import (  # noqa: E402
 from OpenSSL import SSL  # noqa: E402
 
 
-def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
+def bench_pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
@@ -198,7 +198,7 @@ def _ssl_has_group(group: str) -> bool:
 
 def measure(group: str, seconds: float, rounds: int, *, verbose: bool) -> dict[str, list[float]]:
     """Handshakes/s of each contender in every round (interleaved); [] for one that cannot run."""
-    ca, leaf, key = _pki()
+    ca, leaf, key = bench_pki()
     contenders: dict[str, Callable[[], object]] = {
         "engine": engine_handshake_factory(ca, leaf, key, group=group),
         # Every chain built and its CA signature checked, as OpenSSL does on every handshake.

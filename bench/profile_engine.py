@@ -80,7 +80,7 @@ def _is_crypto_frame(frame: str) -> bool:
 
 
 def _handshake(args: argparse.Namespace) -> Callable[[], None]:
-    ca, leaf, key = engine._pki()
+    ca, leaf, key = engine.bench_pki()
     handshake = engine.engine_handshake_factory(
         ca, leaf, key, verified_chain_cache=not args.no_cache, group=args.group
     )
@@ -251,7 +251,7 @@ _PHASES = (
 
 def _phases(args: argparse.Namespace) -> dict[str, object]:
     """Median microseconds of each step of the benchmark's handshake, timed one by one."""
-    ca, leaf, key = engine._pki()
+    ca, leaf, key = engine.bench_pki()
     client_config, server_config = engine.engine_configs(
         ca, leaf, key, verified_chain_cache=not args.no_cache, group=args.group
     )
