@@ -3,10 +3,11 @@
 For each group, with and without HelloRetryRequest, a handshake is driven
 between two engine connections and every waiting connection is snapshotted
 once its output is taken, as a service would store it (client after its
-ClientHello, server after its flight, and so on). Reported: the sizes by state (typical = median, worst =
-max; client authentication adds the client's chain, DER, to the server's states
-after it), and the time of snapshot() + restore() per step next to the time of a
-whole handshake measured in the same run. The last line printed is one JSON object.
+ClientHello, server after its flight, and so on). Reported: the sizes by state
+(typical = median, worst = max; client authentication adds the client's chain,
+DER, to the server's states after it), and the time of snapshot() + restore()
+per step next to the time of a whole handshake measured in the same run. The
+last line printed is one JSON object.
 
     python bench/snapshot.py [--json] [--rounds N]
 """
