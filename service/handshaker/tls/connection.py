@@ -67,6 +67,21 @@ def _restore_into(conn: Connection, snapshot: bytes, role: int) -> tuple[int, Sn
     return (tag if protocol != NO_VERSION else -1), r
 
 
+def _restore_state(
+    conn: Connection, snapshot: bytes, config: ClientConfig | ServerConfig
+) -> None:
+    """Fill a fresh connection from a snapshot of its role."""
+    is_client = isinstance(config, ClientConfig)
+    tag, r = _restore_into(conn, snapshot, ROLE_CLIENT if is_client else ROLE_SERVER)
+    if isinstance(config, ClientConfig):
+        conn._state = tls13_snapshot.read_client_state(r, tag, config)
+    elif tag < 0:
+        conn._state = ExpectFirstClientHello(config)
+    else:
+        conn._state = tls13_snapshot.read_server_state(r, tag, config)
+    r.finish()
+
+
 _SNAPSHOT_DOC = """A snapshot of the handshake so far, whenever the connection waits for input.
 
     restore(snapshot, config) continues it exactly as this connection would: same
@@ -134,9 +149,7 @@ class ClientConnection(Connection):
         self = cls.__new__(cls)
         Connection.__init__(self, random, clock)
         self.config = config
-        tag, r = _restore_into(self, snapshot, ROLE_CLIENT)
-        self._state = tls13_snapshot.read_client_state(r, tag, config)
-        r.finish()
+        _restore_state(self, snapshot, config)
         return self
 
 
@@ -172,12 +185,7 @@ class ServerConnection(Connection):
         self = cls.__new__(cls)
         Connection.__init__(self, random, clock)
         self.config = config
-        tag, r = _restore_into(self, snapshot, ROLE_SERVER)
-        if tag < 0:
-            self._state = ExpectFirstClientHello(config)
-        else:
-            self._state = tls13_snapshot.read_server_state(r, tag, config)
-        r.finish()
+        _restore_state(self, snapshot, config)
         return self
 
 

@@ -115,8 +115,8 @@ def write_client_state(w: SnapshotWriter, state: HandshakeState) -> None:
     w.blob(negotiated.client_random)
     w.u16_list(negotiated.offered)
     w.u16(negotiated.group)
-    _write_handshake_secrets(w, negotiated.secrets)
     _write_transcript(w, negotiated.transcript)
+    _write_handshake_secrets(w, negotiated.secrets)
     w.u8(negotiated.hello_retry)
     w.optional_blob(negotiated.alpn_protocol)
     w.u16(negotiated.peer_record_size_limit)
@@ -160,18 +160,9 @@ def read_client_state(r: SnapshotReader, tag: int, config: ClientConfig) -> Hand
     client_random = r.blob()
     offered = frozenset(r.u16_list())
     group = r.u16()
-    # The transcript's suite comes after the secrets; the secrets' size is checked on it.
-    secrets_fields = (r.blob(), r.blob(), r.blob())
     transcript = _read_transcript(r)
     params = transcript.params
-    if any(len(f) != params.hash_len for f in secrets_fields):
-        raise SnapshotError("snapshot has a secret of the wrong size")
-    secrets = HandshakeSecrets(
-        params=params,
-        handshake_secret=secrets_fields[0],
-        client=TrafficSecret.derive(params, secrets_fields[1]),
-        server=TrafficSecret.derive(params, secrets_fields[2]),
-    )
+    secrets = _read_handshake_secrets(r, params)
     negotiated = client.Negotiated(
         config=config,
         client_random=client_random,
