@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from handshaker.keystore import DirectoryKeyStore, Policy, Principal, Role
 from handshaker.tls import ContentType, RecordProtection, RecordReader, TrafficKeys
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
@@ -155,6 +156,23 @@ class ServiceProcess:
 
 
 StartService = Callable[..., ServiceProcess]
+
+
+def development_keystore(path: Path, *principals: str) -> Path:
+    """A keystore as the first `serve` makes it (development CA, `localhost`, its policy),
+    with `localhost` and the `dev-ca` bundle also granted to each of `principals`."""
+    store = DirectoryKeyStore(path)
+    store.ensure_development_ca()
+
+    def grant(policy: Policy) -> Policy:
+        for text in principals:
+            principal = Principal.parse(text)
+            policy = policy.grant_credential("localhost", principal, (Role.SERVER, Role.CLIENT))
+            policy = policy.grant_trust_bundle("dev-ca", principal)
+        return policy
+
+    store.edit_policy(grant)
+    return path
 
 
 def parse_json_line(line: str) -> dict[str, object] | None:
