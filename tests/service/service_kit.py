@@ -592,9 +592,14 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
+def make_channel_pki(
+    directory: Path,
+    callers: Sequence[str],
+    crafted: dict[str, Sequence[x509.GeneralName]] | None = None,
+) -> ChannelPki:
     """A CA, a server certificate for localhost/127.0.0.1, and one client certificate per
-    caller (its DNS SAN is the caller's name)."""
+    caller (its DNS SAN is the caller's name); `crafted` adds callers with exactly the
+    given SANs, in that order (none: no subjectAltName extension at all)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "service tests channel CA")])
@@ -614,7 +619,7 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
         common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier
     ) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(ca_name)
@@ -623,10 +628,13 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(ca_key, hashes.SHA256())
         )
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(names), critical=False
+            )
+        certificate = builder.sign(ca_key, hashes.SHA256())
         return _pem(certificate), _key_pem(key)
 
     server_cert, server_key = leaf(
@@ -637,6 +645,8 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
     clients = {
         name: leaf(name, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH) for name in callers
     }
+    for name, names in (crafted or {}).items():
+        clients[name] = leaf(name, list(names), ExtendedKeyUsageOID.CLIENT_AUTH)
     files = {
         "ca": directory / "ca.pem",
         "cert": directory / "server.pem",

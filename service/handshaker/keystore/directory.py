@@ -445,15 +445,16 @@ class DirectoryKeyStore:
         A policy file that does not validate is an InvalidPolicy here rather than
         being overwritten: the operator's broken edit is theirs to fix, not to lose.
         """
-        path = self.root / POLICY_FILE
-        current = (
-            parse_policy(path.read_text(encoding="utf-8"), source=str(path))
-            if path.exists()
-            else EMPTY_POLICY
-        )
-        edited = edit(current)
+        edited = edit(self.read_policy_file())
         self.write_policy(edited)
         return edited
+
+    def read_policy_file(self) -> Policy:
+        """The policy on disk, strictly: an InvalidPolicy, not the last good one, if it is bad."""
+        path = self.root / POLICY_FILE
+        if not path.exists():
+            return EMPTY_POLICY
+        return parse_policy(path.read_text(encoding="utf-8"), source=str(path))
 
     @property
     def development_ca_path(self) -> Path:

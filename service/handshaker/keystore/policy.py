@@ -131,7 +131,13 @@ class Policy:
         for role in roles:
             principals = current.get(role, frozenset())
             current[role] = principals | {who} if add else principals - {who}
-        return Policy({**self.credentials, name: current}, self.trust_bundles)
+        # Empty grants are dropped: for a credential, absent already means nobody. (A
+        # trust bundle's empty list is kept: absent would reopen the "default" bundle.)
+        current = {role: principals for role, principals in current.items() if principals}
+        credentials = {**self.credentials, name: current}
+        if not current:
+            del credentials[name]
+        return Policy(credentials, self.trust_bundles)
 
     # The file.
 
