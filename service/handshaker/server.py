@@ -134,11 +134,17 @@ def _add_port(
         port = add()
     finally:
         os.umask(previous)
-    if settings.unix_socket_group is not None:
-        os.chown(path, -1, unix_group_id(settings.unix_socket_group))
-        path.chmod(0o660)
-    else:
-        path.chmod(0o600)
+    try:
+        if settings.unix_socket_group is not None:
+            os.chown(path, -1, unix_group_id(settings.unix_socket_group))
+            path.chmod(0o660)
+        else:
+            path.chmod(0o600)
+    except OSError as error:
+        # Not a member of the group, say: refuse to serve on a socket we could not set up.
+        raise ListenError(
+            f"cannot set the owner group or mode of {path}: {error.strerror or error}"
+        ) from None
     return port
 
 

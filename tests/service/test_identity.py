@@ -10,7 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from handshaker.api.identity import Unauthenticated, certificate_principal
+from handshaker.api.identity import CallerIdentity, Unauthenticated, certificate_principal
+from handshaker.keystore import Principal
 
 _KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -70,3 +71,42 @@ def test_a_certificate_without_one_clear_name_is_unauthenticated(
     with pytest.raises(Unauthenticated) as raised:
         certificate_principal(certificate(*names))
     assert reason in str(raised.value)
+
+
+class FakeContext:
+    """The two things CallerIdentity reads from a grpc.aio.ServicerContext."""
+
+    def __init__(self, peer: str, auth: dict[str, list[bytes]] | None = None) -> None:
+        self._peer = peer
+        self._auth = auth or {}
+
+    def peer(self) -> str:
+        return self._peer
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return self._auth
+
+
+@pytest.mark.parametrize(
+    ("peer", "principal"),
+    [
+        ("ipv4:127.0.0.1:40000", "local"),
+        ("ipv4:127.8.9.10:40000", "local"),
+        ("ipv6:[::1]:40000", "local"),
+        ("ipv6:[::ffff:127.0.0.1]:40000", "local"),
+        ("ipv4:10.0.0.7:40000", "anonymous"),
+        ("ipv6:[2001:db8::1]:40000", "anonymous"),
+        ("unix:", "unix:gid=4242"),
+    ],
+)
+def test_a_caller_without_a_certificate_is_named_by_where_it_connects_from(
+    peer: str, principal: str
+) -> None:
+    identity = CallerIdentity(Principal.unix_gid(4242))
+    assert str(identity(FakeContext(peer))) == principal  # type: ignore[arg-type]
+
+
+def test_a_certificate_on_the_channel_wins_over_the_address() -> None:
+    pem = certificate(DNS("alice.test"))
+    context = FakeContext("ipv4:127.0.0.1:40000", {"x509_pem_cert": [pem]})
+    assert str(CallerIdentity()(context)) == "dns:alice.test"  # type: ignore[arg-type]

@@ -363,3 +363,22 @@ def test_a_unix_socket_shared_with_a_group_makes_its_callers_the_group(
         )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert f"unix:gid={gid}" in error.details()
+
+
+@pytest.mark.parametrize(
+    ("listen", "group", "message"),
+    [
+        ("127.0.0.1:0", "0", "--unix-socket-group needs --listen unix:PATH"),
+        ("unix:/tmp/hs-never.sock", "no-such-group-here", "no group named 'no-such-group-here'"),
+    ],
+)
+def test_a_unix_socket_group_that_cannot_apply_is_refused_at_start(
+    tmp_path: Path, listen: str, group: str, message: str
+) -> None:
+    result = subprocess.run(
+        [str(HANDSHAKER), "serve", "--listen", listen, "--unix-socket-group", group,
+         "--keystore", str(tmp_path / "ks")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
