@@ -24,6 +24,7 @@ from service_kit import (
     HANDSHAKER,
     NEED_INPUT,
     ChannelPki,
+    MultiplexStream,
     ServiceProcess,
     StartService,
     StreamHandshake,
@@ -34,6 +35,7 @@ from service_kit import (
     make_channel_pki,
     relay,
     short_socket_dir,
+    start_frame,
 )
 
 # Long enough for the service's one-second reload interval, on a busy machine.
@@ -153,6 +155,26 @@ def test_sni_selection_only_picks_credentials_the_caller_may_use(
             return list(summary.peer.dns_sans) == ["web.test"]
 
         eventually(serves_web, "the grant lets SNI select web")
+
+
+def test_on_multiplex_a_denied_credential_ends_only_its_own_connection(
+    local_service: ServiceProcess,
+) -> None:
+    keys(local_service.keystore, "generate", "web", "--san", "DNS:web.test")
+    with local_service.channel() as channel:
+        stub = handshaker_stub(channel)
+        eventually(
+            lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
+            "the service loads the new credential",
+        )
+        with MultiplexStream(stub) as mux:
+            denied, allowed = mux.exchange(
+                start_frame(1, pb.ServerOptions(credential="web")),
+                start_frame(2, dev_client()),
+            )
+        assert denied.error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+        assert "'web'" in denied.error.message
+        assert allowed.response.step.state == NEED_INPUT  # a ClientHello: the stream went on
 
 
 def test_a_grant_and_its_revocation_are_picked_up_without_a_restart(

@@ -35,6 +35,7 @@ policy (none yet: the empty, deny-all policy) and logs why.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
 import os
@@ -67,7 +68,7 @@ from .pem import (
     load_private_key,
     private_key_pem,
 )
-from .policy import EMPTY_POLICY, POLICY_FILE, Policy, Role, parse_policy
+from .policy import EMPTY_POLICY, POLICY_FILE, InvalidPolicy, Policy, Role, parse_policy
 from .principals import LOCAL, Principal
 
 log = logging.getLogger("handshaker.keystore")
@@ -333,7 +334,7 @@ class DirectoryKeyStore:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            text = "\x00"  # not TOML either; parse_policy says so with the file's name
+            raise InvalidPolicy(f"{path}: not UTF-8 text") from None
         return parse_policy(text, source=str(path))
 
     def _bundle_path(self, kind: str, name: str) -> Path:
@@ -444,9 +445,17 @@ class DirectoryKeyStore:
 
         A policy file that does not validate is an InvalidPolicy here rather than
         being overwritten: the operator's broken edit is theirs to fix, not to lose.
+        Edits hold an exclusive lock on a file beside it, so two `keys allow` at
+        once both land instead of one overwriting the other.
         """
-        edited = edit(self.read_policy_file())
-        self.write_policy(edited)
+        self._ensure_root()
+        lock = os.open(self.root / f".{POLICY_FILE}.lock", os.O_RDWR | os.O_CREAT, CERT_MODE)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            edited = edit(self.read_policy_file())
+            self.write_policy(edited)
+        finally:
+            os.close(lock)  # closing releases the lock
         return edited
 
     def read_policy_file(self) -> Policy:

@@ -186,11 +186,10 @@ def parse_policy(text: str, *, source: str = POLICY_FILE) -> Policy:
             Role(role): _principals(principals, f"{source}: {where}.{role}")
             for role, principals in roles.items()
         }
-    trust_bundles = {
-        name: _principals(principals, f"{source}: trust_bundles.{name}")
-        for name, principals in _table(document, "trust_bundles", source).items()
-        if _check_policy_name(name, "trust bundle", source)
-    }
+    trust_bundles: dict[str, frozenset[str]] = {}
+    for name, principals in _table(document, "trust_bundles", source).items():
+        _check_policy_name(name, "trust bundle", source)
+        trust_bundles[name] = _principals(principals, f"{source}: trust_bundles.{name}")
     return Policy(credentials, trust_bundles)
 
 
@@ -221,10 +220,9 @@ def _principals(value: object, where: str) -> frozenset[str]:
     return frozenset(principals)
 
 
-def _check_policy_name(name: str, what: str, source: str = POLICY_FILE) -> bool:
+def _check_policy_name(name: str, what: str, source: str = POLICY_FILE) -> None:
     if not _NAME.match(name):
         raise InvalidPolicy(f"{source}: {name!r} is not a valid {what} name")
-    return True
 
 
 def _toml_string(text: str) -> str:
