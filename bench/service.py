@@ -57,7 +57,7 @@ from pathlib import Path
 import grpc
 from cryptography import x509
 from handshaker.api import ConfigFactory
-from handshaker.keystore import DirectoryKeyStore
+from handshaker.keystore import LOCAL, DirectoryKeyStore
 from handshaker.tls import (
     ClientConfig,
     ClientConnection,
@@ -415,7 +415,7 @@ async def measure(
     dev_ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
     client_config = ClientConfig(server_name="localhost", trust_anchors=(dev_ca,))
     # The very config the service builds for ServerOptions() on this keystore.
-    server_config = ConfigFactory(store).server(pb.ServerOptions())
+    server_config = ConfigFactory(store).server(pb.ServerOptions(), LOCAL)
     multiplex = MultiplexHandshake(service.address)
     python_handshakes: dict[str, Handshake] = {
         "stream": stream_handshake,

@@ -18,8 +18,12 @@ from . import __version__
 from .keystore import (
     DEFAULT_KEY_TYPE,
     KEY_TYPES,
+    ROLE_NAMES,
     DirectoryKeyStore,
     KeystoreError,
+    Policy,
+    Principal,
+    Role,
     describe,
 )
 
@@ -61,9 +65,37 @@ def _keystore_path(args: argparse.Namespace) -> Path:
 
 # `handshaker keys ...`
 
+# What --allow on generate/import and `keys allow` without --role grant: TLS use in
+# both roles, not the keyless operations.
+TLS_ROLES = (Role.SERVER, Role.CLIENT)
+
+
+def _principals(texts: Sequence[str] | None) -> list[Principal]:
+    """Parsed before anything is written, so a typo changes nothing."""
+    return [Principal.parse(text) for text in texts or ()]
+
+
+def _grant_all(store: DirectoryKeyStore, name: str, principals: Sequence[Principal]) -> None:
+    if not principals:
+        return
+
+    def grant(policy: Policy) -> Policy:
+        for principal in principals:
+            policy = policy.grant_credential(name, principal, TLS_ROLES)
+        return policy
+
+    store.edit_policy(grant)
+    print(
+        f"allowed {', '.join(map(str, principals))} to use {name} (server, client)",
+        file=sys.stderr,
+    )
+
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    principals = _principals(args.allow)
     store = DirectoryKeyStore(_keystore_path(args))
+    if principals:
+        store.read_policy_file()  # a broken policy fails now, before a credential is stored
     credential = store.generate(args.name, args.san, args.key_type, replace=args.replace)
     if args.default:
         store.set_default(args.name)
@@ -73,14 +105,70 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
         f"valid until {_utc(info.not_after)}, issued by the development CA "
         f"({store.development_ca_path})"
     )
+    _grant_all(store, args.name, principals)
+    return 0
+
+
+def _roles(args: argparse.Namespace, default: Sequence[Role]) -> tuple[Role, ...]:
+    return tuple(Role(r) for r in args.role) if args.role else tuple(default)
+
+
+def _cmd_keys_allow(args: argparse.Namespace) -> int:
+    principal = Principal.parse(args.principal)
+    store = DirectoryKeyStore(_keystore_path(args))
+    # The policy file first: reading the keystore would also log a broken one.
+    store.read_policy_file()
+    if args.trust_bundle:
+        if args.role:
+            raise CommandError("--role is for credentials; a trust bundle is only used")
+        if args.name not in store.trust_bundle_names():
+            raise CommandError(f"no trust bundle named {args.name!r} in {store.root}")
+        store.edit_policy(lambda policy: policy.grant_trust_bundle(args.name, principal))
+        print(f"allowed {principal} to use the trust bundle {args.name}")
+        return 0
+    if args.name not in store.names():
+        raise CommandError(f"no credential named {args.name!r} in {store.root}")
+    roles = _roles(args, TLS_ROLES)
+    store.edit_policy(lambda policy: policy.grant_credential(args.name, principal, roles))
+    print(f"allowed {principal} to use {args.name} ({', '.join(r.value for r in roles)})")
+    return 0
+
+
+def _cmd_keys_deny(args: argparse.Namespace) -> int:
+    principal = Principal.parse(args.principal)
+    store = DirectoryKeyStore(_keystore_path(args))
+    if args.trust_bundle:
+        if args.role:
+            raise CommandError("--role is for credentials; a trust bundle is only used")
+        store.edit_policy(lambda policy: policy.revoke_trust_bundle(args.name, principal))
+        print(f"denied {principal} the trust bundle {args.name}")
+        return 0
+    roles = _roles(args, tuple(Role))
+    store.edit_policy(lambda policy: policy.revoke_credential(args.name, principal, roles))
+    print(f"denied {principal} {args.name} ({', '.join(r.value for r in roles)})")
+    return 0
+
+
+def _cmd_keys_policy(args: argparse.Namespace) -> int:
+    store = DirectoryKeyStore(_keystore_path(args))
+    path = store.policy_path
+    if not path.exists():
+        print(f"no policy at {path}: nobody may use any credential", file=sys.stderr)
+        return 0
+    # Validated as the service would, so a file that does not validate says why here.
+    store.read_policy_file()
+    sys.stdout.write(path.read_text(encoding="utf-8"))
     return 0
 
 
 def _cmd_keys_import(args: argparse.Namespace) -> int:
+    principals = _principals(args.allow)
     chain_pem = _read_input(args.cert, "certificate chain")
     key_pem = _read_input(args.key, "private key")
     ca_pem = _read_input(args.ca, "CA bundle") if args.ca is not None else None
     store = DirectoryKeyStore(_keystore_path(args))
+    if principals:
+        store.read_policy_file()  # a broken policy fails now, before a credential is stored
     credential = store.import_credential(
         args.name, chain_pem, key_pem, ca_pem=ca_pem, replace=args.replace
     )
@@ -88,6 +176,7 @@ def _cmd_keys_import(args: argparse.Namespace) -> int:
         store.set_default(args.name)
     info = describe(args.name, credential)
     print(f"imported {info.name}: {info.key_type}, {', '.join(info.sans) or info.subject}")
+    _grant_all(store, args.name, principals)
     return 0
 
 
@@ -179,6 +268,7 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     generate.add_argument("--key-type", choices=KEY_TYPES, default=DEFAULT_KEY_TYPE)
     generate.add_argument("--replace", action="store_true", help="replace an existing credential")
     generate.add_argument("--default", action="store_true", help="make it the default credential")
+    _add_allow_option(generate)
     _add_keystore_option(generate)
     generate.set_defaults(handler=_cmd_keys_generate)
 
@@ -195,6 +285,7 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     import_.add_argument("--replace", action="store_true", help="replace an existing credential")
     import_.add_argument("--default", action="store_true", help="make it the default credential")
+    _add_allow_option(import_)
     _add_keystore_option(import_)
     import_.set_defaults(handler=_cmd_keys_import)
 
@@ -206,6 +297,49 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     ca = keys_commands.add_parser("ca", help="print the development CA certificate (PEM)")
     _add_keystore_option(ca)
     ca.set_defaults(handler=_cmd_keys_ca)
+
+    for command, verb, handler in (
+        ("allow", "let PRINCIPAL use", _cmd_keys_allow),
+        ("deny", "stop PRINCIPAL from using", _cmd_keys_deny),
+    ):
+        edit = keys_commands.add_parser(
+            command,
+            help=f"{verb} a credential (or trust bundle): edits policy.toml",
+            description=f"{verb.capitalize()} the credential NAME (with --trust-bundle, the "
+            "trust bundle NAME). The running service picks the change up within a second.",
+        )
+        edit.add_argument("name", metavar="NAME")
+        edit.add_argument(
+            "principal",
+            metavar="PRINCIPAL",
+            help="spiffe://DOMAIN/PATH, dns:NAME, unix:uid=N, unix:gid=N, local or anonymous",
+        )
+        edit.add_argument(
+            "--role",
+            action="append",
+            choices=ROLE_NAMES,
+            help="repeatable (default: "
+            + ("server and client" if command == "allow" else "every role")
+            + ")",
+        )
+        edit.add_argument("--trust-bundle", action="store_true", help="NAME is a trust bundle")
+        _add_keystore_option(edit)
+        edit.set_defaults(handler=handler)
+
+    policy = keys_commands.add_parser("policy", help="print the authorization policy (TOML)")
+    _add_keystore_option(policy)
+    policy.set_defaults(handler=_cmd_keys_policy)
+
+
+def _add_allow_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow",
+        action="append",
+        metavar="PRINCIPAL",
+        help="let this principal use it, server and client roles (e.g. local, "
+        "spiffe://prod/web, dns:web.internal, unix:uid=1000); repeatable. Without it "
+        "nobody may use the new credential until `keys allow`",
+    )
 
 
 # ---------------------------------------------------------------------------

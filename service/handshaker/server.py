@@ -2,7 +2,9 @@
 
 Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
 that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
-is given) unless the operator says --insecure explicitly.
+is given) unless the operator says --insecure explicitly. A Unix socket is created
+owner-only (0600), or 0660 for the group given with --unix-socket-group: its file
+mode is what tells callers apart there (api/identity.py says why).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import grp
 import ipaddress
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,7 +29,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
-from handshaker.keystore import DirectoryKeyStore, KeyStore
+from handshaker.api.identity import CallerIdentity
+from handshaker.keystore import LOCAL, DirectoryKeyStore, KeyStore, Principal
 from handshaker.sessions import MemorySessionStore
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
@@ -55,6 +60,7 @@ class Settings:
     grace_seconds: float = 5.0
     log_level: str = "info"
     stats_interval: float = 60.0
+    unix_socket_group: str | None = None
 
 
 def is_loopback(listen: str) -> bool:
@@ -79,11 +85,67 @@ def check_listen(settings: Settings) -> None:
         raise ListenError("--tls-cert and --tls-key go together")
     if settings.tls_client_ca is not None and not uses_tls:
         raise ListenError("--tls-client-ca needs --tls-cert and --tls-key")
+    if settings.unix_socket_group is not None:
+        if not settings.listen.startswith("unix:"):
+            raise ListenError("--unix-socket-group needs --listen unix:PATH")
+        unix_group_id(settings.unix_socket_group)
     if not is_loopback(settings.listen) and not uses_tls and not settings.insecure:
         raise ListenError(
             f"refusing to listen on {settings.listen} without TLS: it is not a loopback address. "
             "Give --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or --insecure."
         )
+
+
+def unix_group_id(group: str) -> int:
+    """The gid of a group given by name or number."""
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ListenError(f"--unix-socket-group: no group named {group!r}") from None
+
+
+def unix_principal(settings: Settings) -> Principal:
+    """Who every caller on the Unix socket is: whoever its file mode lets connect."""
+    if settings.listen.startswith("unix-abstract:"):
+        return LOCAL  # no file, no mode: anyone on this host (in this network namespace)
+    if settings.unix_socket_group is not None:
+        return Principal.unix_gid(unix_group_id(settings.unix_socket_group))
+    return Principal.unix_uid(os.getuid())
+
+
+def _add_port(
+    server: grpc.aio.Server, settings: Settings, credentials: grpc.ServerCredentials | None
+) -> int:
+    def add() -> int:
+        if credentials is None:
+            return server.add_insecure_port(settings.listen)
+        return server.add_secure_port(settings.listen, credentials)
+
+    if not settings.listen.startswith("unix:"):
+        return add()
+    path = Path(settings.listen.removeprefix("unix:").removeprefix("//"))
+    # Bound under a umask that leaves the socket 0600, so it is never more open than
+    # meant, not even between bind() and a chmod; the group is let in only after the
+    # socket belongs to it.
+    previous = os.umask(0o177)
+    try:
+        port = add()
+    finally:
+        os.umask(previous)
+    try:
+        if settings.unix_socket_group is not None:
+            os.chown(path, -1, unix_group_id(settings.unix_socket_group))
+            path.chmod(0o660)
+        else:
+            path.chmod(0o600)
+    except OSError as error:
+        # Not a member of the group, say: refuse to serve on a socket we could not set up.
+        raise ListenError(
+            f"cannot set the owner group or mode of {path}: {error.strerror or error}"
+        ) from None
+    return port
 
 
 class JsonFormatter(logging.Formatter):
@@ -157,7 +219,10 @@ async def serve(
         ]
     )
     servicer = HandshakerServicer(
-        sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout
+        sessions,
+        ConfigFactory(keystore),
+        idle_timeout=settings.idle_timeout,
+        identity=CallerIdentity(unix_principal(settings)),
     )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         servicer,
@@ -169,10 +234,7 @@ async def serve(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     credentials = _server_credentials(settings)
-    if credentials is None:
-        port = server.add_insecure_port(settings.listen)
-    else:
-        port = server.add_secure_port(settings.listen, credentials)
+    port = _add_port(server, settings, credentials)
     if port == 0 and not settings.listen.startswith("unix"):
         raise ListenError(f"could not listen on {settings.listen}")
     # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
@@ -195,6 +257,11 @@ async def serve(
                 "address": address,
                 "tls": credentials is not None,
                 "mtls": settings.tls_client_ca is not None,
+                **(
+                    {"unix_principal": str(unix_principal(settings))}
+                    if settings.listen.startswith("unix")
+                    else {}
+                ),
             }
         },
     )
@@ -238,6 +305,12 @@ def run(settings: Settings) -> int:
             }
         },
     )
+    if not store.policy_path.exists():
+        log.warning(
+            "no policy file: every credential is denied until one is granted "
+            "(handshaker keys allow NAME PRINCIPAL)",
+            extra={"fields": {"policy": str(store.policy_path)}},
+        )
     if ca_path.exists():
         print(
             f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
@@ -298,6 +371,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often to log the handshake counts (default 60)",
     )
+    parser.add_argument(
+        "--unix-socket-group",
+        metavar="GROUP",
+        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600); "
+        "its callers are then the principal unix:gid=GID",
+    )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
         "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
@@ -318,5 +397,6 @@ def serve_command(args: argparse.Namespace, keystore: Path) -> int:
             max_sessions_per_caller=args.max_sessions_per_caller,
             log_level=args.log_level,
             stats_interval=args.stats_interval,
+            unix_socket_group=args.unix_socket_group,
         )
     )

@@ -163,10 +163,14 @@ class Service:
         return self.keystore / name / "tls.key"
 
     def generate(self, name: str, *sans: str) -> None:
-        """`handshaker keys generate NAME --san ...`: a credential issued by the development CA."""
+        """`handshaker keys generate NAME --san ... --allow local`: a credential issued by the
+        development CA, usable by the tests (callers on loopback are `local`)."""
         san_args = [arg for san in sans for arg in ("--san", san)]
         subprocess.run(
-            [HANDSHAKER, "keys", "generate", name, *san_args, "--keystore", self.keystore],
+            [
+                HANDSHAKER, "keys", "generate", name, *san_args,
+                "--allow", "local", "--keystore", self.keystore,
+            ],
             check=True,
             capture_output=True,
         )

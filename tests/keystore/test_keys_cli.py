@@ -131,3 +131,120 @@ def test_the_keystore_comes_from_the_environment(tmp_path: Path) -> None:
     listed = run("keys", "list", keystore=None, env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
     assert listed.returncode == 0
     assert str(tmp_path / "xdg" / "handshaker" / "keystore") in listed.stderr
+
+
+# --- the policy: --allow, keys allow|deny|policy -------------------------------------------
+
+
+def ok(keystore: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run(*args, keystore=keystore)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _policy(keystore: Path) -> dict[str, object]:
+    import tomllib
+
+    return tomllib.loads((keystore / "policy.toml").read_text())
+
+
+def test_generate_with_allow_grants_the_new_credential_in_both_tls_roles(tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    result = run(
+        "keys", "generate", "web", "--san", "DNS:web.test",
+        "--allow", "local", "--allow", "spiffe://prod/web", keystore=keystore,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _policy(keystore)["credentials"] == {
+        "web": {"server": ["local", "spiffe://prod/web"], "client": ["local", "spiffe://prod/web"]}
+    }
+
+
+def test_generate_without_allow_grants_nothing(tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    ok(keystore, "keys", "generate", "web", "--san", "DNS:web.test")
+    assert not (keystore / "policy.toml").exists()
+
+
+def test_import_with_allow_grants_the_imported_credential(
+    tmp_path: Path, issue_leaf: IssueLeaf
+) -> None:
+    keystore = tmp_path / "keystore"
+    leaf = issue_leaf("DNS:imported.example")
+    cert, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.write_bytes(leaf.chain_pem)
+    key.write_bytes(leaf.key_pem())
+    result = run(
+        "keys", "import", "imported", "--cert", str(cert), "--key", str(key),
+        "--allow", "unix:uid=1000", keystore=keystore,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _policy(keystore)["credentials"] == {
+        "imported": {"server": ["unix:uid=1000"], "client": ["unix:uid=1000"]}
+    }
+
+
+def test_allow_and_deny_edit_the_policy_file(tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    ok(keystore, "keys", "generate", "web", "--san", "DNS:web.test")
+
+    allowed = run("keys", "allow", "web", "dns:batch.internal", "--role", "client", "--role",
+                  "sign", keystore=keystore)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
+    assert "dns:batch.internal" in allowed.stdout
+    ok(keystore, "keys", "allow", "web", "local")
+    assert _policy(keystore)["credentials"] == {
+        "web": {
+            "server": ["local"],
+            "client": ["dns:batch.internal", "local"],
+            "sign": ["dns:batch.internal"],
+        }
+    }
+
+    ok(keystore, "keys", "deny", "web", "local", "--role", "server")
+    ok(keystore, "keys", "deny", "web", "dns:batch.internal")
+    assert _policy(keystore)["credentials"] == {"web": {"client": ["local"]}}
+
+    ok(keystore, "keys", "allow", "dev-ca", "local", "--trust-bundle")
+    assert _policy(keystore)["trust_bundles"] == {"dev-ca": ["local"]}
+    ok(keystore, "keys", "deny", "dev-ca", "local", "--trust-bundle")
+    assert _policy(keystore)["trust_bundles"] == {"dev-ca": []}
+
+    printed = run("keys", "policy", keystore=keystore)
+    assert printed.returncode == 0
+    assert printed.stdout == (keystore / "policy.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("allow", "web", "x509:alice"), "'x509:alice' is not a principal"),
+        (("allow", "web", "dns:spiffe://test/a"), "is not a DNS name"),
+        (("allow", "nope", "local"), "no credential named 'nope'"),
+        (("allow", "nope", "local", "--trust-bundle"), "no trust bundle named 'nope'"),
+        (("allow", "dev-ca", "local", "--trust-bundle", "--role", "server"), "--role is for"),
+    ],
+)
+def test_a_bad_allow_is_one_line_and_changes_nothing(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    keystore = tmp_path / "keystore"
+    ok(keystore, "keys", "generate", "web", "--san", "DNS:web.test", "--allow", "local")
+    before = (keystore / "policy.toml").read_text()
+    assert_clean_failure(run("keys", *args, keystore=keystore), message)
+    assert (keystore / "policy.toml").read_text() == before
+
+
+def test_a_broken_policy_file_is_reported_not_overwritten(tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    ok(keystore, "keys", "generate", "web", "--san", "DNS:web.test")
+    (keystore / "policy.toml").write_text("version = 1\nextra = true\n")
+    refused = run("keys", "allow", "web", "local", keystore=keystore)
+    assert_clean_failure(refused, "unknown key 'extra'")
+    assert_clean_failure(
+        run("keys", "generate", "api", "--san", "DNS:api.test", "--allow", "local",
+            keystore=keystore),
+        "unknown key 'extra'",
+    )  # fmt: skip
+    assert not (keystore / "api").exists()  # refused before the credential was stored
+    assert (keystore / "policy.toml").read_text() == "version = 1\nextra = true\n"

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from handshaker.keystore import DirectoryKeyStore, Policy, Principal, Role
 from handshaker.tls import ContentType, RecordProtection, RecordReader, TrafficKeys
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
@@ -155,6 +156,23 @@ class ServiceProcess:
 
 
 StartService = Callable[..., ServiceProcess]
+
+
+def development_keystore(path: Path, *principals: str) -> Path:
+    """A keystore as the first `serve` makes it (development CA, `localhost`, its policy),
+    with `localhost` and the `dev-ca` bundle also granted to each of `principals`."""
+    store = DirectoryKeyStore(path)
+    store.ensure_development_ca()
+
+    def grant(policy: Policy) -> Policy:
+        for text in principals:
+            principal = Principal.parse(text)
+            policy = policy.grant_credential("localhost", principal, (Role.SERVER, Role.CLIENT))
+            policy = policy.grant_trust_bundle("dev-ca", principal)
+        return policy
+
+    store.edit_policy(grant)
+    return path
 
 
 def parse_json_line(line: str) -> dict[str, object] | None:
@@ -574,9 +592,14 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
+def make_channel_pki(
+    directory: Path,
+    callers: Sequence[str],
+    crafted: dict[str, Sequence[x509.GeneralName]] | None = None,
+) -> ChannelPki:
     """A CA, a server certificate for localhost/127.0.0.1, and one client certificate per
-    caller (its DNS SAN is the caller's name)."""
+    caller (its DNS SAN is the caller's name); `crafted` adds callers with exactly the
+    given SANs, in that order (none: no subjectAltName extension at all)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "service tests channel CA")])
@@ -596,7 +619,7 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
         common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier
     ) -> tuple[bytes, bytes]:
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(ca_name)
@@ -605,10 +628,13 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(ca_key, hashes.SHA256())
         )
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(names), critical=False
+            )
+        certificate = builder.sign(ca_key, hashes.SHA256())
         return _pem(certificate), _key_pem(key)
 
     server_cert, server_key = leaf(
@@ -619,6 +645,8 @@ def make_channel_pki(directory: Path, callers: Sequence[str]) -> ChannelPki:
     clients = {
         name: leaf(name, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH) for name in callers
     }
+    for name, names in (crafted or {}).items():
+        clients[name] = leaf(name, list(names), ExtendedKeyUsageOID.CLIENT_AUTH)
     files = {
         "ca": directory / "ca.pem",
         "cert": directory / "server.pem",

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 from handshaker.api.options import ConfigFactory
 from handshaker.api.servicer import HandshakerServicer
-from handshaker.keystore import AsyncKey, KeyOperationError, MemoryKeyStore
+from handshaker.keystore import (
+    EMPTY_POLICY,
+    LOCAL,
+    AsyncKey,
+    KeyOperationError,
+    MemoryKeyStore,
+    Role,
+)
 from handshaker.sessions import MemorySessionStore
 from handshaker.tls import (
     AlertDescription,
@@ -75,6 +83,11 @@ async def _service(pki: TestPKI) -> AsyncIterator[Service]:
     store = MemoryKeyStore(
         {name: Credential(leaf.chain, key) for name, key in keys.items()},
         {"default": (pki.root.certificate,)},
+        policy=functools.reduce(
+            lambda policy, name: policy.grant_credential(name, LOCAL, (Role.SERVER,)),
+            keys,
+            EMPTY_POLICY,
+        ),
     )
     servicer = HandshakerServicer(MemorySessionStore(), ConfigFactory(store))
     server = grpc.aio.server()

@@ -1,13 +1,14 @@
 """Sessions: owned by the caller that started them, capped, expired when idle, freed on cancel.
 
 Two caller identities come from mutual TLS on the gRPC channel: each caller is
-its client certificate's subjectAltName.
+its client certificate's DNS SAN (the principals dns:alice.test and dns:bob.test).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -22,6 +23,7 @@ from service_kit import (
     StreamHandshake,
     UnaryHandshake,
     client_options,
+    development_keystore,
     handshaker_stub,
     relay,
 )
@@ -74,12 +76,17 @@ class Callers:
 
 @pytest.fixture
 def mtls_callers(
-    start_service: StartService, channel_pki: ChannelPki
+    start_service: StartService, channel_pki: ChannelPki, tmp_path: Path
 ) -> Iterator[Callable[..., Callers]]:
     opened: list[Callers] = []
 
     def make(*args: str) -> Callers:
-        callers = Callers(start_service(*channel_pki.serve_args(), *args), channel_pki)
+        # Both callers may serve with `localhost`: what tells them apart is ownership.
+        keystore = development_keystore(
+            tmp_path / f"mtls-keystore-{len(opened)}", "dns:alice.test", "dns:bob.test"
+        )
+        service = start_service(*channel_pki.serve_args(), *args, keystore=keystore)
+        callers = Callers(service, channel_pki)
         opened.append(callers)
         return callers
 

@@ -106,9 +106,14 @@ func startService(bin string) (*testService, func(), error) {
 	}
 	removeDir := func() { os.RemoveAll(dir) }
 	keystore := filepath.Join(dir, "keystore")
+	// Callers of the test service are `local` on loopback TCP and this uid on the Unix
+	// socket; the policy grants both the two credentials and the dev-ca bundle.
+	uid := fmt.Sprintf("unix:uid=%d", os.Getuid())
 	for _, args := range [][]string{
-		{"keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--default", "--keystore", keystore},
-		{"keys", "generate", "client", "--san", "DNS:client", "--keystore", keystore},
+		{"keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--default", "--allow", "local", "--allow", uid, "--keystore", keystore},
+		{"keys", "generate", "client", "--san", "DNS:client", "--allow", "local", "--allow", uid, "--keystore", keystore},
+		{"keys", "allow", "dev-ca", "local", "--trust-bundle", "--keystore", keystore},
+		{"keys", "allow", "dev-ca", uid, "--trust-bundle", "--keystore", keystore},
 	} {
 		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 			removeDir()

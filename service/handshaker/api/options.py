@@ -7,6 +7,13 @@ TrustStore (verifier store and verified-chain cache) outlives those entries: one
 per distinct set of anchors, keyed by their DER, so a rebuilt config keeps its
 bundle's verdicts and a changed bundle gets a fresh store. A bad option raises
 InvalidOptions (INVALID_ARGUMENT); an unknown key or bundle KeyNotFound (NOT_FOUND).
+
+Authorization is checked on every start, before the cache, against the keystore's
+current policy: a credential or trust bundle the caller's principal is not granted
+raises AccessDenied (PERMISSION_DENIED). A name that does not exist is NOT_FOUND
+first, as for every caller (names are not secrets; keys are). Server-role selection
+by SNI only considers the credentials the caller may serve with, decided at the
+ClientHello against the policy of that moment.
 """
 
 from __future__ import annotations
@@ -19,7 +26,13 @@ from collections.abc import Callable, Collection, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from handshaker.keystore import DEFAULT_TRUST_BUNDLE, KeyStore
+from handshaker.keystore import (
+    DEFAULT_TRUST_BUNDLE,
+    AccessDenied,
+    KeyStore,
+    Principal,
+    Role,
+)
 from handshaker.tls import ClientAuth, ClientConfig, Credential, ServerConfig
 from handshaker.tls.certificates import TrustStore
 from handshaker.tls.config import (
@@ -123,17 +136,50 @@ class ConfigFactory:
             self._cache.popitem(last=False)
         return config
 
-    def client(self, options: pb.ClientOptions) -> ClientConfig:
+    def client(self, options: pb.ClientOptions, principal: Principal) -> ClientConfig:
+        self._authorize_client(options, principal)
         key = b"c" + options.SerializeToString(deterministic=True)
         config = self._cached(key, lambda: self._build_client(options))
         assert isinstance(config, ClientConfig)
         return config
 
-    def server(self, options: pb.ServerOptions) -> ServerConfig:
-        key = b"s" + options.SerializeToString(deterministic=True)
-        config = self._cached(key, lambda: self._build_server(options))
+    def server(self, options: pb.ServerOptions, principal: Principal) -> ServerConfig:
+        self._authorize_server(options, principal)
+        # The selector answers for this principal, so the config is per principal.
+        key = b"s" + str(principal).encode() + b"\0" + options.SerializeToString(deterministic=True)
+        config = self._cached(key, lambda: self._build_server(options, principal))
         assert isinstance(config, ServerConfig)
         return config
+
+    # Authorization: existence first (KeyNotFound), then the policy (AccessDenied).
+
+    def _authorize_credential(self, principal: Principal, name: str, role: Role) -> None:
+        self._keystore.credential(name)
+        self._keystore.policy().check_credential(principal, name, role)
+
+    def _authorize_bundle(self, principal: Principal, name: str) -> None:
+        self._keystore.trust_bundle(name)
+        self._keystore.policy().check_trust_bundle(principal, name)
+
+    def _authorize_client(self, options: pb.ClientOptions, principal: Principal) -> None:
+        if options.credential:
+            self._authorize_credential(principal, options.credential, Role.CLIENT)
+        trust = options.WhichOneof("trust")
+        if not options.insecure_skip_verify and trust != "trust_anchors_pem":
+            bundle = options.trust_bundle if trust == "trust_bundle" else DEFAULT_TRUST_BUNDLE
+            self._authorize_bundle(principal, bundle)
+
+    def _authorize_server(self, options: pb.ServerOptions, principal: Principal) -> None:
+        if options.credential:
+            self._authorize_credential(principal, options.credential, Role.SERVER)
+        elif not self._keystore.policy().credential_names(principal, Role.SERVER):
+            # Refused now rather than as a handshake that finds no certificate later.
+            raise AccessDenied(f"{principal} may not use any credential in the server role")
+        trust = options.WhichOneof("client_trust")
+        if trust == "client_trust_bundle":
+            self._authorize_bundle(principal, options.client_trust_bundle)
+        elif trust is None and _CLIENT_AUTH.get(options.client_auth) not in (None, ClientAuth.NONE):
+            self._authorize_bundle(principal, DEFAULT_TRUST_BUNDLE)
 
     def _build_client(self, options: pb.ClientOptions) -> ClientConfig:
         keystore = self._keystore
@@ -174,7 +220,7 @@ class ConfigFactory:
         except ValueError as error:
             raise InvalidOptions(str(error)) from None
 
-    def _build_server(self, options: pb.ServerOptions) -> ServerConfig:
+    def _build_server(self, options: pb.ServerOptions, principal: Principal) -> ServerConfig:
         keystore = self._keystore
         name = options.credential
         selector: Callable[[str | None, Sequence[int]], Credential | None]
@@ -182,11 +228,23 @@ class ConfigFactory:
             keystore.credential(name)  # an unknown name is NOT_FOUND now, not a failed handshake
 
             def by_name(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+                # Asked again at the ClientHello: a grant revoked since the start counts.
+                if not keystore.policy().allows_credential(principal, name, Role.SERVER):
+                    return None
                 return keystore.credential(name)
 
             selector = by_name
         else:
-            selector = keystore.select
+
+            def by_sni(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+                policy = keystore.policy()
+                return keystore.select(
+                    server_name,
+                    schemes,
+                    lambda candidate: policy.allows_credential(principal, candidate, Role.SERVER),
+                )
+
+            selector = by_sni
         client_auth = _CLIENT_AUTH.get(options.client_auth)
         if client_auth is None:
             raise InvalidOptions("unknown client_auth value")

@@ -20,7 +20,14 @@ from typing import TypeVar
 import grpc
 from cryptography import x509
 
-from handshaker.keystore import KeyNotFound, KeyOperationError, KeystoreUnavailable, perform
+from handshaker.keystore import (
+    AccessDenied,
+    KeyNotFound,
+    KeyOperationError,
+    KeystoreUnavailable,
+    Principal,
+    perform,
+)
 from handshaker.sessions import Session, SessionLimitReached, SessionNotFound, SessionStore
 from handshaker.sessions.base import Role
 from handshaker.tls import (
@@ -36,7 +43,7 @@ from handshaker.tls.key_schedule import CipherSuiteParams
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
-from .identity import caller_identity
+from .identity import CallerIdentity, Unauthenticated
 from .options import ConfigFactory, InvalidOptions
 from .stats import HandshakeStats
 
@@ -155,36 +162,55 @@ _StepResponse = (
 
 class HandshakerServicer(pb_grpc.HandshakerServicer):
     def __init__(
-        self, sessions: SessionStore, configs: ConfigFactory, *, idle_timeout: float = 10.0
+        self,
+        sessions: SessionStore,
+        configs: ConfigFactory,
+        *,
+        idle_timeout: float = 10.0,
+        identity: CallerIdentity | None = None,
     ) -> None:
         self._sessions = sessions
         self._configs = configs
+        self._identity = identity if identity is not None else CallerIdentity()
         self._idle_timeout = idle_timeout
         self.stats = HandshakeStats()
 
     # --- shared steps -----------------------------------------------------------------
 
+    def _caller(self, context: grpc.aio.ServicerContext[object, object]) -> Principal:
+        try:
+            return self._identity(context)
+        except Unauthenticated as error:
+            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
+
     def _start(
         self,
-        owner: str,
+        principal: Principal,
         options: pb.ClientOptions | pb.ServerOptions,
         keys_in_response: bool,
         *,
         register: bool = True,
     ) -> Session:
+        owner = str(principal)
         try:
             if isinstance(options, pb.ClientOptions):
                 connection: ClientConnection | ServerConnection = ClientConnection(
-                    self._configs.client(options)
+                    self._configs.client(options, principal)
                 )
                 role = Role.CLIENT
             else:
-                connection = ServerConnection(self._configs.server(options))
+                connection = ServerConnection(self._configs.server(options, principal))
                 role = Role.SERVER
         except InvalidOptions as error:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except KeyNotFound as error:
             raise _Abort(grpc.StatusCode.NOT_FOUND, str(error)) from None
+        except AccessDenied as error:
+            log.info(
+                "permission denied",
+                extra={"fields": {"caller": owner, "reason": str(error)}},
+            )
+            raise _Abort(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
         except KeystoreUnavailable as error:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
         session = Session(
@@ -327,11 +353,12 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             )
         return step.state
 
-    def _session(self, session_id: str, owner: str) -> Session:
+    def _session(self, session_id: str, owner: Principal) -> Session:
         if not session_id:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
         try:
-            return self._sessions.get(session_id, owner)
+            # Sessions are keyed by the principal's string form, which is unambiguous.
+            return self._sessions.get(session_id, str(owner))
         except SessionNotFound:
             raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
 
@@ -345,7 +372,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def StartClient(
         self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartClientResponse:
-        session = self._start(caller_identity(context), request.options, request.keys_in_response)
+        session = self._start(self._caller(context), request.options, request.keys_in_response)
         response = pb.StartClientResponse()
         await self._advance(session, b"", response)
         return response
@@ -356,7 +383,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> pb.StartServerResponse:
         if len(request.in_bytes) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
-        session = self._start(caller_identity(context), request.options, request.keys_in_response)
+        session = self._start(self._caller(context), request.options, request.keys_in_response)
         response = pb.StartServerResponse()
         await self._advance(session, request.in_bytes, response)
         return response
@@ -365,7 +392,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def Feed(
         self, request: pb.FeedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.FeedResponse:
-        session = self._session(request.session_id, caller_identity(context))
+        session = self._session(request.session_id, self._caller(context))
         response = pb.FeedResponse()
         await self._advance(session, request.in_bytes, response)
         return response
@@ -374,7 +401,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def GetKeys(
         self, request: pb.GetKeysRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetKeysResponse:
-        session = self._session(request.session_id, caller_identity(context))
+        session = self._session(request.session_id, self._caller(context))
         if session.result is None:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
         response = pb.GetKeysResponse()
@@ -387,7 +414,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         request: pb.ExportKeyingMaterialRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> pb.ExportKeyingMaterialResponse:
-        session = self._session(request.session_id, caller_identity(context))
+        session = self._session(request.session_id, self._caller(context))
         result = session.result
         if result is None:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
@@ -405,7 +432,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def Abort(
         self, request: pb.AbortRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.AbortResponse:
-        session = self._session(request.session_id, caller_identity(context))
+        session = self._session(request.session_id, self._caller(context))
         self._sessions.remove(session.session_id)
         log.debug("session aborted", extra={"fields": {"session": session.session_id[:8]}})
         return pb.AbortResponse()
@@ -419,9 +446,9 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> None:
         # context.read()/write() rather than an async generator over request_iterator:
         # the same messages with fewer layers of awaitables on the hot path.
-        owner = caller_identity(context)  # type: ignore[arg-type]
         session: Session | None = None
         try:
+            owner = self._caller(context)  # type: ignore[arg-type]
             while True:
                 try:
                     # An idle stream is an abandoned handshake: end it like an idle session.
@@ -473,7 +500,11 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         request_iterator: AsyncIterator[pb.MultiplexRequest],
         context: grpc.aio.ServicerContext[pb.MultiplexRequest, pb.MultiplexResponse],
     ) -> None:
-        owner = caller_identity(context)  # type: ignore[arg-type]
+        try:
+            owner = self._caller(context)  # type: ignore[arg-type]
+        except _Abort as abort:
+            await self._fail(context, abort)  # type: ignore[arg-type]
+            return
         live: dict[int, Session] = {}
         idle = self._idle_timeout
         # Idle connections are found by a sweep every quarter of the idle timeout,
@@ -539,7 +570,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
 
     def _frame(
         self,
-        owner: str,
+        owner: Principal,
         live: dict[int, Session],
         frame: pb.ConnectionFrame,
         result: pb.ConnectionResult,

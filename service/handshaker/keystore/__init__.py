@@ -32,16 +32,35 @@ from .directory import (
 from .keyops import AsyncKey, KeyOperationError, perform
 from .memory import MemoryKeyStore
 from .pem import load_certificates, load_credential, load_private_key
+from .policy import (
+    EMPTY_POLICY,
+    POLICY_FILE,
+    ROLE_NAMES,
+    AccessDenied,
+    InvalidPolicy,
+    Policy,
+    Role,
+    parse_policy,
+)
+from .principals import ANONYMOUS, LOCAL, InvalidPrincipal, Principal, PrincipalKind
 
 __all__ = [
+    "ANONYMOUS",
     "DEFAULT_KEY_TYPE",
     "DEFAULT_TRUST_BUNDLE",
     "DEV_CA_BUNDLE",
+    "EMPTY_POLICY",
     "KEY_TYPES",
+    "LOCAL",
+    "POLICY_FILE",
+    "ROLE_NAMES",
+    "AccessDenied",
     "AsyncKey",
     "CredentialInfo",
     "DirectoryKeyStore",
     "InvalidCredential",
+    "InvalidPolicy",
+    "InvalidPrincipal",
     "KeyNotFound",
     "KeyOperationError",
     "KeyStore",
@@ -49,6 +68,10 @@ __all__ = [
     "KeystoreSnapshot",
     "KeystoreUnavailable",
     "MemoryKeyStore",
+    "Policy",
+    "Principal",
+    "PrincipalKind",
+    "Role",
     "check_name",
     "describe",
     "ensure_development_ca",
@@ -56,6 +79,7 @@ __all__ = [
     "load_certificates",
     "load_credential",
     "load_private_key",
+    "parse_policy",
     "perform",
     "subject_alt_names",
 ]

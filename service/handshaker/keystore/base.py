@@ -8,16 +8,20 @@ carry one.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from handshaker.tls.config import Credential
+
+if TYPE_CHECKING:
+    # policy.py imports this module for KeystoreError; the protocol only names the type.
+    from .policy import Policy
 
 
 class KeystoreError(Exception):
@@ -45,12 +49,16 @@ class KeyStore(Protocol):
         ...
 
     def select(
-        self, server_name: str | None, signature_schemes: Sequence[int]
+        self,
+        server_name: str | None,
+        signature_schemes: Sequence[int],
+        allowed: Callable[[str], bool] | None = None,
     ) -> Credential | None:
         """The credential for a ClientHello: exact DNS SAN, then wildcard, then the default.
 
         Only credentials that can sign with one of `signature_schemes` are chosen
-        (an empty list does not filter). Fits ServerConfig.credential_selector.
+        (an empty list does not filter), and only names `allowed` accepts (the
+        caller's policy grants) when it is given. Fits ServerConfig.credential_selector.
         """
         ...
 
@@ -68,6 +76,10 @@ class KeyStore(Protocol):
 
     def default_name(self) -> str | None:
         """The name of the credential served when no SAN matches the server_name."""
+        ...
+
+    def policy(self) -> Policy:
+        """The authorization policy in force (default deny: the empty policy)."""
         ...
 
 
@@ -226,10 +238,15 @@ class KeystoreSnapshot:
             yield self.default
 
     def select(
-        self, server_name: str | None, signature_schemes: Sequence[int]
+        self,
+        server_name: str | None,
+        signature_schemes: Sequence[int],
+        allowed: Callable[[str], bool] | None = None,
     ) -> Credential | None:
         offered = set(signature_schemes)
         for name in self.candidates(server_name):
+            if allowed is not None and not allowed(name):
+                continue
             credential = self.credentials[name]
             if not offered or offered.intersection(credential.signer.signature_schemes):
                 return credential

@@ -11,6 +11,8 @@ Layout of the keystore directory (every name below is a credential or bundle nam
       trust/<name>.pem          a trust bundle: one or more PEM certificates
       default                   optional: one line, the name of the default credential
       dev-ca/ca.crt, ca.key     the development CA, created on first use
+      policy.toml               who may use which credential and trust bundle (policy.py);
+                                absent: nobody may use any credential
 
 - Entries whose name starts with "." are ignored (Kubernetes' ..data links, our
   temporary files); "trust" and "dev-ca" are not credential names.
@@ -25,12 +27,15 @@ Changes are noticed without a restart: at most every `reload_interval` seconds a
 access stats the files (inode, size, mtime, ctime) and re-reads only what
 changed, then swaps in a whole new snapshot. A file that does not parse, or a
 key that does not match its certificate (a half-written update), keeps the last
-good credential and logs one warning naming the file, never its content.
+good credential and logs one warning naming the file, never its content. The
+policy file reloads the same way: one that does not validate keeps the last good
+policy (none yet: the empty, deny-all policy) and logs why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
 import os
@@ -63,6 +68,8 @@ from .pem import (
     load_private_key,
     private_key_pem,
 )
+from .policy import EMPTY_POLICY, POLICY_FILE, InvalidPolicy, Policy, Role, parse_policy
+from .principals import LOCAL, Principal
 
 log = logging.getLogger("handshaker.keystore")
 
@@ -74,7 +81,7 @@ DEV_CA_DIR = "dev-ca"
 DEFAULT_FILE = "default"
 DEV_CA_BUNDLE = "dev-ca"
 DEFAULT_TRUST_BUNDLE = "default"
-RESERVED_NAMES = frozenset({TRUST_DIR, DEV_CA_DIR, DEFAULT_FILE})
+RESERVED_NAMES = frozenset({TRUST_DIR, DEV_CA_DIR, DEFAULT_FILE, POLICY_FILE})
 
 KEY_MODE = 0o600
 CERT_MODE = 0o644
@@ -133,6 +140,7 @@ class DirectoryKeyStore:
         self._last_scan: dict[tuple[str, str], tuple[FileStamp, ...]] | None = None
         self._credentials: dict[str, _Loaded[Credential]] = {}
         self._bundles: dict[tuple[str, str], _Loaded[tuple[x509.Certificate, ...]]] = {}
+        self._policy: _Loaded[Policy] | None = None
         # Stamps we already warned about, so a broken file is reported once, not per access.
         self._warned: dict[tuple[str, str], tuple[FileStamp, ...]] = {}
 
@@ -145,9 +153,12 @@ class DirectoryKeyStore:
         return self._current().credential(name)
 
     def select(
-        self, server_name: str | None, signature_schemes: Sequence[int]
+        self,
+        server_name: str | None,
+        signature_schemes: Sequence[int],
+        allowed: Callable[[str], bool] | None = None,
     ) -> Credential | None:
-        return self._current().select(server_name, signature_schemes)
+        return self._current().select(server_name, signature_schemes, allowed)
 
     def trust_bundle(self, name: str) -> tuple[x509.Certificate, ...]:
         return self._current().trust_bundle(name)
@@ -160,6 +171,16 @@ class DirectoryKeyStore:
 
     def default_name(self) -> str | None:
         return self._current().default
+
+    def policy(self) -> Policy:
+        """The last good authorization policy (the empty, deny-all one when there is none)."""
+        self._current()
+        loaded = self._policy
+        return loaded.value if loaded is not None else EMPTY_POLICY
+
+    @property
+    def policy_path(self) -> Path:
+        return self.root / POLICY_FILE
 
     def describe_all(self) -> list[CredentialInfo]:
         """The public facts of every credential, in name order."""
@@ -216,6 +237,7 @@ class DirectoryKeyStore:
                     if (ca := _stamp(folder / CA_FILE)) is not None:
                         scan["ca", entry.name] = (ca,)
         scan["default", ""] = (_stamp(self.root / DEFAULT_FILE),)
+        scan["policy", POLICY_FILE] = (_stamp(self.root / POLICY_FILE),)
         return scan
 
     def _refresh(self) -> None:
@@ -254,6 +276,15 @@ class DirectoryKeyStore:
                 if bundle is not None:
                     bundles[kind, name] = bundle
 
+        policy_stamp = scan["policy", POLICY_FILE]
+        if policy_stamp == (None,):
+            # Deleting the file is a deliberate "nobody": unlike a broken file, it is
+            # not an accident to ride out on the last good policy.
+            self._policy = None
+        else:
+            self._policy = self._load_item(
+                self._policy, ("policy", POLICY_FILE), policy_stamp, self._read_policy
+            )
         self._credentials = credentials
         self._bundles = bundles
         self._last_scan = scan
@@ -297,6 +328,14 @@ class DirectoryKeyStore:
         chain = load_certificates((folder / CERT_FILE).read_bytes(), source=str(folder / CERT_FILE))
         key = load_private_key((folder / KEY_FILE).read_bytes(), source=str(folder / KEY_FILE))
         return credential_from_key(chain, key, source=str(folder))
+
+    def _read_policy(self) -> Policy:
+        path = self.root / POLICY_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPolicy(f"{path}: not UTF-8 text") from None
+        return parse_policy(text, source=str(path))
 
     def _bundle_path(self, kind: str, name: str) -> Path:
         if kind == "trust":
@@ -395,6 +434,37 @@ class DirectoryKeyStore:
         _write_file(self.root / DEFAULT_FILE, f"{name}\n".encode(), CERT_MODE)
         self._next_check = 0.0
 
+    def write_policy(self, policy: Policy) -> None:
+        """Replaces the policy file atomically (the service reloads it within a second)."""
+        self._ensure_root()
+        _write_file(self.root / POLICY_FILE, policy.to_toml().encode(), CERT_MODE)
+        self._next_check = 0.0
+
+    def edit_policy(self, edit: Callable[[Policy], Policy]) -> Policy:
+        """Applies `edit` to the policy on disk and writes the result; returns it.
+
+        A policy file that does not validate is an InvalidPolicy here rather than
+        being overwritten: the operator's broken edit is theirs to fix, not to lose.
+        Edits hold an exclusive lock on a file beside it, so two `keys allow` at
+        once both land instead of one overwriting the other.
+        """
+        self._ensure_root()
+        lock = os.open(self.root / f".{POLICY_FILE}.lock", os.O_RDWR | os.O_CREAT, CERT_MODE)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            edited = edit(self.read_policy_file())
+            self.write_policy(edited)
+        finally:
+            os.close(lock)  # closing releases the lock
+        return edited
+
+    def read_policy_file(self) -> Policy:
+        """The policy on disk, strictly: an InvalidPolicy, not the last good one, if it is bad."""
+        path = self.root / POLICY_FILE
+        if not path.exists():
+            return EMPTY_POLICY
+        return parse_policy(path.read_text(encoding="utf-8"), source=str(path))
+
     @property
     def development_ca_path(self) -> Path:
         """Where the development CA certificate is (it may not exist yet)."""
@@ -428,7 +498,9 @@ class DirectoryKeyStore:
         """On a keystore without credentials: creates the development CA and `localhost`.
 
         `localhost` (DNS:localhost, IP:127.0.0.1, IP:::1) becomes the default, so a
-        fresh install serves at once. A keystore that already holds credentials is
+        fresh install serves at once, and a policy is written (when there is none) that
+        lets `local` and this process's own uid use `localhost` and the `dev-ca` bundle,
+        and nothing else. A keystore that already holds credentials is
         left alone (it may be a read-only mount). Returns the path of the development
         CA certificate, which exists unless the keystore came with its own credentials.
         """
@@ -438,6 +510,8 @@ class DirectoryKeyStore:
         self.generate("localhost", ["DNS:localhost", "IP:127.0.0.1", "IP:::1"])
         if self.default_name() is None:
             self.set_default("localhost")
+        if not (self.root / POLICY_FILE).exists():
+            self.write_policy(development_policy())
         log.info("created the development credential 'localhost'")
         return self.development_ca_path
 
@@ -488,6 +562,15 @@ class DirectoryKeyStore:
                 # grown one credential at a time keeps serving the one it started with.
                 _write_file(self.root / DEFAULT_FILE, f"{name}\n".encode(), CERT_MODE)
         self._next_check = 0.0
+
+
+def development_policy() -> Policy:
+    """What a fresh keystore allows: `local` and our own uid may use the development pieces."""
+    policy = EMPTY_POLICY
+    for principal in (LOCAL, Principal.unix_uid(os.getuid())):
+        policy = policy.grant_credential("localhost", principal, (Role.SERVER, Role.CLIENT))
+        policy = policy.grant_trust_bundle(DEV_CA_BUNDLE, principal)
+    return policy
 
 
 def ensure_development_ca(path: str | os.PathLike[str]) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from cryptography import x509
 
@@ -11,6 +11,7 @@ from handshaker.tls.config import Credential
 
 from .base import KeyNotFound, KeystoreSnapshot
 from .pem import load_credential
+from .policy import EMPTY_POLICY, Policy
 
 
 class MemoryKeyStore:
@@ -21,8 +22,10 @@ class MemoryKeyStore:
         credentials: dict[str, Credential] | None = None,
         trust_bundles: dict[str, Iterable[x509.Certificate]] | None = None,
         default: str | None = None,
+        policy: Policy = EMPTY_POLICY,
     ) -> None:
         self._lock = threading.Lock()
+        self._policy = policy
         self._snapshot = KeystoreSnapshot(
             credentials=dict(credentials or {}),
             trust_bundles={k: tuple(v) for k, v in (trust_bundles or {}).items()},
@@ -40,9 +43,12 @@ class MemoryKeyStore:
         return self._snapshot.credential(name)
 
     def select(
-        self, server_name: str | None, signature_schemes: Sequence[int]
+        self,
+        server_name: str | None,
+        signature_schemes: Sequence[int],
+        allowed: Callable[[str], bool] | None = None,
     ) -> Credential | None:
-        return self._snapshot.select(server_name, signature_schemes)
+        return self._snapshot.select(server_name, signature_schemes, allowed)
 
     def trust_bundle(self, name: str) -> tuple[x509.Certificate, ...]:
         return self._snapshot.trust_bundle(name)
@@ -55,6 +61,12 @@ class MemoryKeyStore:
 
     def default_name(self) -> str | None:
         return self._snapshot.default
+
+    def policy(self) -> Policy:
+        return self._policy
+
+    def set_policy(self, policy: Policy) -> None:
+        self._policy = policy
 
     # Changes.
 

@@ -38,9 +38,13 @@ final class HandshakerService implements AutoCloseable {
     this.root = Files.createTempDirectory("handshaker-java-");
     this.keystore = root.resolve("keystore");
     this.log = root.resolve("service.log");
+    // Callers on loopback are the principal `local`; the policy grants it both credentials
+    // and the dev-ca trust bundle.
     run("keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1",
-        "--default", "--keystore", keystore.toString());
-    run("keys", "generate", "client", "--san", "DNS:client", "--keystore", keystore.toString());
+        "--default", "--allow", "local", "--keystore", keystore.toString());
+    run("keys", "generate", "client", "--san", "DNS:client", "--allow", "local",
+        "--keystore", keystore.toString());
+    run("keys", "allow", "dev-ca", "local", "--trust-bundle", "--keystore", keystore.toString());
     this.port = freePort();
     this.address = "127.0.0.1:" + port;
     List<String> serve =
