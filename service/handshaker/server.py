@@ -125,6 +125,7 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
+    # Only the in-memory store expires here; a shared store's records carry a TTL.
     while True:
         await asyncio.sleep(interval)
         expired = sessions.expire_idle()
