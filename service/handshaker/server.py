@@ -26,7 +26,10 @@ from grpc_reflection.v1alpha import reflection
 
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
 from handshaker.keystore import DirectoryKeyStore, KeyStore
-from handshaker.sessions import MemorySessionStore
+from handshaker.keystore.directory import SESSION_STORE_DIR
+from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
+from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
+from handshaker.sessions.sealing import Sealer
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
@@ -39,6 +42,10 @@ LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.W
 
 class ListenError(ValueError):
     """The listen address is malformed, or not allowed without TLS."""
+
+
+class StoreError(ValueError):
+    """The session store is misnamed or unreachable at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,8 @@ class Settings:
     grace_seconds: float = 5.0
     log_level: str = "info"
     stats_interval: float = 60.0
+    # "memory", or redis://HOST:PORT/DB, rediss://..., unix:///path.sock
+    session_store: str = "memory"
 
 
 def is_loopback(listen: str) -> bool:
@@ -133,6 +142,51 @@ async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
             log.info("idle sessions expired", extra={"fields": {"count": expired}})
 
 
+async def _reload_keys(sealer: Sealer, interval: float) -> None:
+    # A key rotated on the shared directory starts sealing here within `interval`.
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            sealer.reload()
+        except (OSError, ValueError) as error:
+            log.warning("session-store keys not reloaded", extra={"fields": {"error": str(error)}})
+
+
+def session_store_keys(keystore: Path) -> Path:
+    return keystore / SESSION_STORE_DIR / "keys"
+
+
+async def open_session_store(settings: Settings) -> tuple[SessionStore, Sealer | None]:
+    """The unary API's store, checked reachable; StoreError (one line) when it is not."""
+    if settings.session_store == "memory":
+        memory = MemorySessionStore(
+            idle_timeout=settings.idle_timeout,
+            max_sessions=settings.max_sessions,
+            max_sessions_per_caller=settings.max_sessions_per_caller,
+        )
+        return memory, None
+    if not is_redis_url(settings.session_store):
+        raise StoreError(
+            f"--session-store {store_name(settings.session_store)!r}: give memory, "
+            "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH.sock"
+        )
+    assert settings.keystore is not None
+    sealer = Sealer(session_store_keys(settings.keystore))
+    store = RedisSessionStore(
+        settings.session_store,
+        sealer,
+        idle_timeout=settings.idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
+    )
+    try:
+        await store.ping()
+    except SessionStoreUnavailable as error:
+        await store.close()
+        raise StoreError(str(error)) from None
+    return store, sealer
+
+
 async def _report(stats: HandshakeStats, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -146,10 +200,16 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
     check_listen(settings)
-    sessions = MemorySessionStore(
-        idle_timeout=settings.idle_timeout,
-        max_sessions=settings.max_sessions,
-        max_sessions_per_caller=settings.max_sessions_per_caller,
+    sessions, sealer = await open_session_store(settings)
+    # Streams stay in memory on this replica, whichever store the unary API uses.
+    streams = (
+        sessions
+        if isinstance(sessions, MemorySessionStore)
+        else MemorySessionStore(
+            idle_timeout=settings.idle_timeout,
+            max_sessions=settings.max_sessions,
+            max_sessions_per_caller=settings.max_sessions_per_caller,
+        )
     )
     server = grpc.aio.server(
         options=[
@@ -158,7 +218,7 @@ async def serve(
         ]
     )
     servicer = HandshakerServicer(
-        sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout
+        sessions, ConfigFactory(keystore), idle_timeout=settings.idle_timeout, streams=streams
     )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         servicer,
@@ -196,10 +256,12 @@ async def serve(
                 "address": address,
                 "tls": credentials is not None,
                 "mtls": settings.tls_client_ca is not None,
+                "session_store": store_name(settings.session_store),
             }
         },
     )
-    sweeper = asyncio.create_task(_sweep(sessions, min(1.0, settings.idle_timeout / 2)))
+    sweeper = asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2)))
+    reloader = asyncio.create_task(_reload_keys(sealer, 10.0)) if sealer is not None else None
     reporter = asyncio.create_task(_report(servicer.stats, settings.stats_interval))
     if ready is not None:
         ready.set()
@@ -209,7 +271,10 @@ async def serve(
         log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
         await health_servicer.enter_graceful_shutdown()
         sweeper.cancel()
+        if reloader is not None:
+            reloader.cancel()
         await server.stop(settings.grace_seconds)
+        await sessions.close()
         reporter.cancel()
         counts = servicer.stats.take()
         if counts:
@@ -249,7 +314,7 @@ def run(settings: Settings) -> int:
         print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
     try:
         asyncio.run(serve(settings, store))
-    except ListenError as error:
+    except (ListenError, StoreError) as error:
         print(f"handshaker serve: {error}", file=sys.stderr)
         return 2
     return 0
@@ -299,6 +364,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often to log the handshake counts (default 60)",
     )
+    parser.add_argument(
+        "--session-store",
+        default="memory",
+        metavar="memory|redis://HOST:PORT/DB|rediss://...|unix:///PATH.sock",
+        help="where the unary API's sessions live between RPCs (default memory; Redis lets "
+        "replicas share them, sealed under keys in <keystore>/session-store/keys)",
+    )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
         "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
@@ -319,5 +391,6 @@ def serve_command(args: argparse.Namespace, keystore: Path) -> int:
             max_sessions_per_caller=args.max_sessions_per_caller,
             log_level=args.log_level,
             stats_interval=args.stats_interval,
+            session_store=args.session_store,
         )
     )
