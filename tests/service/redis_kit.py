@@ -84,5 +84,3 @@ class RedisServer:
 
 def redis_args(redis: RedisServer, *extra: str) -> list[str]:
     return ["--session-store", redis.url, *extra]
-
-
