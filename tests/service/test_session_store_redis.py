@@ -128,6 +128,11 @@ def test_a_handshake_moves_between_three_replicas_and_redis_holds_no_secret(
     client_keys, server_keys = client.keys(), server.keys()
     assert client_keys.write.key == server_keys.read.key
     assert_records_cross(client_keys, server_keys)
+    # A finished session takes no more bytes, on any replica (as with the memory store).
+    with pytest.raises(grpc.RpcError) as error:
+        stubs[1].Feed(pb.FeedRequest(session_id=client.session_id, in_bytes=b"\x16"))
+    assert error.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "the handshake is complete" in (error.value.details() or "")
     # Export works on any replica, and agrees between the two sides.
     exports = [
         stub.ExportKeyingMaterial(
