@@ -173,6 +173,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> None:
         # The unary API's store (memory or shared); streams always live in memory here.
         self._sessions = sessions
+        # A live-connection store's save does nothing: its hot path skips the call.
+        self._saves = sessions.keeps_snapshots
         if streams is None:
             if not isinstance(sessions, MemorySessionStore):
                 raise TypeError("a shared session store needs a MemorySessionStore for streams")
@@ -229,7 +231,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self, owner: str, options: pb.ClientOptions | pb.ServerOptions, keys_in_response: bool
     ) -> Session:
         session = self._new_session(owner, options, keys_in_response)
-        if self._sessions.needs_options:
+        if self._saves:
             session.options = options.SerializeToString(deterministic=True)
         try:
             await self._sessions.add(session)
@@ -435,7 +437,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         )
         response = pb.StartClientResponse()
         await self._advance(session, b"", response)
-        await self._save(session)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary
@@ -449,7 +452,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         )
         response = pb.StartServerResponse()
         await self._advance(session, request.in_bytes, response)
-        await self._save(session)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary
@@ -459,7 +463,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         session = await self._session(request.session_id, caller_identity(context))
         response = pb.FeedResponse()
         await self._advance(session, request.in_bytes, response)
-        await self._save(session)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary

@@ -73,8 +73,10 @@ class Session:
 class SessionStore(Protocol):
     """Holds the unary API's sessions between RPCs."""
 
-    # Whether sessions must carry their start options (the store rebuilds connections).
-    needs_options: bool
+    # True: the store keeps snapshots, not live connections, so sessions must carry
+    # their start options and every step must be saved. False (memory): save is a
+    # no-op the servicer may skip.
+    keeps_snapshots: bool
 
     async def add(self, session: Session) -> None:
         """Admit a new session; raises SessionLimitReached past a cap. A store may

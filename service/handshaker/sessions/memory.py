@@ -16,7 +16,7 @@ from .base import Session, SessionLimitReached, SessionNotFound
 
 
 class MemorySessionStore:
-    needs_options = False
+    keeps_snapshots = False
 
     def __init__(
         self,

@@ -122,7 +122,7 @@ def is_redis_url(url: str) -> bool:
 
 
 class RedisSessionStore:
-    needs_options = True
+    keeps_snapshots = True
 
     def __init__(
         self,
