@@ -147,7 +147,7 @@ async def _reload_keys(sealer: Sealer, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            sealer.reload()
+            sealer.refresh()
         except (OSError, ValueError) as error:
             log.warning("session-store keys not reloaded", extra={"fields": {"error": str(error)}})
 

@@ -21,7 +21,7 @@ from handshaker.api.servicer import HandshakerServicer
 from handshaker.keystore import MemoryKeyStore
 from handshaker.sessions import MemorySessionStore
 from handshaker.sessions.redis_store import RedisSessionStore, store_name
-from handshaker.sessions.sealing import Sealer
+from handshaker.sessions.sealing import Sealer, SealingError
 from handshaker.tls import (
     ClientConfig,
     ClientConnection,
@@ -199,22 +199,23 @@ def test_a_sealed_record_copied_under_another_session_id_is_refused(
     assert victim.stub.Feed(pb.FeedRequest(session_id=victim.session_id)).step.state == NEED_INPUT
 
 
-def test_a_record_of_another_owner_is_not_found(redis_server: RedisServer, tmp_path: Path) -> None:
-    asyncio.run(_other_owner(redis_server, tmp_path))
-
-
-async def _other_owner(redis: RedisServer, tmp_path: Path) -> None:
+def test_a_seal_opens_only_for_its_session_id_and_owner(tmp_path: Path) -> None:
     sealer = Sealer(tmp_path / "keys")
-    store = RedisSessionStore(redis.url, sealer)
-    try:
-        blob = sealer.seal(b"x", "id-a", "alice")
-        with pytest.raises(Exception, match="does not open"):
-            sealer.open(blob, "id-a", "bob")
-        with pytest.raises(Exception, match="does not open"):
-            sealer.open(blob, "id-b", "alice")
-        assert sealer.open(blob, "id-a", "alice") == b"x"
-    finally:
-        await store.close()
+    blob = sealer.seal(b"snapshot", "id-a", "alice")
+    assert sealer.open(blob, "id-a", "alice") == b"snapshot"
+    for session_id, owner in (("id-a", "bob"), ("id-b", "alice"), ("id-a", "alice\x00")):
+        with pytest.raises(SealingError, match="does not open"):
+            sealer.open(blob, session_id, owner)
+    tampered = blob[:-1] + bytes((blob[-1] ^ 1,))
+    with pytest.raises(SealingError):
+        sealer.open(tampered, "id-a", "alice")
+    # Another Sealer on the same directory (another replica) opens it; a new key seals.
+    other = Sealer(tmp_path / "keys")
+    assert other.open(blob, "id-a", "alice") == b"snapshot"
+    other.rotate()
+    newer = other.seal(b"later", "id-c", "alice")
+    assert newer[1:9] != blob[1:9]
+    assert sealer.open(newer, "id-c", "alice") == b"later"  # found in the directory
 
 
 def test_rotated_key_seals_new_records_and_old_records_still_open(

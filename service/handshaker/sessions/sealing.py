@@ -53,6 +53,7 @@ class Sealer:
         self._keys: dict[bytes, AESGCM] = {}
         self._sealing_id = b""
         self._sealing: AESGCM | None = None
+        self._directory_stamp = -1
         self.ensure_key()
         self.reload()
 
@@ -71,7 +72,14 @@ class Sealer:
         self.reload()
         return path
 
+    def refresh(self) -> None:
+        """Reload if a key was added or removed since the last load."""
+        if self._directory_changed():
+            self.reload()
+
     def reload(self) -> None:
+        # The stamp before the listing: a key added meanwhile changes it again.
+        stamp = self._stamp()
         paths = sorted(self.directory.glob("*.key"))
         keys: dict[bytes, AESGCM] = {}
         newest = b""
@@ -85,6 +93,7 @@ class Sealer:
         if not keys:
             raise ValueError(f"no session-store keys in {self.directory}")
         self._keys = keys
+        self._directory_stamp = stamp
         self._sealing_id = newest
         self._sealing = keys[newest]
 
@@ -108,18 +117,28 @@ class Sealer:
         if version != FORMAT:
             raise SealingError(f"sealed record has unknown format {version}")
         aead = self._keys.get(kid)
-        if aead is None:
-            # Another replica rotated: its new key is in the shared directory.
+        if aead is None and self._directory_changed():
+            # Another replica rotated: its new key is in the shared directory. (Only when
+            # the directory changed: a record naming a made-up key costs one stat.)
             self.reload()
             aead = self._keys.get(kid)
-            if aead is None:
-                raise SealingError(f"sealed under key {kid.hex()}, which is not in the keystore")
+        if aead is None:
+            raise SealingError(f"sealed under key {kid.hex()}, which is not in the keystore")
         try:
             return aead.decrypt(
                 nonce, blob[_HEADER.size :], header + _associated_data(session_id, owner)
             )
         except InvalidTag:
             raise SealingError("sealed record does not open for this session and owner") from None
+
+    def _stamp(self) -> int:
+        try:
+            return os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return -1
+
+    def _directory_changed(self) -> bool:
+        return self._stamp() != self._directory_stamp
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
