@@ -21,6 +21,11 @@ the engine's server-side rate in this process with the very ServerConfig the
 service builds, timing only the server's calls (both sides run in memory; the
 client's calls are timed apart and reported as the client-side cost).
 
+With redis-server on the machine (and unless --no-redis), a second service process
+on the same keystore with `--session-store` on a redis-server started here (Unix
+socket, no disk) runs the unary API in the same rounds: `redis_ratio` is its rate
+over the memory store's (every unary step loads, restores, seals and saves).
+
 The callers keep 64 handshakes in flight by default: a throughput figure needs
 the service saturated (at 32, one service process was measured 84-87% busy on
 the Multiplex stream, so the rate there also measures round trips).
@@ -30,7 +35,7 @@ the engine's server time, and the load generator's next to it. The last line
 printed is one JSON object.
 
     python bench/service.py [--json] [--seconds S] [--rounds N] [--concurrency C]
-                            [--load go|python] [--peer ssl|engine]
+                            [--load go|python] [--peer ssl|engine] [--no-redis]
 """
 
 from __future__ import annotations
@@ -127,6 +132,35 @@ class Service:
                 self.process.wait()
         self._reader.join(5)
         return self.process.returncode
+
+
+class RedisProcess:
+    """redis-server on a Unix socket in `folder`, nothing on disk."""
+
+    def __init__(self, folder: Path) -> None:
+        self.socket = folder / "redis.sock"
+        self.process = subprocess.Popen(
+            [
+                "redis-server", "--port", "0", "--unixsocket", str(self.socket),
+                "--save", "", "--appendonly", "no", "--dir", str(folder),
+            ],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 # --- the engine baseline ------------------------------------------------------------------
@@ -365,6 +399,13 @@ class GoLoad:
         self.concurrency = concurrency
         self.group = 0
 
+    def for_service(self, service: Service) -> GoLoad:
+        """The same binary, driving another service process."""
+        load = object.__new__(GoLoad)
+        load.__dict__.update(self.__dict__)
+        load.service = service
+        return load
+
     def round(self, api: str, seconds: float) -> ServiceRound:
         cpu_before = self.service.cpu_seconds()
         began = time.perf_counter()
@@ -408,7 +449,11 @@ class GoLoad:
 
 
 async def measure(
-    args: argparse.Namespace, keystore: Path, service: Service, folder: Path
+    args: argparse.Namespace,
+    keystore: Path,
+    service: Service,
+    folder: Path,
+    redis_service: Service | None = None,
 ) -> dict[str, object]:
     store = DirectoryKeyStore(keystore)
     ca_file = keystore / "dev-ca" / "ca.crt"
@@ -437,23 +482,43 @@ async def measure(
             return EnginePeer(client_config)
 
     go_load = GoLoad(folder, service, ca_file, args.concurrency) if args.load == "go" else None
+    redis_load = (
+        go_load.for_service(redis_service)
+        if go_load is not None and redis_service is not None
+        else None
+    )
 
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
 
+        redis_channel = (
+            grpc.aio.insecure_channel(redis_service.address) if redis_service else None
+        )
+        redis_stub = (
+            pb_grpc.HandshakerStub(redis_channel)  # type: ignore[no-untyped-call]
+            if redis_channel is not None
+            else None
+        )
+        # "unary_redis": the unary API on the service whose sessions are in Redis.
+        apis = (*APIS, "unary_redis") if redis_service is not None else APIS
+
         async def service_api_round(api: str, seconds: float) -> ServiceRound:
-            if go_load is not None:
-                return go_load.round(api, seconds)
+            target, target_stub, load = service, stub, go_load
+            if api == "unary_redis":
+                assert redis_service is not None and redis_stub is not None
+                target, target_stub, load, api = redis_service, redis_stub, redis_load, "unary"
+            if load is not None:
+                return load.round(api, seconds)
             return await service_round(
-                stub,
+                target_stub,
                 python_handshakes[api],
                 new_peer=new_peer,
-                service=service,
+                service=target,
                 seconds=seconds,
                 concurrency=args.concurrency,
             )
 
-        for api in APIS:
+        for api in apis:
             await service_api_round(api, 0.5)
         # The baseline's client offers only the group the load's TLS clients
         # negotiate, so both sides of the comparison do the same key exchange.
@@ -470,10 +535,10 @@ async def measure(
             raise RuntimeError(f"the baseline did not negotiate group {group:#06x}")
 
         engine_rounds: list[EngineTimes] = []
-        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in APIS}
+        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in apis}
         for number in range(args.rounds):
             engine_rounds.append(engine_round(client_config, server_config, args.seconds))
-            for api in APIS:
+            for api in apis:
                 service_rounds[api].append(await service_api_round(api, args.seconds))
             if not args.json:
                 engine = engine_rounds[-1]
@@ -486,6 +551,8 @@ async def measure(
                     file=sys.stderr,
                 )
 
+        if redis_channel is not None:
+            await redis_channel.close(None)
     await multiplex.client.close()
     engine_rate = statistics.median(t.handshakes / t.server_seconds for t in engine_rounds)
     client_ms = statistics.median(1000 * t.client_seconds / t.handshakes for t in engine_rounds)
@@ -504,7 +571,7 @@ async def measure(
             * sum(r.bench_cpu_seconds for r in rounds)
             / handshakes,
         }
-    best = max(per_api, key=lambda api: per_api[api]["handshakes_per_s"])
+    best = max(APIS, key=lambda api: per_api[api]["handshakes_per_s"])
     service_rate = per_api[best]["handshakes_per_s"]
     engine_server_ms = 1000 / engine_rate
     result: dict[str, object] = {
@@ -522,6 +589,19 @@ async def measure(
         "cpu_ratio": round(
             engine_server_ms / min(f["service_cpu_ms_per_handshake"] for f in per_api.values()), 3
         ),
+        # The unary API with sessions in Redis over the same API on the memory store.
+        "redis_ratio": round(
+            per_api["unary_redis"]["handshakes_per_s"] / per_api["unary"]["handshakes_per_s"], 3
+        )
+        if "unary_redis" in per_api
+        else None,
+        "redis_cpu_ratio": round(
+            per_api["unary"]["service_cpu_ms_per_handshake"]
+            / per_api["unary_redis"]["service_cpu_ms_per_handshake"],
+            3,
+        )
+        if "unary_redis" in per_api
+        else None,
         "load": args.load,
         "group": NamedGroup(group).name,
         "peer": "go crypto/tls" if args.load == "go" else args.peer,
@@ -564,18 +644,33 @@ def main(argv: list[str] | None = None) -> int:
         default="ssl",
         help="the TLS client Python callers relay for (with --load python)",
     )
+    parser.add_argument(
+        "--no-redis",
+        action="store_true",
+        help="skip the unary API on a Redis session store (redis_ratio)",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="handshaker-bench-") as folder:
         keystore = Path(folder) / "keystore"
-        service = Service(
-            keystore, ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
-        )
+        caps = ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
+        service = Service(keystore, caps)
+        redis: RedisProcess | None = None
+        redis_service: Service | None = None
         try:
-            result = asyncio.run(measure(args, keystore, service, Path(folder)))
+            if not args.no_redis and shutil.which("redis-server"):
+                redis = RedisProcess(Path(folder))
+                redis_service = Service(keystore, [*caps, "--session-store", redis.url])
+            result = asyncio.run(measure(args, keystore, service, Path(folder), redis_service))
         finally:
             code = service.stop()
+            if redis_service is not None:
+                result_redis_code = redis_service.stop()
+            if redis is not None:
+                redis.stop()
         result["service_exit_code"] = code
+        if redis_service is not None:
+            result["redis_service_exit_code"] = result_redis_code
     print(json.dumps(result))
     return 0
 

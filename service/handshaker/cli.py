@@ -234,6 +234,17 @@ def _cmd_keys_ca(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys_rotate_session_key(args: argparse.Namespace) -> int:
+    from .keystore.directory import SESSION_STORE_DIR  # noqa: PLC0415
+    from .sessions.sealing import Sealer  # noqa: PLC0415 (only this command needs it)
+
+    sealer = Sealer(_keystore_path(args) / SESSION_STORE_DIR / "keys")
+    path = sealer.rotate()
+    # Running replicas pick the new key up within 10 s; records sealed before still open.
+    print(f"new session-store key {sealer.sealing_key_id} at {path}")
+    return 0
+
+
 def _read_input(path: Path, what: str) -> bytes:
     try:
         return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
@@ -293,6 +304,13 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     list_.add_argument("--json", action="store_true", help="print JSON")
     _add_keystore_option(list_)
     list_.set_defaults(handler=_cmd_keys_list)
+
+    rotate = keys_commands.add_parser(
+        "rotate-session-key",
+        help="make a new sealing key for the shared session store (older keys still open)",
+    )
+    _add_keystore_option(rotate)
+    rotate.set_defaults(handler=_cmd_keys_rotate_session_key)
 
     ca = keys_commands.add_parser("ca", help="print the development CA certificate (PEM)")
     _add_keystore_option(ca)

@@ -31,7 +31,10 @@ from grpc_reflection.v1alpha import reflection
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
 from handshaker.api.identity import CallerIdentity
 from handshaker.keystore import LOCAL, DirectoryKeyStore, KeyStore, Principal
-from handshaker.sessions import MemorySessionStore
+from handshaker.keystore.directory import SESSION_STORE_DIR
+from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
+from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
+from handshaker.sessions.sealing import Sealer
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
@@ -44,6 +47,10 @@ LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.W
 
 class ListenError(ValueError):
     """The listen address is malformed, or not allowed without TLS."""
+
+
+class StoreError(ValueError):
+    """The session store is misnamed or unreachable at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,8 @@ class Settings:
     log_level: str = "info"
     stats_interval: float = 60.0
     unix_socket_group: str | None = None
+    # "memory", or redis://HOST:PORT/DB, rediss://..., unix:///path.sock
+    session_store: str = "memory"
 
 
 def is_loopback(listen: str) -> bool:
@@ -187,11 +196,57 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
+    # Only the in-memory store expires here; a shared store's records carry a TTL.
     while True:
         await asyncio.sleep(interval)
         expired = sessions.expire_idle()
         if expired:
             log.info("idle sessions expired", extra={"fields": {"count": expired}})
+
+
+async def _reload_keys(sealer: Sealer, interval: float) -> None:
+    # A key rotated on the shared directory starts sealing here within `interval`.
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            sealer.refresh()
+        except (OSError, ValueError) as error:
+            log.warning("session-store keys not reloaded", extra={"fields": {"error": str(error)}})
+
+
+def session_store_keys(keystore: Path) -> Path:
+    return keystore / SESSION_STORE_DIR / "keys"
+
+
+async def open_session_store(settings: Settings) -> tuple[SessionStore, Sealer | None]:
+    """The unary API's store, checked reachable; StoreError (one line) when it is not."""
+    if settings.session_store == "memory":
+        memory = MemorySessionStore(
+            idle_timeout=settings.idle_timeout,
+            max_sessions=settings.max_sessions,
+            max_sessions_per_caller=settings.max_sessions_per_caller,
+        )
+        return memory, None
+    if not is_redis_url(settings.session_store):
+        raise StoreError(
+            f"--session-store {store_name(settings.session_store)!r}: give memory, "
+            "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH.sock"
+        )
+    assert settings.keystore is not None
+    sealer = Sealer(session_store_keys(settings.keystore))
+    store = RedisSessionStore(
+        settings.session_store,
+        sealer,
+        idle_timeout=settings.idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
+    )
+    try:
+        await store.ping()
+    except SessionStoreUnavailable as error:
+        await store.close()
+        raise StoreError(str(error)) from None
+    return store, sealer
 
 
 async def _report(stats: HandshakeStats, interval: float) -> None:
@@ -207,10 +262,16 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
     check_listen(settings)
-    sessions = MemorySessionStore(
-        idle_timeout=settings.idle_timeout,
-        max_sessions=settings.max_sessions,
-        max_sessions_per_caller=settings.max_sessions_per_caller,
+    sessions, sealer = await open_session_store(settings)
+    # Streams stay in memory on this replica, whichever store the unary API uses.
+    streams = (
+        sessions
+        if isinstance(sessions, MemorySessionStore)
+        else MemorySessionStore(
+            idle_timeout=settings.idle_timeout,
+            max_sessions=settings.max_sessions,
+            max_sessions_per_caller=settings.max_sessions_per_caller,
+        )
     )
     server = grpc.aio.server(
         options=[
@@ -223,6 +284,7 @@ async def serve(
         ConfigFactory(keystore),
         idle_timeout=settings.idle_timeout,
         identity=CallerIdentity(unix_principal(settings)),
+        streams=streams,
     )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         servicer,
@@ -262,10 +324,12 @@ async def serve(
                     if settings.listen.startswith("unix")
                     else {}
                 ),
+                "session_store": store_name(settings.session_store),
             }
         },
     )
-    sweeper = asyncio.create_task(_sweep(sessions, min(1.0, settings.idle_timeout / 2)))
+    sweeper = asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2)))
+    reloader = asyncio.create_task(_reload_keys(sealer, 10.0)) if sealer is not None else None
     reporter = asyncio.create_task(_report(servicer.stats, settings.stats_interval))
     if ready is not None:
         ready.set()
@@ -275,7 +339,10 @@ async def serve(
         log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
         await health_servicer.enter_graceful_shutdown()
         sweeper.cancel()
+        if reloader is not None:
+            reloader.cancel()
         await server.stop(settings.grace_seconds)
+        await sessions.close()
         reporter.cancel()
         counts = servicer.stats.take()
         if counts:
@@ -321,7 +388,7 @@ def run(settings: Settings) -> int:
         print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
     try:
         asyncio.run(serve(settings, store))
-    except ListenError as error:
+    except (ListenError, StoreError) as error:
         print(f"handshaker serve: {error}", file=sys.stderr)
         return 2
     return 0
@@ -377,6 +444,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600); "
         "its callers are then the principal unix:gid=GID",
     )
+    parser.add_argument(
+        "--session-store",
+        default="memory",
+        metavar="memory|redis://HOST:PORT/DB|rediss://...|unix:///PATH.sock",
+        help="where the unary API's sessions live between RPCs (default memory; Redis lets "
+        "replicas share them, sealed under keys in <keystore>/session-store/keys)",
+    )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
         "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
@@ -398,5 +472,6 @@ def serve_command(args: argparse.Namespace, keystore: Path) -> int:
             log_level=args.log_level,
             stats_interval=args.stats_interval,
             unix_socket_group=args.unix_socket_group,
+            session_store=args.session_store,
         )
     )

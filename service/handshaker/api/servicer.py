@@ -28,18 +28,29 @@ from handshaker.keystore import (
     Principal,
     perform,
 )
-from handshaker.sessions import Session, SessionLimitReached, SessionNotFound, SessionStore
+from handshaker.sessions import (
+    MemorySessionStore,
+    Session,
+    SessionConflict,
+    SessionLimitReached,
+    SessionNotFound,
+    SessionStore,
+    SessionStoreUnavailable,
+)
 from handshaker.sessions.base import Role
 from handshaker.tls import (
+    ClientConfig,
     ClientConnection,
     ConnectionState,
     HandshakeComplete,
     HandshakeFailed,
     HandshakeResult,
+    ServerConfig,
     ServerConnection,
     TrafficKeys,
 )
 from handshaker.tls.key_schedule import CipherSuiteParams
+from handshaker.tls.snapshot import SnapshotError
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
@@ -168,8 +179,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         *,
         idle_timeout: float = 10.0,
         identity: CallerIdentity | None = None,
+        streams: MemorySessionStore | None = None,
     ) -> None:
+        # The unary API's store (memory or shared); streams always live in memory here.
         self._sessions = sessions
+        # A live-connection store's save does nothing: its hot path skips the call.
+        self._saves = sessions.keeps_snapshots
+        if streams is None:
+            if not isinstance(sessions, MemorySessionStore):
+                raise TypeError("a shared session store needs a MemorySessionStore for streams")
+            streams = sessions
+        self._streams = streams
         self._configs = configs
         self._identity = identity if identity is not None else CallerIdentity()
         self._idle_timeout = idle_timeout
@@ -183,24 +203,14 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         except Unauthenticated as error:
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
 
-    def _start(
-        self,
-        principal: Principal,
-        options: pb.ClientOptions | pb.ServerOptions,
-        keys_in_response: bool,
-        *,
-        register: bool = True,
-    ) -> Session:
-        owner = str(principal)
+    def _config(
+        self, options: pb.ClientOptions | pb.ServerOptions, principal: Principal
+    ) -> ClientConfig | ServerConfig:
+        """The engine config for a caller's options: misuse and refusals as statuses."""
         try:
             if isinstance(options, pb.ClientOptions):
-                connection: ClientConnection | ServerConnection = ClientConnection(
-                    self._configs.client(options, principal)
-                )
-                role = Role.CLIENT
-            else:
-                connection = ServerConnection(self._configs.server(options, principal))
-                role = Role.SERVER
+                return self._configs.client(options, principal)
+            return self._configs.server(options, principal)
         except InvalidOptions as error:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         except KeyNotFound as error:
@@ -208,36 +218,80 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         except AccessDenied as error:
             log.info(
                 "permission denied",
-                extra={"fields": {"caller": owner, "reason": str(error)}},
+                extra={"fields": {"caller": str(principal), "reason": str(error)}},
             )
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
         except KeystoreUnavailable as error:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
-        session = Session(
-            session_id=secrets.token_urlsafe(16) if register else "",
+
+    def _new_session(
+        self,
+        principal: Principal,
+        options: pb.ClientOptions | pb.ServerOptions,
+        keys_in_response: bool,
+    ) -> Session:
+        config = self._config(options, principal)
+        if isinstance(config, ClientConfig):
+            connection: ClientConnection | ServerConnection = ClientConnection(config)
+            role = Role.CLIENT
+        else:
+            connection = ServerConnection(config)
+            role = Role.SERVER
+        owner = str(principal)
+        return Session(
+            session_id=secrets.token_urlsafe(16),
             owner=owner,
             role=role,
             connection=connection,
             keys_in_response=keys_in_response,
         )
-        if register:
-            try:
-                self._sessions.add(session)
-            except SessionLimitReached as error:
-                raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
+
+    def _start(
+        self,
+        principal: Principal,
+        options: pb.ClientOptions | pb.ServerOptions,
+        keys_in_response: bool,
+    ) -> Session:
+        """A stream's session, kept in memory on this replica."""
+        session = self._new_session(principal, options, keys_in_response)
+        try:
+            self._streams.add_now(session)
+        except SessionLimitReached as error:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
+        self._log_start(session)
+        return session
+
+    async def _start_unary(
+        self,
+        principal: Principal,
+        options: pb.ClientOptions | pb.ServerOptions,
+        keys_in_response: bool,
+    ) -> Session:
+        session = self._new_session(principal, options, keys_in_response)
+        if self._saves:
+            session.options = options.SerializeToString(deterministic=True)
+        try:
+            await self._sessions.add(session)
+        except SessionLimitReached as error:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
+        except SessionStoreUnavailable as error:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        self._log_start(session)
+        return session
+
+    def _log_start(self, session: Session) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "handshake started",
                 extra={
                     "fields": {
                         "session": session.session_id[:8],
-                        "role": role.value,
-                        "caller": owner,
+                        "role": session.role.value,
+                        "caller": session.owner,
                     }
                 },
             )
         session.started_at = time.monotonic()
-        return session
 
     def _feed(self, session: Session, data: bytes) -> ClientConnection | ServerConnection:
         """Give the engine `data`; the step is answered by _respond once no key operation is out."""
@@ -248,10 +302,10 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 grpc.StatusCode.ABORTED, "another request for this session is still in progress"
             )
         connection = session.connection
-        if connection.state is not ConnectionState.HANDSHAKING:
+        if connection is None or connection.state is not ConnectionState.HANDSHAKING:
             raise _Abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"the handshake is {connection.state.value.lower()}; it takes no more bytes",
+                f"the handshake is {session.state.value.lower()}; it takes no more bytes",
             )
         if data:
             connection.receive_data(data)
@@ -260,6 +314,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def _key_operations(self, session: Session) -> None:
         """Await the private-key operations the handshake waits for; the loop never blocks."""
         connection = session.connection
+        assert connection is not None  # _feed found it handshaking
         session.busy = True
         try:
             while (operation := connection.pending_operation) is not None:
@@ -294,6 +349,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self, session: Session, fed: int, response: _StepResponse, *, with_id: bool
     ) -> int:
         connection = session.connection
+        assert connection is not None  # _feed found it handshaking
         data_len = fed
         step = response.step
         if with_id:
@@ -353,12 +409,59 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             )
         return step.state
 
-    def _session(self, session_id: str, owner: Principal) -> Session:
+    async def _session(self, session_id: str, owner: Principal) -> Session:
         if not session_id:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
         try:
             # Sessions are keyed by the principal's string form, which is unambiguous.
-            return self._sessions.get(session_id, str(owner))
+            session = await self._sessions.load(session_id, str(owner))
+        except SessionNotFound:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
+        except SessionStoreUnavailable as error:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        if session.connection is None and session.snapshot:
+            session.connection = self._restore(session, owner)
+        return session
+
+    def _restore(
+        self, session: Session, owner: Principal
+    ) -> ClientConnection | ServerConnection:
+        """A shared store's snapshot as a live connection, with the config rebuilt from the
+        session's start options for its owner (so a grant revoked since is PERMISSION_DENIED,
+        a credential removed since NOT_FOUND)."""
+        try:
+            options: pb.ClientOptions | pb.ServerOptions = (
+                pb.ClientOptions.FromString(session.options)
+                if session.role is Role.CLIENT
+                else pb.ServerOptions.FromString(session.options)
+            )
+            config = self._config(options, owner)
+            if isinstance(config, ClientConfig):
+                return ClientConnection.restore(session.snapshot, config)
+            return ServerConnection.restore(session.snapshot, config)
+        except _Abort as abort:
+            if abort.code is grpc.StatusCode.INVALID_ARGUMENT:
+                raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, abort.message) from None
+            raise
+        except SnapshotError:
+            log.warning(
+                "session snapshot does not restore",
+                extra={"fields": {"session": session.session_id[:8], "caller": session.owner}},
+            )
+            raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
+        finally:
+            session.snapshot = b""
+
+    async def _save(self, session: Session) -> None:
+        """Keep the step; the loser of two requests racing on one session gets ABORTED."""
+        try:
+            await self._sessions.save(session)
+        except SessionConflict as error:
+            raise _Abort(grpc.StatusCode.ABORTED, str(error)) from None
+        except SessionLimitReached as error:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
+        except SessionStoreUnavailable as error:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
         except SessionNotFound:
             raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
 
@@ -372,9 +475,13 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def StartClient(
         self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StartClientResponse:
-        session = self._start(self._caller(context), request.options, request.keys_in_response)
+        session = await self._start_unary(
+            self._caller(context), request.options, request.keys_in_response
+        )
         response = pb.StartClientResponse()
         await self._advance(session, b"", response)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary
@@ -383,25 +490,31 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> pb.StartServerResponse:
         if len(request.in_bytes) > MAX_IN_BYTES:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "in_bytes larger than 1 MiB")
-        session = self._start(self._caller(context), request.options, request.keys_in_response)
+        session = await self._start_unary(
+            self._caller(context), request.options, request.keys_in_response
+        )
         response = pb.StartServerResponse()
         await self._advance(session, request.in_bytes, response)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary
     async def Feed(
         self, request: pb.FeedRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.FeedResponse:
-        session = self._session(request.session_id, self._caller(context))
+        session = await self._session(request.session_id, self._caller(context))
         response = pb.FeedResponse()
         await self._advance(session, request.in_bytes, response)
+        if self._saves:
+            await self._save(session)
         return response
 
     @_unary
     async def GetKeys(
         self, request: pb.GetKeysRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetKeysResponse:
-        session = self._session(request.session_id, self._caller(context))
+        session = await self._session(request.session_id, self._caller(context))
         if session.result is None:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
         response = pb.GetKeysResponse()
@@ -414,7 +527,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         request: pb.ExportKeyingMaterialRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> pb.ExportKeyingMaterialResponse:
-        session = self._session(request.session_id, self._caller(context))
+        session = await self._session(request.session_id, self._caller(context))
         result = session.result
         if result is None:
             raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, "the handshake is not complete")
@@ -432,8 +545,11 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def Abort(
         self, request: pb.AbortRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.AbortResponse:
-        session = self._session(request.session_id, self._caller(context))
-        self._sessions.remove(session.session_id)
+        session = await self._session(request.session_id, self._caller(context))
+        try:
+            await self._sessions.delete(session)
+        except SessionStoreUnavailable as error:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
         log.debug("session aborted", extra={"fields": {"session": session.session_id[:8]}})
         return pb.AbortResponse()
 
@@ -481,7 +597,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     raise _Abort(
                         grpc.StatusCode.INVALID_ARGUMENT, "only the first message may start"
                     )
-                self._sessions.touch(session)
+                self._streams.touch(session)
                 response = pb.HandshakeResponse()
                 state = await self._advance(session, request.in_bytes, response, with_id=False)
                 await context.write(response)
@@ -491,7 +607,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             await self._fail(context, abort)  # type: ignore[arg-type]
         finally:
             if session is not None:
-                self._sessions.remove(session.session_id)
+                self._streams.remove(session.session_id)
 
     # --- the multiplexed stream -----------------------------------------------------------
 
@@ -561,12 +677,12 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             if read is not None:
                 read.cancel()
             for session in live.values():
-                self._sessions.remove(session.session_id)
+                self._streams.remove(session.session_id)
 
     def _end(self, live: dict[int, Session], connection_id: int) -> None:
         session = live.pop(connection_id, None)
         if session is not None:
-            self._sessions.remove(session.session_id)
+            self._streams.remove(session.session_id)
 
     def _frame(
         self,
@@ -613,7 +729,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     grpc.StatusCode.DEADLINE_EXCEEDED, "no handshake bytes within the idle timeout"
                 )
             else:
-                self._sessions.touch(session)
+                self._streams.touch(session)
             connection = self._feed(session, request.in_bytes)
         except _Abort as abort:
             self._end(live, connection_id)

@@ -81,7 +81,9 @@ DEV_CA_DIR = "dev-ca"
 DEFAULT_FILE = "default"
 DEV_CA_BUNDLE = "dev-ca"
 DEFAULT_TRUST_BUNDLE = "default"
-RESERVED_NAMES = frozenset({TRUST_DIR, DEV_CA_DIR, DEFAULT_FILE, POLICY_FILE})
+# The session store's sealing keys (handshaker.sessions.sealing) live in <root>/session-store/keys.
+SESSION_STORE_DIR = "session-store"
+RESERVED_NAMES = frozenset({TRUST_DIR, DEV_CA_DIR, DEFAULT_FILE, POLICY_FILE, SESSION_STORE_DIR})
 
 KEY_MODE = 0o600
 CERT_MODE = 0o644

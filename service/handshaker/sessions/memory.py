@@ -1,7 +1,9 @@
 """In-process session store: a dict with idle expiry and total and per-caller caps.
 
 Session ids are 128-bit random tokens; lookups also check the owner, so a
-guessed or leaked id is useless to anyone else.
+guessed or leaked id is useless to anyone else. The live connection stays in
+the dict, so save has nothing to do and no snapshot is ever taken; concurrent
+requests for one session are refused by the servicer's busy flag instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from .base import Session, SessionLimitReached, SessionNotFound
 
 
 class MemorySessionStore:
+    keeps_snapshots = False
+
     def __init__(
         self,
         *,
@@ -34,7 +38,24 @@ class MemorySessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def add(self, session: Session) -> None:
+    # --- the SessionStore protocol (the unary API) --------------------------------------
+
+    async def load(self, session_id: str, owner: str) -> Session:
+        return self.get(session_id, owner)
+
+    async def save(self, session: Session) -> None:
+        """Nothing to write: the dict holds the live session."""
+
+    async def delete(self, session: Session) -> None:
+        self.remove(session.session_id)
+
+    async def close(self) -> None:
+        self._sessions.clear()
+        self._per_owner.clear()
+
+    # --- synchronous access (streams, and the protocol's methods above) -----------------
+
+    def add_now(self, session: Session) -> None:
         if len(self._sessions) >= self.max_sessions:
             self.expire_idle()
             if len(self._sessions) >= self.max_sessions:
@@ -49,6 +70,9 @@ class MemorySessionStore:
         session.started_at = session.last_used = now
         self._sessions[session.session_id] = session
         self._per_owner[session.owner] += 1
+
+    async def add(self, session: Session) -> None:
+        self.add_now(session)
 
     def get(self, session_id: str, owner: str) -> Session:
         session = self._sessions.get(session_id)

@@ -1,0 +1,294 @@
+"""Redis session store: sealed records with compare-and-set, shared by a fleet of replicas.
+
+Each session is one hash, `<prefix>s:<id>`: `o` the owner, `v` the version and
+`r` the sealed record (record.py, sealing.py). Every step loads it, the servicer
+restores the connection and advances it, and save writes the new record only if
+`v` is still the version it loaded (a Lua script, atomic in Redis): of two
+replicas feeding one session at once, exactly one wins and the other's step is
+dropped (SessionConflict, ABORTED) with the stored session as the winner left it.
+
+Idle expiry is the key's TTL, renewed by every load and save. The caps are
+counted in Redis, in sorted sets of live ids scored by their expiry (all
+sessions, and one per owner), so they hold across replicas; expired members
+are dropped before counting. Times come from Redis (TIME), not the replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .base import (
+    Session,
+    SessionConflict,
+    SessionLimitReached,
+    SessionNotFound,
+    SessionStoreUnavailable,
+)
+from .record import Record, RecordError
+from .sealing import Sealer, SealingError
+
+log = logging.getLogger("handshaker.sessions")
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: record, all, owner set. ARGV: ttl ms, session id, owner.
+# Returns {owner, version, record}, or false; touches only the owner's own record.
+_LOAD = (
+    _NOW
+    + """
+local rec = redis.call('HMGET', KEYS[1], 'o', 'v', 'r')
+if not rec[2] then return false end
+if rec[1] == ARGV[3] then
+  local ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[2])
+  redis.call('ZADD', KEYS[3], 'XX', now + ttl, ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return rec
+"""
+)
+
+# KEYS: record, all, owner set. ARGV: record, ttl ms, session id, owner, max total, max owner.
+# 1 created, -1 total cap, -2 caller cap, 0 the id exists.
+_CREATE = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return -1 end
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -2 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'o', ARGV[4], 'v', 1, 'r', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ttl)
+return 1
+"""
+)
+
+# KEYS: record, all, owner set. ARGV: expected version, record, ttl ms, session id, owner.
+# 1 saved, 0 someone saved since (or another owner's), -1 gone.
+_SAVE = (
+    _NOW
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'o', 'v')
+if not cur[2] then return -1 end
+if cur[1] ~= ARGV[5] or tonumber(cur[2]) ~= tonumber(ARGV[1]) then return 0 end
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'r', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[4])
+redis.call('ZADD', KEYS[3], 'XX', now + ttl, ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ttl)
+return 1
+"""
+)
+
+# KEYS: record, all, owner set. ARGV: session id, owner.
+_DELETE = """
+if redis.call('HGET', KEYS[1], 'o') == ARGV[2] then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+
+def store_name(url: str) -> str:
+    """The URL with any user and password left out: safe for logs and error messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def is_redis_url(url: str) -> bool:
+    return urllib.parse.urlsplit(url).scheme in ("redis", "rediss", "unix")
+
+
+class RedisSessionStore:
+    keeps_snapshots = True
+
+    def __init__(
+        self,
+        url: str,
+        sealer: Sealer,
+        *,
+        idle_timeout: float = 10.0,
+        max_sessions: int = 10_000,
+        max_sessions_per_caller: int = 1_000,
+        prefix: str = "handshaker:",
+        timeout: float = 2.0,
+    ) -> None:
+        if idle_timeout <= 0 or max_sessions < 1 or max_sessions_per_caller < 1:
+            raise ValueError("timeouts and caps must be positive")
+        if not is_redis_url(url):
+            raise ValueError(
+                f"session store {store_name(url)!r} is not redis://, rediss:// or unix://"
+            )
+        self.name = store_name(url)
+        self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
+        self.max_sessions_per_caller = max_sessions_per_caller
+        self._ttl_ms = max(1, round(idle_timeout * 1000))
+        self._prefix = prefix
+        self._sealer = sealer
+        self._redis: aioredis.Redis = aioredis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._load = self._redis.register_script(_LOAD)
+        self._create = self._redis.register_script(_CREATE)
+        self._save = self._redis.register_script(_SAVE)
+        self._delete = self._redis.register_script(_DELETE)
+
+    def _keys(self, session_id: str, owner: str) -> list[str]:
+        p = self._prefix
+        return [f"{p}s:{session_id}", f"{p}all", f"{p}o:{owner}"]
+
+    def _unavailable(self, error: Exception) -> SessionStoreUnavailable:
+        # The exception's text can carry the address only; its class says what went wrong.
+        log.warning(
+            "session store unavailable",
+            extra={"fields": {"store": self.name, "error": type(error).__name__}},
+        )
+        return SessionStoreUnavailable(
+            f"session store {self.name} is unavailable ({type(error).__name__})"
+        )
+
+    async def ping(self) -> None:
+        """Raises SessionStoreUnavailable unless Redis answers (checked before serving)."""
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as error:
+            raise SessionStoreUnavailable(
+                f"session store {self.name} is unreachable ({type(error).__name__})"
+            ) from None
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except (RedisError, OSError) as error:
+            raise self._unavailable(error) from None
+
+    def _sealed(self, session: Session) -> bytes:
+        connection = session.connection
+        state = session.state
+        snapshot = b""
+        if connection is not None and state.value == "HANDSHAKING":
+            snapshot = connection.snapshot()
+        record = Record(
+            role=session.role,
+            keys_in_response=session.keys_in_response,
+            state=state,
+            started_wall=time.time() - (time.monotonic() - session.started_at),
+            options=session.options,
+            snapshot=snapshot,
+            result=session.result,
+        )
+        return self._sealer.seal(record.encode(), session.session_id, session.owner)
+
+    # --- the SessionStore protocol ------------------------------------------------------
+
+    async def add(self, session: Session) -> None:
+        """Nothing yet: the first save creates the record, checking the caps in Redis."""
+        session.version = 0
+
+    async def load(self, session_id: str, owner: str) -> Session:
+        reply = await self._run(
+            self._load, self._keys(session_id, owner), [self._ttl_ms, session_id, owner]
+        )
+        if not reply:
+            raise SessionNotFound("no such session")
+        stored_owner, version, blob = reply
+        if stored_owner is None or stored_owner.decode("utf-8", "replace") != owner:
+            raise SessionNotFound("no such session")  # someone else's: as if missing
+        try:
+            record = Record.decode(self._sealer.open(blob or b"", session_id, owner))
+        except (SealingError, RecordError) as error:
+            # Tampered with, or copied under another id: never handed out, always logged.
+            log.warning(
+                "session record refused",
+                extra={
+                    "fields": {"session": session_id[:8], "caller": owner, "reason": str(error)}
+                },
+            )
+            raise SessionNotFound("no such session") from None
+        now = time.monotonic()
+        return Session(
+            session_id=session_id,
+            owner=owner,
+            role=record.role,
+            connection=None,
+            keys_in_response=record.keys_in_response,
+            started_at=now - max(0.0, time.time() - record.started_wall),
+            last_used=now,
+            result=record.result,
+            options=record.options,
+            snapshot=record.snapshot,
+            version=int(version),
+            ended=None if record.snapshot else record.state,
+        )
+
+    async def save(self, session: Session) -> None:
+        blob = self._sealed(session)
+        keys = self._keys(session.session_id, session.owner)
+        if session.version == 0:
+            created = await self._run(
+                self._create,
+                keys,
+                [
+                    blob,
+                    self._ttl_ms,
+                    session.session_id,
+                    session.owner,
+                    self.max_sessions,
+                    self.max_sessions_per_caller,
+                ],
+            )
+            if created == -1:
+                raise SessionLimitReached(f"the service holds {self.max_sessions} sessions")
+            if created == -2:
+                raise SessionLimitReached(
+                    f"this caller holds {self.max_sessions_per_caller} sessions"
+                )
+            if created != 1:
+                raise SessionConflict("a session with this id exists")
+            session.version = 1
+            return
+        saved = await self._run(
+            self._save,
+            keys,
+            [session.version, blob, self._ttl_ms, session.session_id, session.owner],
+        )
+        if saved == -1:
+            raise SessionNotFound("no such session")
+        if saved != 1:
+            raise SessionConflict(
+                "another request for this session was saved first; this step was not kept"
+            )
+        session.version += 1
+
+    async def delete(self, session: Session) -> None:
+        await self._run(
+            self._delete,
+            self._keys(session.session_id, session.owner),
+            [session.session_id, session.owner],
+        )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
