@@ -9,12 +9,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "corpus/$target" "$work/corpus"
 mkdir -p crashes
+status=0
 "$python" targets.py "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix=crashes/"$target"- -print_final_stats=1 "$work/corpus" 2>&1 \
-  | grep -E "^(#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb|==|Traceback|  File|[A-Za-z]*Error)" || true
-# libFuzzer exits non-zero on a finding; pipefail is off for grep above, so check the artifacts.
-if compgen -G "crashes/$target-*" >/dev/null; then
-  echo "fuzz $target: finding in $(ls crashes/$target-* | head -1)" >&2
+  -artifact_prefix=crashes/"$target"- -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1 \
+  || status=$?
+grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "$work/log" || true
+if [ "$status" -ne 0 ]; then
+  # A finding (libFuzzer exits non-zero) or a target that does not start.
+  tail -40 "$work/log" >&2
+  echo "fuzz $target: failed (exit $status); reproducer, if any: crashes/$target-*" >&2
   exit 1
 fi
 echo "fuzz $target: no finding in ${seconds}s"
