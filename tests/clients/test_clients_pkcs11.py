@@ -210,3 +210,44 @@ def test_a_missing_token_fails_in_band_naming_it(
     finally:
         service.process.stop()
     assert "Traceback" not in service.process.output()
+
+
+def test_a_pin_file_fixed_while_serving_brings_the_token_back(
+    hsm_service: Service, env: dict[str, str], openssl: str, tmp_path: Path
+) -> None:
+    folder = hsm_service.keystore / "hsm-ecdsa-p384"
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(USER_PIN + "\n")
+    key_uri = f"{(folder / 'key-uri').read_text().strip()}?pin-source=file:{pin_file}"
+    keystore = tmp_path / "keystore"
+    no_env_pin = {k: v for k, v in env.items() if k != "HANDSHAKER_PKCS11_PIN"}
+    _keys(no_env_pin, "import", "filed", "--cert", str(folder / "tls.crt"), "--key-uri", key_uri,
+          "--allow", "local", "--keystore", str(keystore))
+    pin_file.write_text("not-the-pin-31\n")
+    service = _start(keystore, no_env_pin)
+
+    def handshake() -> subprocess.CompletedProcess[bytes]:
+        with terminate(service, "--key", "filed", "--http-hello") as (_, port):
+            return subprocess.run(
+                [openssl, "s_client", "-brief", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+                 "-servername", "localhost", "-CAfile", str(folder / "ca.crt"), "-tls1_3"],
+                input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                capture_output=True, timeout=30, check=False,
+            )
+
+    try:
+        assert b"alert internal error" in handshake().stderr
+        _wait_for_health(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        pin_file.write_text(USER_PIN + "\n")
+        # The health probe logs in with the new PIN within a second or two.
+        _wait_for_health(service, health_pb2.HealthCheckResponse.SERVING)
+        service.process.wait_for(r'"message": "key backends usable again"')
+        result = handshake()
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.endswith(b"hello from handshaker\n")
+    finally:
+        service.process.stop()
+    output = service.process.output()
+    assert "not-the-pin-31" not in output
+    assert USER_PIN not in output
+    assert "Traceback" not in output

@@ -384,6 +384,10 @@ def _reason(error: BaseException) -> str:
 T = TypeVar("T")
 
 
+class _KeyProblem(KeyOperationError):
+    """This key cannot be used (not on the token, two match): the token itself is fine."""
+
+
 class TokenPool:
     """Logged-in sessions on one token, each used by one worker thread at a time.
 
@@ -446,24 +450,37 @@ class TokenPool:
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
         """A logged-in session for this thread; blocking (run it on the pool's executor)."""
-        with self._lock:
-            if not self._opened:
-                self._open_all()
-        generation, session = self._idle.get()
+        generation, session = self._take()
         try:
             yield session
-        except KeyOperationError:
-            self._idle.put((generation, session))
-            raise
         except Exception as error:
             pkcs11 = binding()
             if isinstance(error, pkcs11.PKCS11Error) and type(error).__name__ in _FATAL_TO_SESSIONS:
                 self._reset(generation)
             else:
-                self._idle.put((generation, session))
+                self._give_back(generation, session)
             raise
         else:
-            self._idle.put((generation, session))
+            self._give_back(generation, session)
+
+    def _take(self) -> tuple[int, Any]:
+        while True:
+            with self._lock:
+                if not self._opened:
+                    self._open_all()
+                current = self._generation
+            generation, session = self._idle.get()
+            if generation == current:
+                return generation, session
+            # A session of a pool that was reset meanwhile: closed already, skip it.
+
+    def _give_back(self, generation: int, session: Any) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._idle.put((generation, session))
+                return
+        with contextlib.suppress(Exception):
+            session.close()
 
     def _reset(self, generation: int) -> None:
         with self._lock:
@@ -471,7 +488,7 @@ class TokenPool:
                 return  # another worker already reset this generation
             self._generation += 1
             old, self._opened = self._opened, []
-            # Drain what is idle; busy sessions of the old generation are dropped on return.
+            # Drain what is idle; busy sessions of the old generation are closed on return.
             while True:
                 try:
                     self._idle.get_nowait()
@@ -482,14 +499,21 @@ class TokenPool:
                 session.close()
 
     def call(self, operation: Callable[[Any], T]) -> T:
-        """Runs `operation(session)` here, blocking; PKCS#11 failures become KeyOperationError."""
+        """Runs `operation(session)` here, blocking; PKCS#11 failures become KeyOperationError.
+
+        A failure of the token (absent, PIN refused, broken) is remembered in `failure`
+        for the health status until an operation succeeds; a key that is not on the
+        token is that credential's problem, not the token's, and is not.
+        """
         pkcs11 = binding()
-        module_lock = _modules.get(module_path_for(self.uri, self._config))
         try:
             with self.session() as session:
-                lock = module_lock.serial_lock if module_lock is not None else None
+                module = _modules.get(module_path_for(self.uri, self._config))
+                lock = module.serial_lock if module is not None else None
                 with lock if lock is not None else contextlib.nullcontext():
                     result = operation(session)
+        except _KeyProblem:
+            raise
         except KeyOperationError as error:
             self.failure = error.reason
             raise
@@ -567,9 +591,9 @@ def _find_private_key(session: Any, uri: Pkcs11Uri) -> Any:
         attrs[pkcs11.Attribute.ID] = uri.id
     found = list(session.get_objects(attrs))
     if not found:
-        raise KeyOperationError(uri.backend, f"no private key {_key_label(uri)} on the token")
+        raise _KeyProblem(uri.backend, f"no private key {_key_label(uri)} on the token")
     if len(found) > 1:
-        raise KeyOperationError(uri.backend, f"{len(found)} private keys match {_key_label(uri)}")
+        raise _KeyProblem(uri.backend, f"{len(found)} private keys match {_key_label(uri)}")
     return found[0]
 
 
@@ -694,7 +718,7 @@ class Pkcs11Key(AsyncKey):
                         _DIGEST_INFO[algorithm.name] + hashed, mechanism=pkcs11.Mechanism.RSA_PKCS
                     )
                 )
-            raise KeyOperationError(self.backend, f"scheme 0x{scheme:04x} is not supported")
+            raise _KeyProblem(self.backend, f"scheme 0x{scheme:04x} is not supported")
 
         return await self._pool.run(sign)
 
