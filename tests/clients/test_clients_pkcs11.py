@@ -251,3 +251,47 @@ def test_a_pin_file_fixed_while_serving_brings_the_token_back(
     assert "not-the-pin-31" not in output
     assert USER_PIN not in output
     assert "Traceback" not in output
+
+
+def test_a_token_removed_and_put_back_while_serving(
+    openssl: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SoftHSM2's token is a folder: taking it away is pulling the token out."""
+    token = make_token(tmp_path_factory.mktemp("removable"), "removable")
+    env = {**os.environ, **token.env}
+    keystore = tmp_path_factory.mktemp("removable-ks") / "keystore"
+    _keys(env, "generate", "plug", "--san", "DNS:localhost", "--in", token.uri, "--allow",
+          "local", "--keystore", str(keystore))
+    service = _start(keystore, env)
+
+    def handshake() -> subprocess.CompletedProcess[bytes]:
+        with terminate(service, "--key", "plug", "--http-hello") as (_, port):
+            return subprocess.run(
+                [openssl, "s_client", "-brief", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+                 "-servername", "localhost", "-CAfile", str(service.ca_file), "-tls1_3"],
+                input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                capture_output=True, timeout=30, check=False,
+            )
+
+    (folder,) = token.token_dir.iterdir()
+    pulled = token.token_dir.parent / "pulled"
+    try:
+        assert handshake().returncode == 0
+        folder.rename(pulled)
+        assert b"alert internal error" in handshake().stderr
+        service.process.wait_for(r'"reason": "keystore pkcs11:token=removable: ')
+        _wait_for_health(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        pulled.rename(folder)
+        # The module is initialised again (at most every 5 s) and finds the token.
+        deadline = time.monotonic() + 20
+        while _health(service) != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, service.process.output()
+            time.sleep(0.5)
+        result = handshake()
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.endswith(b"hello from handshaker\n")
+    finally:
+        if pulled.exists():
+            pulled.rename(folder)
+        service.process.stop()
+    assert "Traceback" not in service.process.output()

@@ -33,10 +33,11 @@ import os
 import queue
 import secrets
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -287,11 +288,54 @@ _CKR_OK = 0
 _CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
 
 
+class _Gate:
+    """Operations pass together; re-initialising the module waits until none is inside.
+
+    C_Finalize while another thread is inside C_Sign is undefined behaviour.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._inside = 0
+        self._closing = False
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[None]:
+        with self._changed:
+            while self._closing:
+                self._changed.wait()
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._inside -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._changed:
+            while self._closing:
+                self._changed.wait()
+            self._closing = True
+            while self._inside:
+                self._changed.wait()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._closing = False
+                self._changed.notify_all()
+
+
 @dataclass(slots=True)
 class _Module:
     lib: Any  # pkcs11._pkcs11.lib
     # Held around every call when the module could not be told to lock for itself.
     serial_lock: threading.Lock | None
+    # When the module was last finalised and initialised again (_recover).
+    recovered_at: float = 0.0
+    gate: _Gate = field(default_factory=_Gate)
 
 
 _modules: dict[str, _Module] = {}
@@ -369,6 +413,51 @@ _FATAL_TO_SESSIONS = (
 )
 
 
+# Failures that say the token is gone or broken, not just this session: after them the
+# module is initialised again, which is how most modules (SoftHSM2 among them) notice a
+# token that was put back.
+_TOKEN_GONE = frozenset(
+    {
+        "DeviceRemoved",
+        "DeviceError",
+        "TokenNotPresent",
+        "TokenNotRecognised",
+        "GeneralError",
+        "NoSuchToken",
+        "SlotIDInvalid",
+    }
+)
+# How often a module may be re-initialised: it drops every session of every pool on it.
+RECOVERY_INTERVAL = 5.0
+
+
+def _token_gone(error: BaseException) -> bool:
+    name = type(error).__name__
+    return name in _TOKEN_GONE or (name == "PKCS11Error" and "not initialized" in str(error))
+
+
+def _recover(path: str) -> None:
+    """Finalises and initialises the module again, at most every RECOVERY_INTERVAL seconds."""
+    with _modules_lock:
+        module = _modules.get(path)
+        now = time.monotonic()
+        if module is None or now - module.recovered_at < RECOVERY_INTERVAL:
+            return
+        module.recovered_at = now
+    with module.gate.alone():
+        for pool in pools():
+            if pool.module_path == path:
+                pool.invalidate()
+        if module.serial_lock is not None:
+            with module.serial_lock, contextlib.suppress(Exception):
+                module.lib.reinitialize()
+            return
+        dll = ctypes.CDLL(path)
+        dll.C_Finalize(None)
+        args = _InitializeArgs(None, None, None, None, _CKF_OS_LOCKING_OK, None)
+        dll.C_Initialize(ctypes.byref(args))
+
+
 def _reason(error: BaseException) -> str:
     kind = type(error).__name__
     return {
@@ -388,6 +477,10 @@ class _KeyProblem(KeyOperationError):
     """This key cannot be used (not on the token, two match): the token itself is fine."""
 
 
+class _TokenGone(KeyOperationError):
+    """The token is absent or broken: initialise the module again before the next try."""
+
+
 class TokenPool:
     """Logged-in sessions on one token, each used by one worker thread at a time.
 
@@ -400,6 +493,7 @@ class TokenPool:
         self.uri = replace(uri, object=None, id=None, object_type=None)
         self.backend = uri.backend
         self._config = config
+        self.module_path = module_path_for(uri, config)
         self._size = config.sessions
         self._lock = threading.Lock()
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -438,9 +532,13 @@ class TokenPool:
                     # Someone in this process (another pool, the CLI) already logged in.
                     sessions.append(token.open())
         except pkcs11.PKCS11Error as error:
+            for opened in locals().get("sessions", []):
+                with contextlib.suppress(Exception):
+                    opened.close()
             if isinstance(error, pkcs11.PinIncorrect | pkcs11.PinLocked):
                 self._refused_pin = fingerprint
-            raise KeyOperationError(self.backend, _reason(error)) from None
+            kind = _TokenGone if _token_gone(error) else KeyOperationError
+            raise kind(self.backend, _reason(error)) from None
         finally:
             del pin
         self._opened = sessions
@@ -469,7 +567,12 @@ class TokenPool:
                 if not self._opened:
                     self._open_all()
                 current = self._generation
-            generation, session = self._idle.get()
+            try:
+                # Not forever: a reset while we wait empties the pool, and only a taker
+                # (this loop) opens it again.
+                generation, session = self._idle.get(timeout=0.25)
+            except queue.Empty:
+                continue
             if generation == current:
                 return generation, session
             # A session of a pool that was reset meanwhile: closed already, skip it.
@@ -481,6 +584,12 @@ class TokenPool:
                 return
         with contextlib.suppress(Exception):
             session.close()
+
+    def invalidate(self) -> None:
+        """Drops every session (the module is about to be initialised again)."""
+        with self._lock:
+            generation = self._generation
+        self._reset(generation)
 
     def _reset(self, generation: int) -> None:
         with self._lock:
@@ -507,18 +616,24 @@ class TokenPool:
         """
         pkcs11 = binding()
         try:
-            with self.session() as session:
-                module = _modules.get(module_path_for(self.uri, self._config))
-                lock = module.serial_lock if module is not None else None
+            module = _load_module(self.module_path)
+            with module.gate.operation(), self.session() as session:
+                lock = module.serial_lock
                 with lock if lock is not None else contextlib.nullcontext():
                     result = operation(session)
         except _KeyProblem:
+            raise
+        except _TokenGone as error:
+            self.failure = error.reason
+            _recover(self.module_path)
             raise
         except KeyOperationError as error:
             self.failure = error.reason
             raise
         except pkcs11.PKCS11Error as error:
             self.failure = _reason(error)
+            if _token_gone(error):
+                _recover(self.module_path)
             raise KeyOperationError(self.backend, self.failure) from None
         except Pkcs11Error as error:
             self.failure = str(error)
@@ -557,9 +672,21 @@ def pool_for(uri: Pkcs11Uri, config: Pkcs11Settings | None = None) -> TokenPool:
 
 
 def probe(session: Any) -> None:
-    """A cheap call that needs the token: is it there, and are we still logged in?"""
+    """A cheap call that needs the token: is it there, are we logged in, are its keys?"""
+    if not _has_private_keys(session):
+        raise _TokenGone(
+            _backend_of(session), "the token shows no private keys (removed or reset?)"
+        )
+
+
+def _has_private_keys(session: Any) -> bool:
     pkcs11 = binding()
-    next(iter(session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY})), None)
+    attrs = {pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY}
+    return next(iter(session.get_objects(attrs)), None) is not None
+
+
+def _backend_of(session: Any) -> str:
+    return f"pkcs11:token={session.token.label}"
 
 
 def pools() -> list[TokenPool]:
@@ -591,6 +718,10 @@ def _find_private_key(session: Any, uri: Pkcs11Uri) -> Any:
         attrs[pkcs11.Attribute.ID] = uri.id
     found = list(session.get_objects(attrs))
     if not found:
+        if not _has_private_keys(session):
+            # Not one key where ours was: the token went away (a module may show an empty
+            # token rather than none), not this credential's key.
+            raise _TokenGone(uri.backend, "the token shows no private keys (removed or reset?)")
         raise _KeyProblem(uri.backend, f"no private key {_key_label(uri)} on the token")
     if len(found) > 1:
         raise _KeyProblem(uri.backend, f"{len(found)} private keys match {_key_label(uri)}")
