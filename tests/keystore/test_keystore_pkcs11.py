@@ -268,3 +268,46 @@ def test_a_bad_pin_is_one_line_naming_the_token(store: DirectoryKeyStore, token:
         "handshaker: error: pkcs11:token=keystore-tests: the token refused the PIN (PinIncorrect)"
     )
     assert "wrong-pin-77" not in result.stderr
+
+
+# The directory layout: key-uri beside tls.crt, hot reload as for file keys.
+
+
+def test_a_reissued_chain_for_a_token_key_is_picked_up_without_a_restart(
+    token: SoftHsm, tmp_path: Path
+) -> None:
+    from handshaker.keystore import devca
+    from handshaker.keystore.pem import certificates_pem
+
+    store = DirectoryKeyStore(tmp_path / "ks", reload_interval=0)
+    store.generate_in_token("web", ["DNS:old.test"], f"{token.uri};object=reissued", "ecdsa-p256")
+    assert store.select("old.test", []) is not None
+    ca_certificate, ca_key = store.load_or_create_development_ca()
+    public_key = store.credential("web").certificate_chain[0].public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    leaf = devca.issue_for_public_key(
+        ca_certificate, ca_key, public_key, [devca.parse_san("DNS:new.test")]
+    )
+    (store.root / "web" / "tls.crt").write_bytes(certificates_pem([leaf]))
+    store.reload()
+    credential = store.select("new.test", [])
+    assert credential is not None and credential.certificate_chain[0] == leaf
+    assert isinstance(credential.signer, AsyncKey)
+    signature = asyncio.run(credential.signer.sign(SignatureScheme.ECDSA_SECP256R1_SHA256, b"m"))
+    _verify(leaf, SignatureScheme.ECDSA_SECP256R1_SHA256, signature, b"m")
+
+
+def test_a_bad_key_uri_file_is_a_warning_and_the_rest_still_loads(
+    store: DirectoryKeyStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "ks"
+    root.mkdir()
+    for name, uri in (("good", (store.root / "p256" / KEY_URI_FILE).read_text()),
+                      ("bad", "pkcs11:token=keystore-tests;object=p256?pin-value=1234\n")):
+        (root / name).mkdir()
+        (root / name / "tls.crt").write_bytes((store.root / "p256" / "tls.crt").read_bytes())
+        (root / name / KEY_URI_FILE).write_text(uri)
+    loaded = DirectoryKeyStore(root)
+    assert loaded.names() == ["good"]
+    assert "key-uri: pin-value is not accepted" in caplog.text
+    assert "1234" not in caplog.text
