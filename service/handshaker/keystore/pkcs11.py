@@ -15,7 +15,10 @@ token. Signatures: ECDSA (CKM_ECDSA over the hash computed here, r||s re-encoded
 as DER), RSASSA-PSS (CKM_RSA_PKCS_PSS, MGF1 and salt length = the hash's) and
 RSASSA-PKCS1-v1_5 (CKM_RSA_PKCS over a DigestInfo, for TLS 1.2). A token that is
 absent, refuses the PIN or fails is a KeyOperationError naming
-"pkcs11:token=LABEL"; the pool is reopened on the next operation.
+"pkcs11:token=LABEL"; the pool is reopened on the next operation, and after a
+token failure the module is initialised again (rate-limited), which is how a
+module notices a token that was put back. A refused PIN is not tried again
+until the PIN source says something else: tokens lock after a few wrong tries.
 
 python-pkcs11 calls C_Initialize(NULL), which tells a module that nobody will call
 it from two threads at once (SoftHSM2 then turns its own locks off). We initialise
