@@ -311,3 +311,35 @@ def test_a_bad_key_uri_file_is_a_warning_and_the_rest_still_loads(
     assert loaded.names() == ["good"]
     assert "key-uri: pin-value is not accepted" in caplog.text
     assert "1234" not in caplog.text
+
+
+def test_wrapping_a_token_key_out_is_refused(store: DirectoryKeyStore) -> None:
+    """Export the way a token allows at all, under a wrapping key: refused (not extractable)."""
+    import pkcs11
+
+    uri = hp.Pkcs11Uri.parse((store.root / "rsa" / KEY_URI_FILE).read_text().strip())
+    session = hp._admin_session(uri, None, rw=True)
+    try:
+        wrapping = session.generate_key(
+            pkcs11.KeyType.AES, 256, store=False,
+            template={pkcs11.Attribute.WRAP: True, pkcs11.Attribute.EXTRACTABLE: False},
+        )
+        private = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=uri.object)
+        with pytest.raises(pkcs11.PKCS11Error) as refused:
+            wrapping.wrap_key(private, mechanism=pkcs11.Mechanism.AES_KEY_WRAP_PAD)
+        assert type(refused.value).__name__ in ("KeyUnextractable", "KeyNotWrappable")
+    finally:
+        session.close()
+
+
+def test_key_types_a_token_cannot_make_are_refused_before_anything_is_written(
+    token: SoftHsm, tmp_path: Path
+) -> None:
+    result = _cli(token, "keys", "generate", "x", "--san", "DNS:x", "--in", token.uri,
+                  "--key-type", "ed25519", "--keystore", str(tmp_path / "ks"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "handshaker: error: key type 'ed25519' cannot be made on a token; "
+        "choose one of ecdsa-p256, ecdsa-p384, rsa-2048"
+    )
+    assert not (tmp_path / "ks").exists()

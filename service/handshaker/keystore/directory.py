@@ -518,6 +518,11 @@ class DirectoryKeyStore:
         from . import pkcs11  # noqa: PLC0415 (the optional binding, only for token keys)
 
         check_name(name)
+        if key_type not in pkcs11.TOKEN_KEY_TYPES:
+            raise ValueError(
+                f"key type {key_type!r} cannot be made on a token; choose one of "
+                f"{', '.join(pkcs11.TOKEN_KEY_TYPES)}"
+            )
         general_names = [devca.parse_san(s) for s in sans]
         if not general_names:
             raise ValueError("give at least one subjectAltName, e.g. DNS:localhost")
