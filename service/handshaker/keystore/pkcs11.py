@@ -255,14 +255,11 @@ def read_pin(uri: Pkcs11Uri) -> str:
         if source.startswith("//"):
             source = urllib.parse.urlparse(uri.pin_source).path
         try:
-            # Only the first line: `echo PIN > file` leaves a newline that is not part of the PIN.
-            return (
-                Path(source).read_text(encoding="utf-8").splitlines()[0]
-                if Path(source).stat().st_size
-                else ""
-            )
-        except (OSError, UnicodeDecodeError, IndexError):
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             raise Pkcs11Error(f"{uri.backend}: cannot read the PIN file {source}") from None
+        # Only the first line: `echo PIN > file` leaves a newline that is not part of the PIN.
+        return text.partition("\n")[0].removesuffix("\r")
     pin = os.environ.get(PIN_ENV)
     if pin is None:
         raise Pkcs11Error(
@@ -809,6 +806,9 @@ class Pkcs11Key(AsyncKey):
         if cached is not None and cached[0] is session:
             return cached[1]
         key = _find_private_key(session, self._uri)
+        if len(self._cache) > 64:
+            # Entries of sessions closed by pool resets: start again rather than grow.
+            self._cache.clear()
         self._cache[id(session)] = (session, key)
         return key
 
