@@ -119,8 +119,12 @@ def test_terminate_serves_openssl_with_a_token_key(
     assert result.stdout.endswith(b"hello from handshaker\n")
 
 
+@pytest.mark.parametrize(
+    ("credential", "subject"),
+    [("hsm-client", r"client\.hsm\.test"), *((f"hsm-{t}", "localhost") for t in KEY_TYPES)],
+)
 def test_connect_presents_a_token_key_to_s_server_verify(
-    hsm_service: Service, openssl: str, tmp_path: Path
+    hsm_service: Service, openssl: str, tmp_path: Path, credential: str, subject: str
 ) -> None:
     # s_server needs a certificate of its own: a file key from the same development CA.
     _keys(dict(os.environ), "generate", "plain-server", "--san", "DNS:localhost",
@@ -132,11 +136,11 @@ def test_connect_presents_a_token_key_to_s_server_verify(
     ) as (server, port):
         result = connect_command(
             hsm_service, f"localhost:{port}", "--ca-file", str(plain.parent / "dev-ca" / "ca.crt"),
-            "--key", "hsm-client", stdin=b"GET / HTTP/1.0\r\n\r\n",
+            "--key", credential, stdin=b"GET / HTTP/1.0\r\n\r\n",
         )
         assert result.returncode == 0, result.stderr.decode()
         assert result.stdout.startswith(b"HTTP/1.0 200 ok\r\n")
-        server.wait_for(r"depth=0 CN ?= ?client\.hsm\.test")
+        server.wait_for(rf"depth=0 CN ?= ?{subject}")
 
 
 def _health(service: Service) -> int:
