@@ -26,8 +26,10 @@ from .keystore import (
     Role,
     describe,
 )
+from .tls.config import Credential
 
 PROG = "handshaker"
+PKCS11_PIN_ENV = "HANDSHAKER_PKCS11_PIN"
 
 log = logging.getLogger("handshaker.cli")
 
@@ -50,17 +52,43 @@ def _add_keystore_option(parser: argparse.ArgumentParser) -> None:
     # default would otherwise overwrite the outer value.
     parser.add_argument(
         "--keystore",
-        type=Path,
         default=argparse.SUPPRESS,
         metavar="DIR",
-        help="keystore directory (default: $HANDSHAKER_KEYSTORE, else "
-        "$XDG_DATA_HOME/handshaker/keystore, else ~/.local/share/handshaker/keystore)",
+        help="keystore directory, or dir:DIR (default: $HANDSHAKER_KEYSTORE, else "
+        "$XDG_DATA_HOME/handshaker/keystore, else ~/.local/share/handshaker/keystore); "
+        "`serve` also takes memory: and the URIs of keystore plugins",
     )
 
 
 def _keystore_path(args: argparse.Namespace) -> Path:
-    path: Path | None = getattr(args, "keystore", None)
-    return path.expanduser() if path is not None else default_keystore_path()
+    text: str | None = getattr(args, "keystore", None)
+    if text is None:
+        return default_keystore_path()
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme == "dir":
+        return Path(rest).expanduser()
+    if colon and scheme.isalpha() and len(scheme) > 1:
+        # Other schemes (memory:, plugins) are for `serve`; `keys` edits a directory.
+        raise CommandError(f"--keystore {text}: `keys` commands need a directory (dir:PATH)")
+    return Path(text).expanduser()
+
+
+def _configure_pkcs11(args: argparse.Namespace) -> None:
+    module = getattr(args, "pkcs11_module", None)
+    if module is None:
+        return
+    from .keystore import pkcs11  # noqa: PLC0415 (the optional binding, only when asked for)
+
+    pkcs11.configure(pkcs11.Pkcs11Settings(module_path=module, sessions=1))
+
+
+def _add_pkcs11_module_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pkcs11-module",
+        metavar="PATH",
+        help="PKCS#11 module for key URIs without module-path (default: SoftHSM2's, if found). "
+        f"The PIN comes from the URI's pin-source=file:PATH or ${PKCS11_PIN_ENV}",
+    )
 
 
 # `handshaker keys ...`
@@ -96,14 +124,22 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
     store = DirectoryKeyStore(_keystore_path(args))
     if principals:
         store.read_policy_file()  # a broken policy fails now, before a credential is stored
-    credential = store.generate(args.name, args.san, args.key_type, replace=args.replace)
+    where = ""
+    if args.token_uri is not None:
+        _configure_pkcs11(args)
+        credential, key_uri = store.generate_in_token(
+            args.name, args.san, args.token_uri, args.key_type, replace=args.replace
+        )
+        where = f" (key on the token: {key_uri})"
+    else:
+        credential = store.generate(args.name, args.san, args.key_type, replace=args.replace)
     if args.default:
         store.set_default(args.name)
     info = describe(args.name, credential)
     print(
         f"generated {info.name}: {info.key_type}, {', '.join(info.sans)}, "
         f"valid until {_utc(info.not_after)}, issued by the development CA "
-        f"({store.development_ca_path})"
+        f"({store.development_ca_path}){where}"
     )
     _grant_all(store, args.name, principals)
     return 0
@@ -163,21 +199,46 @@ def _cmd_keys_policy(args: argparse.Namespace) -> int:
 
 def _cmd_keys_import(args: argparse.Namespace) -> int:
     principals = _principals(args.allow)
+    if (args.key is None) == (args.key_uri is None):
+        raise CommandError("give exactly one of --key KEY.pem and --key-uri URI")
     chain_pem = _read_input(args.cert, "certificate chain")
-    key_pem = _read_input(args.key, "private key")
     ca_pem = _read_input(args.ca, "CA bundle") if args.ca is not None else None
     store = DirectoryKeyStore(_keystore_path(args))
     if principals:
         store.read_policy_file()  # a broken policy fails now, before a credential is stored
-    credential = store.import_credential(
-        args.name, chain_pem, key_pem, ca_pem=ca_pem, replace=args.replace
-    )
+    if args.key_uri is not None:
+        credential = _import_key_uri(args, store, chain_pem, ca_pem)
+    else:
+        key_pem = _read_input(args.key, "private key")
+        credential = store.import_credential(
+            args.name, chain_pem, key_pem, ca_pem=ca_pem, replace=args.replace
+        )
     if args.default:
         store.set_default(args.name)
     info = describe(args.name, credential)
     print(f"imported {info.name}: {info.key_type}, {', '.join(info.sans) or info.subject}")
     _grant_all(store, args.name, principals)
     return 0
+
+
+def _import_key_uri(
+    args: argparse.Namespace, store: DirectoryKeyStore, chain_pem: bytes, ca_pem: bytes | None
+) -> Credential:
+    """Checks on the token that the key matches the leaf, then stores the chain and the URI."""
+    from .keystore import load_certificates, pkcs11  # noqa: PLC0415 (the optional binding)
+    from .keystore.pem import public_key_matches  # noqa: PLC0415
+
+    _configure_pkcs11(args)
+    leaf = load_certificates(chain_pem, source=f"{args.name} certificate chain")[0]
+    public_key = pkcs11.public_key_on_token(args.key_uri)
+    if not public_key_matches(public_key, leaf):
+        raise CommandError(
+            f"the key {args.key_uri} on the token does not match the leaf certificate "
+            f"({leaf.subject.rfc4514_string() or 'empty subject'})"
+        )
+    return store.import_key_uri(
+        args.name, chain_pem, args.key_uri, ca_pem=ca_pem, replace=args.replace
+    )
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
@@ -277,6 +338,14 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="a subjectAltName: DNS:example.com, IP:127.0.0.1 or URI:spiffe://...; repeatable",
     )
     generate.add_argument("--key-type", choices=KEY_TYPES, default=DEFAULT_KEY_TYPE)
+    generate.add_argument(
+        "--in",
+        dest="token_uri",
+        metavar="PKCS11-URI",
+        help="make the key on this PKCS#11 token (pkcs11:token=LABEL[;object=LABEL], RFC 7512), "
+        "sensitive and not extractable; key types ecdsa-p256, ecdsa-p384, rsa-2048",
+    )
+    _add_pkcs11_module_option(generate)
     generate.add_argument("--replace", action="store_true", help="replace an existing credential")
     generate.add_argument("--default", action="store_true", help="make it the default credential")
     _add_allow_option(generate)
@@ -290,7 +359,14 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     import_.add_argument("name", metavar="NAME")
     import_.add_argument("--cert", type=Path, required=True, metavar="CHAIN.pem")
-    import_.add_argument("--key", type=Path, required=True, metavar="KEY.pem")
+    import_.add_argument("--key", type=Path, metavar="KEY.pem")
+    import_.add_argument(
+        "--key-uri",
+        metavar="PKCS11-URI",
+        help="instead of --key: the key is on a token (pkcs11:token=...;object=...); "
+        "it is checked against the leaf and its URI is stored as NAME/key-uri",
+    )
+    _add_pkcs11_module_option(import_)
     import_.add_argument(
         "--ca", type=Path, metavar="CA.pem", help="trust bundle stored with it as ca.crt"
     )
@@ -369,6 +445,10 @@ def _add_allow_option(parser: argparse.ArgumentParser) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve_command  # noqa: PLC0415 (grpc loads only for serve)
 
+    # serve takes any keystore URI (dir:, memory:, a plugin's); the keys commands a directory.
+    uri: str | None = getattr(args, "keystore", None)
+    if uri is not None and not uri.startswith("dir:") and ":" in uri.partition("/")[0]:
+        return serve_command(args, default_keystore_path(), uri)
     return serve_command(args, _keystore_path(args))
 
 

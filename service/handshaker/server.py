@@ -30,7 +30,15 @@ from grpc_reflection.v1alpha import reflection
 
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
 from handshaker.api.identity import CallerIdentity
-from handshaker.keystore import LOCAL, DirectoryKeyStore, KeyStore, Principal
+from handshaker.keystore import (
+    LOCAL,
+    DirectoryKeyStore,
+    KeyStore,
+    KeystoreError,
+    Principal,
+    pkcs11,
+)
+from handshaker.keystore.backends import directory_path, open_keystore
 from handshaker.keystore.directory import SESSION_STORE_DIR
 from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
 from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
@@ -70,6 +78,10 @@ class Settings:
     unix_socket_group: str | None = None
     # "memory", or redis://HOST:PORT/DB, rediss://..., unix:///path.sock
     session_store: str = "memory"
+    # The keystore URI (dir:PATH, memory:, a plugin's); None: the `keystore` directory.
+    keystore_uri: str | None = None
+    pkcs11_module: str | None = None
+    pkcs11_sessions: int = pkcs11.DEFAULT_SESSIONS
 
 
 def is_loopback(listen: str) -> bool:
@@ -232,7 +244,11 @@ async def open_session_store(settings: Settings) -> tuple[SessionStore, Sealer |
             f"--session-store {store_name(settings.session_store)!r}: give memory, "
             "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH.sock"
         )
-    assert settings.keystore is not None
+    if settings.keystore is None:
+        raise StoreError(
+            "--session-store redis seals its records under keys in a keystore directory: "
+            "give --keystore dir:PATH"
+        )
     sealer = Sealer(session_store_keys(settings.keystore))
     store = RedisSessionStore(
         settings.session_store,
@@ -255,6 +271,33 @@ async def _report(stats: HandshakeStats, interval: float) -> None:
         counts = stats.take()
         if counts:
             log.info("handshakes", extra={"fields": {"seconds": interval, **counts}})
+
+
+async def _watch_key_backends(health_servicer: Any, interval: float = 1.0) -> None:
+    """NOT_SERVING while a key backend (a PKCS#11 token) fails; probe it until it works again."""
+    serving = True
+    while True:
+        await asyncio.sleep(interval)
+        failing = pkcs11.unusable()
+        for pool in pkcs11.pools():
+            if pool.failure is not None:
+                # Without traffic nothing would notice the token is back: try it ourselves.
+                with contextlib.suppress(KeystoreError):
+                    await pool.run(pkcs11.probe)
+        failing = pkcs11.unusable()
+        if bool(failing) == serving:
+            serving = not failing
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, status)
+            log.warning(
+                "key backends usable again" if serving else "key backend unusable",
+                extra={"fields": {"backends": failing} if failing else {}},
+            )
 
 
 async def serve(
@@ -331,6 +374,7 @@ async def serve(
     sweeper = asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2)))
     reloader = asyncio.create_task(_reload_keys(sealer, 10.0)) if sealer is not None else None
     reporter = asyncio.create_task(_report(servicer.stats, settings.stats_interval))
+    watcher = asyncio.create_task(_watch_key_backends(health_servicer))
     if ready is not None:
         ready.set()
     try:
@@ -339,10 +383,12 @@ async def serve(
         log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
         await health_servicer.enter_graceful_shutdown()
         sweeper.cancel()
+        watcher.cancel()
         if reloader is not None:
             reloader.cancel()
         await server.stop(settings.grace_seconds)
         await sessions.close()
+        pkcs11.close_all()
         reporter.cancel()
         counts = servicer.stats.take()
         if counts:
@@ -358,8 +404,28 @@ def run(settings: Settings) -> int:
     except ListenError as error:
         print(f"handshaker serve: {error}", file=sys.stderr)
         return 2
-    keystore_path = settings.keystore
-    assert keystore_path is not None
+    try:
+        pkcs11.configure(
+            pkcs11.Pkcs11Settings(
+                module_path=settings.pkcs11_module, sessions=settings.pkcs11_sessions
+            )
+        )
+    except ValueError as error:
+        print(f"handshaker serve: {error}", file=sys.stderr)
+        return 2
+    spec = settings.keystore_uri if settings.keystore_uri is not None else str(settings.keystore)
+    keystore_path = directory_path(spec)
+    if keystore_path is None:
+        try:
+            other = open_keystore(spec)
+        except KeystoreError as error:
+            print(f"handshaker serve: --keystore {spec}: {error}", file=sys.stderr)
+            return 2
+        log.info(
+            "keystore ready", extra={"fields": {"keystore": spec, "credentials": other.names()}}
+        )
+        print(f"handshaker: keystore {spec}", file=sys.stderr)
+        return _serve_until_stopped(settings, other)
     store = DirectoryKeyStore(keystore_path)
     ca_path = store.ensure_development_ca()
     log.info(
@@ -386,6 +452,10 @@ def run(settings: Settings) -> int:
         )
     else:
         print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
+    return _serve_until_stopped(settings, store)
+
+
+def _serve_until_stopped(settings: Settings, store: KeyStore) -> int:
     try:
         asyncio.run(serve(settings, store))
     except (ListenError, StoreError) as error:
@@ -451,17 +521,34 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the unary API's sessions live between RPCs (default memory; Redis lets "
         "replicas share them, sealed under keys in <keystore>/session-store/keys)",
     )
+    parser.add_argument(
+        "--pkcs11-module",
+        metavar="PATH",
+        help="PKCS#11 module for key URIs without module-path (default: SoftHSM2's, if found). "
+        f"The PIN comes from the URI's pin-source=file:PATH or ${pkcs11.PIN_ENV}, never a flag",
+    )
+    parser.add_argument(
+        "--pkcs11-sessions",
+        type=int,
+        default=pkcs11.DEFAULT_SESSIONS,
+        metavar="N",
+        help="logged-in sessions (and threads) per PKCS#11 token: how many token operations "
+        f"run at once (default {pkcs11.DEFAULT_SESSIONS})",
+    )
     parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
         "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
     )
 
 
-def serve_command(args: argparse.Namespace, keystore: Path) -> int:
+def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | None = None) -> int:
     return run(
         Settings(
             listen=args.listen,
             keystore=keystore,
+            keystore_uri=keystore_uri,
+            pkcs11_module=args.pkcs11_module,
+            pkcs11_sessions=args.pkcs11_sessions,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from handshaker.tls.signer import PrivateKey
@@ -141,6 +141,24 @@ def issue(
     validity: datetime.timedelta = LEAF_VALIDITY,
 ) -> x509.Certificate:
     """A leaf certificate for `subject_key`, usable as a TLS server and client certificate."""
+    return issue_for_public_key(
+        ca_certificate, ca_key, subject_key.public_key(), sans, now=now, validity=validity
+    )
+
+
+def issue_for_public_key(
+    ca_certificate: x509.Certificate,
+    ca_key: PrivateKey,
+    public_key: ec.EllipticCurvePublicKey
+    | rsa.RSAPublicKey
+    | ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey,
+    sans: Iterable[x509.GeneralName],
+    *,
+    now: datetime.datetime | None = None,
+    validity: datetime.timedelta = LEAF_VALIDITY,
+) -> x509.Certificate:
+    """A leaf certificate over a public key whose private half is elsewhere (a token)."""
     names = list(sans)
     if not names:
         raise ValueError("a certificate needs at least one subjectAltName")
@@ -152,7 +170,7 @@ def issue(
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_certificate.subject)
-        .public_key(subject_key.public_key())
+        .public_key(public_key)
         .serial_number(_serial())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + validity, ca_certificate.not_valid_after_utc))
@@ -178,9 +196,7 @@ def issue(
             critical=False,
         )
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )

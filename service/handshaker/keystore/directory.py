@@ -7,6 +7,9 @@ Layout of the keystore directory (every name below is a credential or bundle nam
         tls.crt                 the certificate chain, PEM, leaf first
         tls.key                 the leaf's private key, PEM: EC, RSA, Ed25519 or Ed448,
                                 PKCS#8 or traditional, unencrypted; written 0600
+        key-uri                 instead of tls.key: one line, the URI of a key kept
+                                elsewhere (`pkcs11:token=...;object=...`, RFC 7512); the
+                                chain still comes from tls.crt and reloads as usual
         ca.crt                  optional: the trust bundle called <name>
       trust/<name>.pem          a trust bundle: one or more PEM certificates
       default                   optional: one line, the name of the default credential
@@ -51,11 +54,13 @@ from typing import Generic, TypeVar
 from cryptography import x509
 
 from handshaker.tls.config import Credential
+from handshaker.tls.keyops import PrivateKeyHandle
 from handshaker.tls.signer import PrivateKey
 
 from . import devca
 from .base import (
     CredentialInfo,
+    InvalidCredential,
     KeystoreError,
     KeystoreSnapshot,
     KeystoreUnavailable,
@@ -75,6 +80,7 @@ log = logging.getLogger("handshaker.keystore")
 
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
+KEY_URI_FILE = "key-uri"
 CA_FILE = "ca.crt"
 TRUST_DIR = "trust"
 DEV_CA_DIR = "dev-ca"
@@ -93,6 +99,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 # (inode, size, mtime_ns, ctime_ns) of a file, or None when it is absent.
 FileStamp = tuple[int, int, int, int] | None
+
+# Builds the key handle for a `key-uri` file: (the URI, the leaf it must match).
+KeyUriResolver = Callable[[str, x509.Certificate], PrivateKeyHandle]
+
+
+def resolve_key_uri(uri: str, leaf: x509.Certificate) -> PrivateKeyHandle:
+    """The default resolver: `pkcs11:` URIs through the PKCS#11 backend (keystore/pkcs11.py)."""
+    scheme = uri.partition(":")[0].lower()
+    if scheme != "pkcs11":
+        raise InvalidCredential(f"key URI scheme {scheme!r} is not supported (only pkcs11:)")
+    from . import pkcs11  # noqa: PLC0415 (loads the optional binding only for token keys)
+
+    return pkcs11.key_for_certificate(uri, leaf)
 
 
 def check_name(name: str) -> str:
@@ -132,8 +151,10 @@ class DirectoryKeyStore:
         *,
         reload_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        key_uri_resolver: KeyUriResolver = resolve_key_uri,
     ) -> None:
         self.root = Path(path)
+        self._resolve_key_uri = key_uri_resolver
         self._reload_interval = reload_interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -233,9 +254,13 @@ class DirectoryKeyStore:
                     if (ca := _stamp(folder / CA_FILE)) is not None:
                         scan["bundle", DEV_CA_BUNDLE] = (ca,)
                 else:
-                    pair = (_stamp(folder / CERT_FILE), _stamp(folder / KEY_FILE))
-                    if pair != (None, None):
-                        scan["credential", entry.name] = pair
+                    files = (
+                        _stamp(folder / CERT_FILE),
+                        _stamp(folder / KEY_FILE),
+                        _stamp(folder / KEY_URI_FILE),
+                    )
+                    if files != (None, None, None):
+                        scan["credential", entry.name] = files
                     if (ca := _stamp(folder / CA_FILE)) is not None:
                         scan["ca", entry.name] = (ca,)
         scan["default", ""] = (_stamp(self.root / DEFAULT_FILE),)
@@ -328,8 +353,29 @@ class DirectoryKeyStore:
     def _read_credential(self, name: str) -> Credential:
         folder = self.root / name
         chain = load_certificates((folder / CERT_FILE).read_bytes(), source=str(folder / CERT_FILE))
+        if not (folder / KEY_FILE).exists() and (folder / KEY_URI_FILE).exists():
+            return self._credential_from_key_uri(folder, chain)
         key = load_private_key((folder / KEY_FILE).read_bytes(), source=str(folder / KEY_FILE))
         return credential_from_key(chain, key, source=str(folder))
+
+    def _credential_from_key_uri(
+        self, folder: Path, chain: tuple[x509.Certificate, ...]
+    ) -> Credential:
+        source = folder / KEY_URI_FILE
+        try:
+            uri = source.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise InvalidCredential(f"{source}: not UTF-8 text") from None
+        if not uri:
+            raise InvalidCredential(f"{source}: empty")
+        try:
+            handle = self._resolve_key_uri(uri, chain[0])
+        except KeystoreError as exc:
+            raise InvalidCredential(f"{source}: {exc}") from None
+        try:
+            return Credential(certificate_chain=chain, signer=handle)
+        except ValueError as exc:
+            raise InvalidCredential(f"{source}: {exc}") from None
 
     def _read_policy(self) -> Policy:
         path = self.root / POLICY_FILE
@@ -403,6 +449,34 @@ class DirectoryKeyStore:
         self._store_credential(name, chain, key, ca, replace=replace)
         return credential
 
+    def import_key_uri(
+        self,
+        name: str,
+        chain_pem: bytes,
+        key_uri: str,
+        *,
+        ca_pem: bytes | None = None,
+        replace: bool = False,
+    ) -> Credential:
+        """Stores a PEM chain and the URI of its key (kept in a token) under `name`.
+
+        The caller checks that the token's key matches the leaf (it has the PIN);
+        here the URI must only resolve to a key handle for the leaf.
+        """
+        check_name(name)
+        chain = load_certificates(chain_pem, source=f"{name} certificate chain")
+        handle = self._resolve_key_uri(key_uri, chain[0])
+        credential = Credential(certificate_chain=chain, signer=handle)
+        ca = load_certificates(ca_pem, source=f"{name} CA bundle") if ca_pem is not None else None
+        self._store_files(
+            name,
+            [(KEY_URI_FILE, f"{key_uri}\n".encode(), KEY_MODE), *self._chain_files(chain, ca)],
+            ca is not None,
+            replace=replace,
+            drop=KEY_FILE,
+        )
+        return credential
+
     def generate(
         self,
         name: str,
@@ -428,6 +502,51 @@ class DirectoryKeyStore:
         credential = credential_from_key((leaf,), key, source=name)
         self._store_credential(name, (leaf,), key, (ca_certificate,), replace=replace)
         return credential
+
+    def generate_in_token(
+        self,
+        name: str,
+        sans: Sequence[str],
+        token_uri: str,
+        key_type: str = devca.DEFAULT_KEY_TYPE,
+        *,
+        replace: bool = False,
+    ) -> tuple[Credential, str]:
+        """Makes the key pair on a PKCS#11 token and its certificate from the development CA.
+
+        The private key never leaves the token (sensitive, not extractable); the
+        folder gets tls.crt, ca.crt and key-uri. Returns the credential and the key's URI.
+        """
+        from . import pkcs11  # noqa: PLC0415 (the optional binding, only for token keys)
+
+        check_name(name)
+        if key_type not in pkcs11.TOKEN_KEY_TYPES:
+            raise ValueError(
+                f"key type {key_type!r} cannot be made on a token; choose one of "
+                f"{', '.join(pkcs11.TOKEN_KEY_TYPES)}"
+            )
+        general_names = [devca.parse_san(s) for s in sans]
+        if not general_names:
+            raise ValueError("give at least one subjectAltName, e.g. DNS:localhost")
+        if not replace and (self.root / name).exists():
+            raise FileExistsError(f"credential {name!r} already exists")
+        ca_certificate, ca_key = self.load_or_create_development_ca()
+        key_uri, public_key = pkcs11.generate_key_pair(token_uri, name, key_type)
+        leaf = devca.issue_for_public_key(ca_certificate, ca_key, public_key, general_names)
+        credential = Credential(
+            certificate_chain=(leaf,), signer=self._resolve_key_uri(key_uri, leaf)
+        )
+        self._store_files(
+            name,
+            [
+                (KEY_URI_FILE, f"{key_uri}\n".encode(), KEY_MODE),
+                *self._chain_files((leaf,), (ca_certificate,)),
+            ],
+            True,
+            replace=replace,
+            drop=KEY_FILE,
+        )
+        return credential, key_uri
 
     def set_default(self, name: str) -> None:
         """Names the credential served when no SAN matches."""
@@ -530,14 +649,29 @@ class DirectoryKeyStore:
         *,
         replace: bool,
     ) -> None:
-        self._ensure_root()
-        folder = self.root / name
-        files = [
-            (KEY_FILE, private_key_pem(key), KEY_MODE),
-            (CERT_FILE, certificates_pem(list(chain)), CERT_MODE),
-        ]
+        files = [(KEY_FILE, private_key_pem(key), KEY_MODE), *self._chain_files(chain, ca)]
+        self._store_files(name, files, bool(ca), replace=replace, drop=KEY_URI_FILE)
+
+    @staticmethod
+    def _chain_files(
+        chain: Sequence[x509.Certificate], ca: Sequence[x509.Certificate] | None
+    ) -> list[tuple[str, bytes, int]]:
+        files = [(CERT_FILE, certificates_pem(list(chain)), CERT_MODE)]
         if ca:
             files.append((CA_FILE, certificates_pem(list(ca)), CERT_MODE))
+        return files
+
+    def _store_files(
+        self,
+        name: str,
+        files: list[tuple[str, bytes, int]],
+        ca: bool,
+        *,
+        replace: bool,
+        drop: str,
+    ) -> None:
+        self._ensure_root()
+        folder = self.root / name
         if folder.exists():
             if not replace:
                 raise FileExistsError(f"credential {name!r} already exists")
@@ -545,6 +679,9 @@ class DirectoryKeyStore:
             # key that does not match its certificate and keeps the old credential.
             for file_name, data, mode in files:
                 _write_file(folder / file_name, data, mode)
+            # The other kind of key goes: a folder holds tls.key or key-uri, never both.
+            with contextlib.suppress(FileNotFoundError):
+                (folder / drop).unlink()
             if not ca:
                 with contextlib.suppress(FileNotFoundError):
                     (folder / CA_FILE).unlink()

@@ -55,9 +55,18 @@ def load_private_key(pem: bytes, *, source: str = "private key") -> PrivateKey:
 
 def key_matches_certificate(key: PrivateKey, certificate: x509.Certificate) -> bool:
     """True when `key` is the private half of the certificate's public key."""
-    return bool(
-        key.public_key().public_bytes(*_SPKI) == certificate.public_key().public_bytes(*_SPKI)
-    )
+    return public_key_matches(key.public_key(), certificate)
+
+
+def public_key_matches(
+    public_key: ec.EllipticCurvePublicKey
+    | rsa.RSAPublicKey
+    | ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey,
+    certificate: x509.Certificate,
+) -> bool:
+    """True when `public_key` is the certificate's public key."""
+    return bool(public_key.public_bytes(*_SPKI) == certificate.public_key().public_bytes(*_SPKI))
 
 
 def credential_from_key(
