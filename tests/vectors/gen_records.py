@@ -493,6 +493,45 @@ def scenarios() -> list[Scenario]:
     out.append(s)
 
     s = Scenario(
+        "handshake_interleaved_with_alert",
+        "close_notify inside a NewSessionTicket split across records: unexpected_message "
+        "(section 5.1: handshake messages MUST NOT be interleaved with other record types).",
+        CHACHA20,
+    )
+    s.receive(
+        s.peer.seal(HANDSHAKE, bytes((4, 0, 0, 10, 1))) + s.peer.alert(1, CLOSE_NOTIFY),
+        output=s.us.alert(2, UNEXPECTED_MESSAGE),
+        error=local_error(UNEXPECTED_MESSAGE),
+    )
+    out.append(s)
+
+    for label, record_of, alert in [
+        ("empty_handshake_record", lambda d: d.seal(HANDSHAKE, b""), UNEXPECTED_MESSAGE),
+        ("three_byte_alert", lambda d: d.seal(ALERT, bytes((2, 80, 0))), DECODE_ERROR),
+        (
+            "protected_change_cipher_spec",
+            lambda d: d.seal(20, b"\x01"),
+            UNEXPECTED_MESSAGE,
+        ),
+        (
+            "post_handshake_certificate_request",
+            lambda d: d.seal(HANDSHAKE, bytes((13, 0, 0, 4, 0, 0, 0, 0))),
+            UNEXPECTED_MESSAGE,
+        ),
+    ]:
+        s = Scenario(label, f"A protected record that is not allowed here ({label}).", AES_128_GCM)
+        s.receive(record_of(s.peer), output=s.us.alert(2, alert), error=local_error(alert))
+        out.append(s)
+
+    s = Scenario(
+        "warning_alert_is_fatal",
+        "Any alert but close_notify and user_canceled is an error, whatever its level.",
+        AES_128_GCM,
+    )
+    s.receive(s.peer.alert(1, 46), error={"alert": 46, "sent_by_peer": True})
+    out.append(s)
+
+    s = Scenario(
         "close_notify_received",
         "Data, user_canceled (ignored), close_notify; what follows close_notify is ignored.",
         AES_128_GCM,
@@ -666,6 +705,19 @@ def scenarios() -> list[Scenario]:
         events=[ku_event(True)],
         output=s.us.key_update(False) + s.us.alert(2, BAD_RECORD_MAC),
         error=local_error(BAD_RECORD_MAC),
+    )
+    out.append(s)
+
+    s = Scenario(
+        "key_update_requested_after_we_closed",
+        "After our close_notify nothing more is sent, a KeyUpdate answer included; "
+        "the peer's data under its next keys is still read.",
+        AES_256_GCM,
+    )
+    s.close(s.us.alert(1, CLOSE_NOTIFY))
+    s.receive(
+        s.peer.key_update(True) + s.peer.seal(APPLICATION_DATA, b"still talking"),
+        events=[ku_event(True), data_event(b"still talking")],
     )
     out.append(s)
 
