@@ -79,6 +79,9 @@ type Conn struct {
 	activeCall atomic.Int32
 	// peerAlert is the fatal alert the peer sent; nothing is written after it.
 	peerAlert atomic.Pointer[AlertError]
+	// keyUpdateOwed is set by Read when the peer sent KeyUpdate(update_requested)
+	// after our last KeyUpdate; the writer sends ours before its next record.
+	keyUpdateOwed atomic.Bool
 
 	in struct {
 		sync.Mutex
@@ -342,16 +345,37 @@ func (c *Conn) handleKeyUpdate(body []byte) error {
 	if request == 1 {
 		// "the receiver MUST send a KeyUpdate of its own with request_update
 		// set to "update_not_requested" prior to sending its next Application
-		// Data record."
-		c.out.Lock()
-		defer c.out.Unlock()
-		if c.out.err == nil && !c.out.closeNotifySent {
-			if err := c.sendKeyUpdateLocked(false); err != nil {
-				c.out.err = err
-			}
-		}
+		// Data record." It is owed, not sent here: the next record we write
+		// carries it first, so requests that arrive meanwhile share one answer
+		// ("an implementation which receives multiple KeyUpdates while it is
+		// silent [responds] with a single update"), and Read never waits for
+		// a blocked Write.
+		c.keyUpdateOwed.Store(true)
 	}
 	return nil
+}
+
+// appendOwedKeyUpdateLocked appends our KeyUpdate(update_not_requested) when
+// the peer's update_requested is still unanswered, and moves the write keys on.
+func (c *Conn) appendOwedKeyUpdateLocked(dst []byte) ([]byte, error) {
+	if !c.keyUpdateOwed.Swap(false) {
+		return dst, nil
+	}
+	return c.appendKeyUpdateLocked(dst, false)
+}
+
+func (c *Conn) appendKeyUpdateLocked(dst []byte, requestPeer bool) ([]byte, error) {
+	request := byte(0)
+	if requestPeer {
+		request = 1
+	}
+	dst, err := c.out.hc.seal(dst, recordTypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, request})
+	if err != nil {
+		return dst, err
+	}
+	// "after sending a KeyUpdate message, the sender SHALL send all its
+	// traffic using the next generation of keys"
+	return dst, c.out.hc.update()
 }
 
 // fail sends the alert for a record-layer error and returns the error the
@@ -372,7 +396,11 @@ func (c *Conn) sendAlert(description uint8, reason string) {
 	if c.out.err != nil || c.out.closeNotifySent || c.out.hc == nil {
 		return
 	}
-	if record, err := c.out.hc.seal(c.out.buf[:0], recordTypeAlert, []byte{2, description}); err == nil {
+	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	if err == nil {
+		record, err = c.out.hc.seal(record, recordTypeAlert, []byte{2, description})
+	}
+	if err == nil {
 		_, _ = c.conn.Write(record)
 	}
 	c.out.err = &AlertError{Alert: description, Reason: reason}
@@ -397,22 +425,18 @@ func (c *Conn) UpdateKeys(requestPeer bool) error {
 	return nil
 }
 
+// sendKeyUpdateLocked writes a KeyUpdate, after the one we owe the peer if any.
 func (c *Conn) sendKeyUpdateLocked(requestPeer bool) error {
-	request := byte(0)
-	if requestPeer {
-		request = 1
+	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	if err == nil {
+		record, err = c.appendKeyUpdateLocked(record, requestPeer)
 	}
-	record, err := c.out.hc.seal(c.out.buf[:0], recordTypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, request})
 	if err != nil {
 		return err
 	}
 	c.out.buf = record[:0]
-	if _, err := c.conn.Write(record); err != nil {
-		return err
-	}
-	// "after sending a KeyUpdate message, the sender SHALL send all its
-	// traffic using the next generation of keys"
-	return c.out.hc.update()
+	_, err = c.conn.Write(record)
+	return err
 }
 
 var errWriteAfterCloseWrite = errors.New("handshaker: write after CloseWrite")
@@ -454,18 +478,22 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	written := 0
 	for len(b) > 0 {
-		if c.out.hc.seq >= rekeyAfterRecords {
-			if err := c.sendKeyUpdateLocked(false); err != nil {
-				c.out.err = err
-				return written, err
-			}
-		}
 		batch := c.out.buf[:0]
 		taken := 0
-		for len(b) > taken && len(batch) < writeBatch && c.out.hc.seq < rekeyAfterRecords {
-			fragment := min(len(b)-taken, c.out.maxFragment)
+		for len(b) > taken && len(batch) < writeBatch {
+			// A KeyUpdate goes before the record when one is due: the answer
+			// the peer is owed (it may have arrived while this batch was being
+			// sealed), else ours ahead of the sequence-number limit.
 			var err error
-			if batch, err = c.out.hc.seal(batch, recordTypeApplicationData, b[taken:taken+fragment]); err != nil {
+			batch, err = c.appendOwedKeyUpdateLocked(batch)
+			if err == nil && c.out.hc.seq >= rekeyAfterRecords {
+				batch, err = c.appendKeyUpdateLocked(batch, false)
+			}
+			fragment := min(len(b)-taken, c.out.maxFragment)
+			if err == nil {
+				batch, err = c.out.hc.seal(batch, recordTypeApplicationData, b[taken:taken+fragment])
+			}
+			if err != nil {
 				c.out.err = err
 				return written, err
 			}
@@ -495,7 +523,10 @@ func (c *Conn) closeNotify() error {
 	c.out.closeNotifySent = true
 	_ = c.conn.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
 	defer c.conn.SetWriteDeadline(time.Time{})
-	record, err := c.out.hc.seal(c.out.buf[:0], recordTypeAlert, []byte{1, AlertCloseNotify})
+	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	if err == nil {
+		record, err = c.out.hc.seal(record, recordTypeAlert, []byte{1, AlertCloseNotify})
+	}
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ from .keys import SessionKeys, TrafficKeys
 HEADER_LEN = 5
 HANDSHAKE_HEADER_LEN = 4
 MAX_PLAINTEXT = 2**14
+# "the full encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets" (section 5.4).
+MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1
 # "The length MUST NOT exceed 2^14 + 256 bytes" (TLSCiphertext.length).
 MAX_CIPHERTEXT = 2**14 + 256
 TAG_LEN = 16
@@ -169,6 +171,12 @@ class RecordProtection:
             raise LocalProtocolError(
                 AlertDescription.BAD_RECORD_MAC, "a record failed authentication"
             ) from None
+        # "The presence of padding does not change the overall record size
+        #  limitations: the full encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets."
+        if len(inner) > MAX_INNER_PLAINTEXT:
+            raise LocalProtocolError(
+                AlertDescription.RECORD_OVERFLOW, "inner plaintext longer than 2^14 + 1 bytes"
+            )
         # "the receiving implementation scans the field from the end toward the
         #  beginning until it finds a non-zero octet. This non-zero octet is the
         #  content type of the message."
@@ -178,10 +186,6 @@ class RecordProtection:
         if not end:
             raise LocalProtocolError(
                 AlertDescription.UNEXPECTED_MESSAGE, "a protected record without a content type"
-            )
-        if end - 1 > MAX_PLAINTEXT:
-            raise LocalProtocolError(
-                AlertDescription.RECORD_OVERFLOW, "inner plaintext longer than 2^14 bytes"
             )
         return inner[end - 1], inner[: end - 1]
 
@@ -231,10 +235,11 @@ class RecordLayer:
         self._events: deque[Event] = deque()
         self._handshake = bytearray()
         self._error: TLSProtocolError | None = None
-        # True after we answered or sent a KeyUpdate and wrote no application data since:
-        # "an implementation which receives multiple KeyUpdates while it is silent
-        #  [responds] with a single update".
-        self._silent_since_key_update = False
+        # The peer sent update_requested after our last KeyUpdate: ours goes out before
+        # the next record we send. Requests that arrive while it is owed share it: "an
+        # implementation which receives multiple KeyUpdates while it is silent [responds]
+        # with a single update".
+        self._key_update_owed = False
         self.write_closed = False
         self.close_notify_received = False
         self.tickets_dropped = 0
@@ -277,21 +282,34 @@ class RecordLayer:
         view = memoryview(data)
         limit = self._fragment_limit
         for start in range(0, len(data), limit):
+            self._send_owed_key_update()
             if self._write.sequence_number >= self._key_update_after:
                 self.update_keys(request_peer_update=False)
-            self._out += self._write.seal(
-                ContentType.APPLICATION_DATA, bytes(view[start : start + limit])
-            )
-        if data:
-            self._silent_since_key_update = False
+            self._seal(ContentType.APPLICATION_DATA, bytes(view[start : start + limit]))
 
     def update_keys(self, request_peer_update: bool = True) -> None:
         """Send a KeyUpdate and switch to the next write key (RFC 8446 section 4.6.3).
 
         With request_peer_update the peer answers with a KeyUpdate of its own,
-        which updates our read key when it arrives.
+        which updates our read key when it arrives. A KeyUpdate we owe the peer
+        goes out first.
         """
         self._check_can_send()
+        self._send_owed_key_update()
+        self._send_key_update(request_peer_update)
+
+    def _send_owed_key_update(self) -> None:
+        """Our answer to the peer's update_requested, if one is owed (RFC 8446 section 4.6.3).
+
+        "If the request_update field is set to "update_requested", then the
+         receiver MUST send a KeyUpdate of its own with request_update set to
+         "update_not_requested" prior to sending its next Application Data record."
+        """
+        if self._key_update_owed:
+            self._key_update_owed = False
+            self._send_key_update(False)
+
+    def _send_key_update(self, request_peer_update: bool) -> None:
         request = (
             KeyUpdateRequest.UPDATE_REQUESTED
             if request_peer_update
@@ -299,14 +317,16 @@ class RecordLayer:
         )
         # struct { KeyUpdateRequest request_update; } KeyUpdate;
         message = bytes((HandshakeType.KEY_UPDATE, 0, 0, 1, request))
-        self._out += self._write.seal(ContentType.HANDSHAKE, message)
+        self._seal(ContentType.HANDSHAKE, message)
         # "After sending a KeyUpdate message, the sender SHALL send all its
         #  traffic using the next generation of keys."
         self._write = RecordProtection(
             self.cipher_suite, next_traffic_keys(self.cipher_suite, self._write.keys)
         )
-        self._silent_since_key_update = True
         self.key_updates_sent += 1
+
+    def _seal(self, content_type: int, content: bytes) -> None:
+        self._out += self._write.seal(content_type, content)
 
     def close(self) -> None:
         """Queue a close_notify alert; nothing may be sent after it."""
@@ -322,7 +342,8 @@ class RecordLayer:
             self.write_closed = True
 
     def _queue_alert(self, description: int, level: int) -> None:
-        self._out += self._write.seal(ContentType.ALERT, bytes((level, description)))
+        self._send_owed_key_update()
+        self._seal(ContentType.ALERT, bytes((level, description)))
 
     def _check_can_send(self) -> None:
         if self._error is not None:
@@ -479,9 +500,8 @@ class RecordLayer:
         )
         self.key_updates_received += 1
         requested = request == KeyUpdateRequest.UPDATE_REQUESTED
-        # "If the request_update field is set to "update_requested", then the
-        #  receiver MUST send a KeyUpdate of its own with request_update set to
-        #  "update_not_requested" prior to sending its next Application Data record."
-        if requested and not self.write_closed and not self._silent_since_key_update:
-            self.update_keys(request_peer_update=False)
+        # Owed, not sent: it goes out before our next record (_send_owed_key_update),
+        # so a burst of requests while we are silent gets one answer.
+        if requested and not self.write_closed:
+            self._key_update_owed = True
         self._events.append(KeyUpdateReceived(update_requested=requested))

@@ -1,8 +1,9 @@
 """Blocking sockets whose TLS handshake ran in the service: connect() and wrap_server_socket().
 
 A TLSSocket owns a connected TCP socket and a RecordLayer. One thread may
-receive while another sends: KeyUpdate answers that receiving produces go out
-with the next send if a send is under way.
+receive while another sends. The answer to the peer's KeyUpdate(update_requested)
+goes out ahead of the next record this side sends; alerts that receiving
+produces are written at once, unless a send is under way (then with it).
 """
 
 from __future__ import annotations

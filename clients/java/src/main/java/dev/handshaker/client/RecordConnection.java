@@ -51,7 +51,8 @@ final class RecordConnection {
 
   // Write side, guarded by writeLock.
   private boolean closeNotifySent;
-  // Set by the reader when the peer sent update_requested; answered before the next record.
+  // Set by the reader when the peer sent update_requested after our last KeyUpdate; the writer
+  // sends KeyUpdate(update_not_requested) before its next record, whatever its type.
   private volatile boolean keyUpdateOwed;
 
   private volatile IOException failure;
@@ -170,16 +171,18 @@ final class RecordConnection {
     } finally {
       rawStart += total;
     }
+    // "The presence of padding does not change the overall record size limitations: the full
+    // encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets."
+    if (length - CipherSuite.TAG_LENGTH > RecordProtection.MAX_PLAINTEXT + 1) {
+      throw alertAndFail(Alert.RECORD_OVERFLOW, "inner plaintext longer than 2^14 + 1 bytes");
+    }
     byte[] content = opened.content();
-    if (content.length > RecordProtection.MAX_PLAINTEXT) {
-      throw alertAndFail(Alert.RECORD_OVERFLOW, "plaintext longer than 2^14 bytes");
+    // "Handshake messages MUST NOT be interleaved with other record types."
+    if (opened.contentType() != RecordProtection.CONTENT_HANDSHAKE && handshakeBuffer.size() > 0) {
+      throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "a record interrupted a handshake message");
     }
     switch (opened.contentType()) {
       case RecordProtection.CONTENT_APPLICATION_DATA:
-        // "Handshake messages MUST NOT be interleaved with other record types."
-        if (handshakeBuffer.size() > 0) {
-          throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "application data inside a handshake message");
-        }
         plaintext = content;
         plaintextPos = 0;
         break;
@@ -282,19 +285,11 @@ final class RecordConnection {
     keyUpdatesReceived.incrementAndGet();
     if (requestUpdate == UPDATE_REQUESTED) {
       // "the receiver MUST send a KeyUpdate of its own with request_update set to
-      // update_not_requested prior to sending its next Application Data record". Sent now if no
-      // write is in progress; else the writer sends it before its next record, so a reader never
-      // waits on a writer blocked by a peer that is itself waiting to be read.
+      // update_not_requested prior to sending its next Application Data record". Owed, not sent
+      // here: the writer sends it ahead of its next record, so requests that arrive meanwhile
+      // share one answer ("an implementation which receives multiple KeyUpdates while it is
+      // silent [responds] with a single update"), and a reader never waits on a blocked writer.
       keyUpdateOwed = true;
-      if (writeLock.tryLock()) {
-        try {
-          sendOwedKeyUpdate();
-        } catch (IOException e) {
-          // The write side is gone; the reader may still drain what the peer sent.
-        } finally {
-          writeLock.unlock();
-        }
-      }
     }
   }
 
@@ -328,7 +323,6 @@ final class RecordConnection {
       if (closeNotifySent) {
         throw new SocketException("the TLS connection is closed for writing");
       }
-      sendOwedKeyUpdate();
       do {
         int n = Math.min(len, fragmentLimit);
         writeRecord(RecordProtection.CONTENT_APPLICATION_DATA, b, off, n);
@@ -349,7 +343,7 @@ final class RecordConnection {
       if (closeNotifySent) {
         throw new SocketException("the TLS connection is closed for writing");
       }
-      keyUpdateOwed = false;
+      sendOwedKeyUpdate();
       sendKeyUpdate(requestPeer ? UPDATE_REQUESTED : UPDATE_NOT_REQUESTED);
       out.flush();
     } finally {
@@ -357,18 +351,18 @@ final class RecordConnection {
     }
   }
 
+  /** Our answer to the peer's update_requested, when one is owed; the caller flushes. */
   private void sendOwedKeyUpdate() throws IOException {
     if (keyUpdateOwed && !closeNotifySent) {
       keyUpdateOwed = false;
       sendKeyUpdate(UPDATE_NOT_REQUESTED);
-      out.flush();
     }
   }
 
   private void sendKeyUpdate(int requestUpdate) throws IOException {
     // struct { KeyUpdateRequest request_update; } KeyUpdate; behind a 4-byte handshake header.
     byte[] message = {HANDSHAKE_KEY_UPDATE, 0, 0, 1, (byte) requestUpdate};
-    writeRecord(RecordProtection.CONTENT_HANDSHAKE, message, 0, message.length);
+    sealAndWrite(RecordProtection.CONTENT_HANDSHAKE, message, 0, message.length);
     try {
       writer.update();
     } catch (GeneralSecurityException e) {
@@ -377,7 +371,13 @@ final class RecordConnection {
     keyUpdatesSent.incrementAndGet();
   }
 
+  /** Writes one record, after the KeyUpdate we owe the peer if any. */
   private void writeRecord(int contentType, byte[] b, int off, int len) throws IOException {
+    sendOwedKeyUpdate();
+    sealAndWrite(contentType, b, off, len);
+  }
+
+  private void sealAndWrite(int contentType, byte[] b, int off, int len) throws IOException {
     byte[] record;
     try {
       record = writer.seal(contentType, b, off, len);
@@ -408,9 +408,10 @@ final class RecordConnection {
       if (closeNotifySent || failure != null) {
         return;
       }
+      sendOwedKeyUpdate();
       closeNotifySent = true;
       byte[] alert = {ALERT_LEVEL_WARNING, Alert.CLOSE_NOTIFY};
-      writeRecord(RecordProtection.CONTENT_ALERT, alert, 0, alert.length);
+      sealAndWrite(RecordProtection.CONTENT_ALERT, alert, 0, alert.length);
       out.flush();
     } finally {
       writeLock.unlock();
@@ -455,11 +456,11 @@ final class RecordConnection {
       locked = writeLock.tryLock(1, TimeUnit.SECONDS);
       if (locked && failure == null && !closeNotifySent) {
         byte[] alert = {ALERT_LEVEL_FATAL, (byte) description};
-        out.write(writer.seal(RecordProtection.CONTENT_ALERT, alert, 0, alert.length));
+        writeRecord(RecordProtection.CONTENT_ALERT, alert, 0, alert.length);
         out.flush();
         sent = true;
       }
-    } catch (IOException | GeneralSecurityException e) {
+    } catch (IOException e) {
       // The alert is a courtesy; the connection fails either way.
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
