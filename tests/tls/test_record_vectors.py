@@ -50,14 +50,7 @@ def _rejected_record(name: str) -> tuple[dict[str, Any], bytes, int]:
     [
         "content_too_long",
         "padding_only_record",
-        pytest.param(
-            "inner_plaintext_too_long",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the engine's RecordProtection.open checks the content, not the whole "
-                "TLSInnerPlaintext, against 2^14 (+1): padding may take it past 2^14 + 1",
-            ),
-        ),
+        "inner_plaintext_too_long",
     ],
 )
 def test_open_refuses_what_the_scenarios_refuse(name: str) -> None:

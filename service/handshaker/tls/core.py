@@ -249,7 +249,7 @@ class Connection:
                     return
                 content_type, payload = opened
             else:
-                content_type, payload = self._read.open(record)
+                content_type, payload = self._read.open(record, self.read_fragment_limit + 1)
             if len(payload) > self.read_fragment_limit:
                 raise RecordOverflow("record larger than our record_size_limit")
             if content_type == ContentType.CHANGE_CIPHER_SPEC:

@@ -155,8 +155,13 @@ class RecordProtection:
             for start in range(0, len(data), limit)
         )
 
-    def open(self, record: bytes) -> tuple[int, bytes]:
-        """Decrypt one whole record (header included): (inner content type, content)."""
+    def open(self, record: bytes, limit: int = MAX_PLAINTEXT + 1) -> tuple[int, bytes]:
+        """Decrypt one whole record (header included): (inner content type, content).
+
+        `limit` bounds the whole TLSInnerPlaintext (content, type and padding): "the full
+        encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets" (RFC 8446 section
+        5.4), or our record_size_limit when the peer agreed to one (RFC 8449 section 4).
+        """
         if record[0] != ContentType.APPLICATION_DATA:
             raise UnexpectedMessage("unprotected record where a protected one was due")
         if len(record) - HEADER_LEN > MAX_CIPHERTEXT:
@@ -165,6 +170,8 @@ class RecordProtection:
             inner = self._aead.decrypt(self._nonce(), record[HEADER_LEN:], record[:HEADER_LEN])
         except InvalidTag:
             raise BadRecordMac("record failed authentication") from None
+        if len(inner) > limit:
+            raise RecordOverflow("inner plaintext (with its padding) longer than allowed")
         # Strip the zero padding; the last non-zero byte is the real content type.
         end = len(inner)
         while end and inner[end - 1] == 0:
