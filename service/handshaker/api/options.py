@@ -51,6 +51,8 @@ from handshaker.tls.config import (
 from handshaker.tls.groups import SUPPORTED_GROUPS
 from handshaker.v1 import handshaker_pb2 as pb
 
+from . import audit
+
 CONFIG_CACHE_SECONDS = 1.0
 # What the option cache may hold (estimated); `serve --config-cache-bytes`.
 DEFAULT_CONFIG_CACHE_BYTES = 32 << 20
@@ -175,6 +177,12 @@ def _pem_anchors(pem: str, field: str, max_count: int) -> tuple[x509.Certificate
     return anchors
 
 
+def _note_sni(server_name: str | None) -> None:
+    scope = audit.current()
+    if scope is not None:
+        scope.sni = server_name
+
+
 class ConfigFactory:
     """Builds (and briefly caches) engine configs from start options."""
 
@@ -197,6 +205,8 @@ class ConfigFactory:
             OrderedDict()
         )
         self._cached_bytes = 0
+        # Credentials whose signers write the audit trail (audit.py).
+        self._audited = audit.AuditedCredentials()
         # sha256 of the anchors' DER -> the one TrustStore for that bundle content.
         self._trust_stores: OrderedDict[bytes, TrustStore] = OrderedDict()
 
@@ -339,7 +349,11 @@ class ConfigFactory:
             else:
                 bundle = options.trust_bundle if trust == "trust_bundle" else DEFAULT_TRUST_BUNDLE
                 anchors = keystore.trust_bundle(bundle)
-        credential = keystore.credential(options.credential) if options.credential else None
+        credential = (
+            self._audited(options.credential, keystore.credential(options.credential))
+            if options.credential
+            else None
+        )
         groups = _code_points(options.groups, DEFAULT_GROUPS, "groups", SUPPORTED_GROUPS)
         key_share_groups = (
             tuple(options.key_share_groups)
@@ -377,20 +391,30 @@ class ConfigFactory:
 
             def by_name(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
                 # Asked again at the ClientHello: a grant revoked since the start counts.
+                _note_sni(server_name)
                 if not keystore.policy().allows_credential(principal, name, Role.SERVER):
                     return None
-                return keystore.credential(name)
+                return self._audited(name, keystore.credential(name))
 
             selector = by_name
         else:
 
             def by_sni(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+                _note_sni(server_name)
                 policy = keystore.policy()
-                return keystore.select(
+                chosen = keystore.select(
                     server_name,
                     schemes,
                     lambda candidate: policy.allows_credential(principal, candidate, Role.SERVER),
                 )
+                if chosen is None:
+                    return None
+                # select() answers with the credential, not its name: the audit line
+                # needs the name, and the keystore holds few credentials.
+                for candidate in keystore.names():
+                    if keystore.credential(candidate) is chosen:
+                        return self._audited(candidate, chosen)
+                return self._audited("(unnamed)", chosen)
 
             selector = by_sni
         client_auth = _CLIENT_AUTH.get(options.client_auth)
