@@ -225,7 +225,14 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_ca(args: argparse.Namespace) -> int:
-    store = DirectoryKeyStore(_keystore_path(args))
+    path = _keystore_path(args)
+    if not path.is_dir():
+        # A mistyped path must not quietly become a new CA that nobody trusts.
+        raise CommandError(
+            f"no keystore at {path} (`handshaker serve` or `handshaker keys generate` "
+            "creates one; --keystore or $HANDSHAKER_KEYSTORE chooses it)"
+        )
+    store = DirectoryKeyStore(path)
     existed = store.development_ca_path.exists()
     store.load_or_create_development_ca()
     if not existed:
@@ -374,31 +381,98 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     _add_keystore_option(serve)
     serve.set_defaults(handler=_cmd_serve)
 
+    handshaker_help = (
+        "the handshaker service's gRPC address (default: $HANDSHAKER_ADDR, else 127.0.0.1:50051)"
+    )
+    timeout_help = (
+        "close a connection whose TLS handshake has not completed this long after it began, "
+        "with a user_canceled alert where the peer can read one (default %(default)g)"
+    )
     terminate = commands.add_parser(
-        "terminate", help="a TLS server whose handshakes run in the service"
+        "terminate",
+        help="a TLS server whose handshakes run in the service",
+        description="Accept TLS connections, run each handshake in the service, then proxy "
+        "the decrypted stream to --upstream or answer HTTP with a short 200 (--http-hello). "
+        "It checks at start that the service runs and that --key may be used.",
     )
-    terminate.add_argument("--listen", required=True, metavar="HOST:PORT")
-    terminate.add_argument("--key", required=True, metavar="NAME")
-    mode = terminate.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--upstream", metavar="HOST:PORT")
-    mode.add_argument("--http-hello", action="store_true")
-    terminate.add_argument("--alpn", metavar="LIST")
     terminate.add_argument(
-        "--client-auth", choices=("none", "optional", "required"), default="none"
+        "--listen", required=True, metavar="HOST:PORT", help="where to accept TLS (required)"
     )
-    terminate.add_argument("--client-ca", type=Path, metavar="FILE")
-    terminate.add_argument("--handshaker", metavar="ADDR")
+    terminate.add_argument(
+        "--key",
+        required=True,
+        metavar="NAME",
+        help="the keystore credential to serve, which the caller must be granted (required)",
+    )
+    mode = terminate.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--upstream", metavar="HOST:PORT", help="proxy the decrypted stream to this TCP address"
+    )
+    mode.add_argument(
+        "--http-hello", action="store_true", help="answer every HTTP/1.x request with 200 OK"
+    )
+    terminate.add_argument(
+        "--alpn",
+        metavar="LIST",
+        help="comma-separated ALPN protocols to accept (default: http/1.1,http/1.0 with "
+        "--http-hello, none with --upstream)",
+    )
+    terminate.add_argument(
+        "--client-auth",
+        choices=("none", "optional", "required"),
+        default="none",
+        help="ask for a client certificate, and insist on one (default %(default)s)",
+    )
+    terminate.add_argument(
+        "--client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM trust anchors for client certificates (needed with --client-auth)",
+    )
+    terminate.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
+    terminate.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help=timeout_help,
+    )
     terminate.set_defaults(handler=_cmd_terminate)
 
     connect = commands.add_parser(
-        "connect", help="a TLS client whose handshake runs in the service"
+        "connect",
+        help="a TLS client whose handshake runs in the service",
+        description="Connect to HOST:PORT with TLS, the handshake run in the service; then "
+        "stdin goes to the peer and the peer's data to stdout.",
     )
-    connect.add_argument("address", metavar="HOST:PORT")
-    connect.add_argument("--server-name", metavar="NAME")
-    connect.add_argument("--ca-file", type=Path, metavar="FILE")
-    connect.add_argument("--alpn", metavar="LIST")
-    connect.add_argument("--key", metavar="NAME")
-    connect.add_argument("--handshaker", metavar="ADDR")
+    connect.add_argument("address", metavar="HOST:PORT", help="the TLS server to connect to")
+    connect.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the name to send (SNI) and check the certificate against (default: HOST)",
+    )
+    connect.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="PEM trust anchors for the server (default: the service's default trust bundle)",
+    )
+    connect.add_argument(
+        "--alpn", metavar="LIST", help="comma-separated ALPN protocols to offer (default: none)"
+    )
+    connect.add_argument(
+        "--key",
+        metavar="NAME",
+        help="a keystore credential to present if the server asks (default: none)",
+    )
+    connect.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
+    connect.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help=timeout_help,
+    )
     connect.set_defaults(handler=_cmd_connect)
 
 

@@ -53,6 +53,11 @@ class ConnectionClosedError(HandshakerClientError, ConnectionError):
     """The peer closed the transport before the handshake finished."""
 
 
+class HandshakeTimeoutError(ConnectionClosedError, TimeoutError):
+    """The handshake did not complete in time; the socket is to be closed (a plaintext
+    user_canceled alert went to the peer when nothing encrypted had been exchanged)."""
+
+
 class TLSProtocolError(HandshakerClientError):
     """A TLS error after the handshake, carrying its alert description."""
 

@@ -10,15 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from handshaker.v1 import handshaker_pb2 as pb
 
 from .aio import AsyncHandshakerClient
-from .errors import ConnectionClosedError, HandshakerClientError, TLSProtocolError
+from .errors import (
+    ConnectionClosedError,
+    HandshakerClientError,
+    HandshakeTimeoutError,
+    TLSProtocolError,
+)
 from .handshake import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
     READ_SIZE,
+    USER_CANCELED_ALERT,
     AsyncHandshakeSession,
     Established,
     StartOptions,
@@ -273,13 +281,18 @@ async def tls_over_streams(
     api: AsyncApi = "stream",
     first_bytes: bytes = b"",
     limit: int = DEFAULT_LIMIT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> tuple[TLSStreamReader, TLSStreamWriter]:
     """Run a handshake over connected TCP streams; the TLS streams on success.
 
     For the server role, first_bytes may hold what was already read from the
     client; when empty the first read happens here. On failure the alert has
-    been written and the TCP streams are left to the caller.
+    been written and the TCP streams are left to the caller. The handshake,
+    that first read included, must complete within `handshake_timeout` seconds
+    (HandshakeTimeoutError; a user_canceled alert went out where the peer can read
+    it): a silent or trickling peer cannot hold the streams longer.
     """
+    started = time.monotonic()
 
     async def send(data: bytes) -> None:
         writer.write(data)
@@ -289,11 +302,22 @@ async def tls_over_streams(
         return await reader.read(READ_SIZE)
 
     if isinstance(options, pb.ServerOptions) and not first_bytes:
-        first_bytes = await reader.read(READ_SIZE)
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                first_bytes = await reader.read(READ_SIZE)
+        except TimeoutError:
+            assert handshake_timeout is not None
+            # Nothing was exchanged: the peer can read a plaintext alert.
+            with contextlib.suppress(OSError):
+                writer.write(USER_CANCELED_ALERT)
+            raise HandshakeTimeoutError(f"no ClientHello within {handshake_timeout:g} s") from None
         if not first_bytes:
             raise ConnectionClosedError("the peer closed the connection before its ClientHello")
+    left = None
+    if handshake_timeout is not None:
+        left = max(0.0, handshake_timeout - (time.monotonic() - started))
     established = await relay_handshake_async(
-        _session(client, options, api), send, receive, first_bytes=first_bytes
+        _session(client, options, api), send, receive, first_bytes=first_bytes, timeout=left
     )
     connection = _Connection(reader, writer, established)
     return TLSStreamReader(connection, limit), TLSStreamWriter(connection)
