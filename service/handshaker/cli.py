@@ -264,7 +264,9 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="issue a credential from the development CA",
         description="Issue a credential from the development CA (created on first use).",
     )
-    generate.add_argument("name", metavar="NAME")
+    generate.add_argument(
+        "name", metavar="NAME", help="the credential's name in the keystore (a folder NAME/)"
+    )
     generate.add_argument(
         "--san",
         action="append",
@@ -272,9 +274,20 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="TYPE:VALUE",
         help="a subjectAltName: DNS:example.com, IP:127.0.0.1 or URI:spiffe://...; repeatable",
     )
-    generate.add_argument("--key-type", choices=KEY_TYPES, default=DEFAULT_KEY_TYPE)
-    generate.add_argument("--replace", action="store_true", help="replace an existing credential")
-    generate.add_argument("--default", action="store_true", help="make it the default credential")
+    generate.add_argument(
+        "--key-type",
+        choices=KEY_TYPES,
+        default=DEFAULT_KEY_TYPE,
+        help="the private key's type (default %(default)s)",
+    )
+    generate.add_argument(
+        "--replace", action="store_true", help="replace an existing credential (default: refuse)"
+    )
+    generate.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the default credential, served when no SNI matches (default: unchanged)",
+    )
     _add_allow_option(generate)
     _add_keystore_option(generate)
     generate.set_defaults(handler=_cmd_keys_generate)
@@ -284,20 +297,45 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="import a certificate chain and its private key",
         description="Import a PEM certificate chain (leaf first) and the leaf's PEM private key.",
     )
-    import_.add_argument("name", metavar="NAME")
-    import_.add_argument("--cert", type=Path, required=True, metavar="CHAIN.pem")
-    import_.add_argument("--key", type=Path, required=True, metavar="KEY.pem")
     import_.add_argument(
-        "--ca", type=Path, metavar="CA.pem", help="trust bundle stored with it as ca.crt"
+        "name", metavar="NAME", help="the credential's name in the keystore (a folder NAME/)"
     )
-    import_.add_argument("--replace", action="store_true", help="replace an existing credential")
-    import_.add_argument("--default", action="store_true", help="make it the default credential")
+    import_.add_argument(
+        "--cert",
+        type=Path,
+        required=True,
+        metavar="CHAIN.pem",
+        help="the PEM certificate chain, leaf first; - reads stdin (required)",
+    )
+    import_.add_argument(
+        "--key",
+        type=Path,
+        required=True,
+        metavar="KEY.pem",
+        help="the leaf's PEM private key; - reads stdin (required)",
+    )
+    import_.add_argument(
+        "--ca",
+        type=Path,
+        metavar="CA.pem",
+        help="trust bundle stored with it as ca.crt (default: none)",
+    )
+    import_.add_argument(
+        "--replace", action="store_true", help="replace an existing credential (default: refuse)"
+    )
+    import_.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the default credential, served when no SNI matches (default: unchanged)",
+    )
     _add_allow_option(import_)
     _add_keystore_option(import_)
     import_.set_defaults(handler=_cmd_keys_import)
 
     list_ = keys_commands.add_parser("list", help="list the credentials")
-    list_.add_argument("--json", action="store_true", help="print JSON")
+    list_.add_argument(
+        "--json", action="store_true", help="print JSON instead of a table (default: a table)"
+    )
     _add_keystore_option(list_)
     list_.set_defaults(handler=_cmd_keys_list)
 
@@ -315,7 +353,9 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             description=f"{verb.capitalize()} the credential NAME (with --trust-bundle, the "
             "trust bundle NAME). The running service picks the change up within a second.",
         )
-        edit.add_argument("name", metavar="NAME")
+        edit.add_argument(
+            "name", metavar="NAME", help="the credential (or, with --trust-bundle, the bundle)"
+        )
         edit.add_argument(
             "principal",
             metavar="PRINCIPAL",
@@ -329,7 +369,11 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             + ("server and client" if command == "allow" else "every role")
             + ")",
         )
-        edit.add_argument("--trust-bundle", action="store_true", help="NAME is a trust bundle")
+        edit.add_argument(
+            "--trust-bundle",
+            action="store_true",
+            help="NAME is a trust bundle (default: NAME is a credential)",
+        )
         _add_keystore_option(edit)
         edit.set_defaults(handler=handler)
 
@@ -485,7 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="TLS handshake-as-a-service: run TLS 1.3 handshakes in a gRPC service.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log more (default: warnings only)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_service_commands(commands)
     _add_keys_commands(commands)

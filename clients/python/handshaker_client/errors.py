@@ -6,6 +6,7 @@ Messages name alerts and status codes; they never carry key material.
 from __future__ import annotations
 
 import grpc
+import grpc.aio
 
 from .constants import alert_name
 
@@ -39,7 +40,9 @@ class HandshakerRpcError(HandshakerClientError):
 
     @classmethod
     def from_grpc(cls, error: grpc.RpcError) -> HandshakerRpcError:
-        if isinstance(error, grpc.Call):
+        # grpc.Call (sync) and grpc.aio.AioRpcError (asyncio) both carry the status,
+        # but only the first is a grpc.Call.
+        if isinstance(error, (grpc.Call, grpc.aio.AioRpcError)):
             return cls(error.code(), error.details() or "")
         return cls(grpc.StatusCode.UNKNOWN, str(error))
 

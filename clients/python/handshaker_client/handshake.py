@@ -231,7 +231,7 @@ class _Progress:
 
 
 def _timed_out(timeout: float) -> HandshakeTimeoutError:
-    return HandshakeTimeoutError(f"the handshake did not complete within {timeout:g} s")
+    return HandshakeTimeoutError(f"the handshake did not complete within {timeout:.3g} s")
 
 
 def relay_handshake(
