@@ -280,3 +280,32 @@ def test_one_big_multiplex_message_yields_to_the_event_loop_between_frames() -> 
         i for i, what in enumerate(order) if what == "other" and frames_at[0] < i < frames_at[-1]
     ]
     assert len(others_between) >= 200 // 16 - 1
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (client_options(alpn_protocols=[f"p{i}" for i in range(30_000)]), "alpn_protocols"),
+        (pb.ClientOptions(server_name="x" * 65_000), "server_name"),
+        (pb.ClientOptions(server_name="a\x00b c"), "server_name"),
+        (pb.ServerOptions(alpn_protocols=[f"p{i}" for i in range(30_000)]), "alpn_protocols"),
+    ],
+    ids=["client-alpn", "long-server-name", "bad-server-name", "server-alpn"],
+)
+def test_oversized_and_malformed_options_are_invalid_argument_naming_the_field(
+    stub: pb_grpc.HandshakerStub, options: pb.ClientOptions | pb.ServerOptions, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        if isinstance(options, pb.ClientOptions):
+            stub.StartClient(pb.StartClientRequest(options=options))
+        else:
+            stub.StartServer(pb.StartServerRequest(options=options))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = raised.value.details() or ""
+    assert details.startswith(f"{field}: "), details
+    assert "Error" not in details  # no internal exception class
+    with MultiplexStream(stub) as stream:
+        [result] = stream.exchange(start_frame(1, options))
+        assert result.error.code == INVALID_ARGUMENT
+        assert result.error.message.startswith(f"{field}: ")
+    _legitimate_handshake_completes(stub)
