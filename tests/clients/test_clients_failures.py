@@ -56,7 +56,8 @@ def test_terminate_closes_silent_and_trickling_sockets_at_the_deadline(
     ):
         silent = socket.create_connection(("127.0.0.1", port))
         trickler = socket.create_connection(("127.0.0.1", port))
-        trickler.sendall(b"\x16\x03\x01")  # the start of a ClientHello record, then nothing
+        # One whole record with the start of a ClientHello (claiming 100 bytes), then nothing.
+        trickler.sendall(bytes([22, 3, 1, 0, 4, 1, 0, 0, 100]))
         with silent, trickler:
             for sock in (silent, trickler):
                 data, waited = _read_until_closed(sock, 10)

@@ -262,6 +262,34 @@ class TLSStreamWriter:
 AsyncApi = Literal["stream", "unary", "multiplex"]
 
 
+# A record header, and the largest plaintext record a ClientHello arrives in (RFC 8446 5.1).
+_RECORD_HEADER = 5
+_MAX_FIRST_RECORD = _RECORD_HEADER + 2**14 + 256
+
+
+async def _first_record(reader: asyncio.StreamReader) -> bytes:
+    """The client's bytes up to the end of its first record (b"" at end of stream).
+
+    A server takes no session in the service until a whole first record is here: a
+    peer trickling its ClientHello costs this process a socket, not one of the
+    caller's service sessions, so it cannot crowd legitimate handshakes out of the
+    per-caller cap. Anything that is not a handshake record goes on at once (the
+    service answers it with an alert).
+    """
+    data = b""
+    while True:
+        chunk = await reader.read(READ_SIZE)
+        if not chunk:
+            return data
+        data += chunk
+        if data[0] != 22 or len(data) >= _MAX_FIRST_RECORD:
+            return data
+        if len(data) >= _RECORD_HEADER:
+            length = int.from_bytes(data[3:5], "big")
+            if len(data) >= _RECORD_HEADER + length:
+                return data
+
+
 def _session(
     client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi
 ) -> AsyncHandshakeSession:
@@ -304,7 +332,7 @@ async def tls_over_streams(
     if isinstance(options, pb.ServerOptions) and not first_bytes:
         try:
             async with asyncio.timeout(handshake_timeout):
-                first_bytes = await reader.read(READ_SIZE)
+                first_bytes = await _first_record(reader)
         except TimeoutError:
             assert handshake_timeout is not None
             # Nothing was exchanged: the peer can read a plaintext alert.
