@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 import time
@@ -328,7 +329,9 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         if scope is None:
             sni = None
             if isinstance(session.connection, ClientConnection):
-                sni = session.connection.config.server_name
+                name = session.connection.config.server_name
+                # An IP literal is checked against the certificate but never sent as SNI.
+                sni = None if name is None or _is_ip_literal(name) else name
             scope = self._scopes[id(session)] = audit.AuditScope(
                 principal=session.owner,
                 role=session.role.value,
@@ -783,6 +786,14 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         state = self._respond(session, fed, result.response, with_id=False)
         if state != pb.HANDSHAKE_STATE_NEED_INPUT:
             self._end(live, result.connection_id)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _buffered(connection: ClientConnection | ServerConnection) -> int:
