@@ -376,14 +376,17 @@ def run(settings: Settings) -> int:
             "(handshaker keys allow NAME PRINCIPAL)",
             extra={"fields": {"policy": str(store.policy_path)}},
         )
-    if ca_path.exists():
-        print(
-            f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
-            "(trust it in clients of services that use the development credentials)",
-            file=sys.stderr,
-        )
-    else:
-        print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
+    # A line for people at a terminal; a log collector gets only the JSON lines (the
+    # "keystore ready" line above carries the same paths).
+    if sys.stderr.isatty():
+        if ca_path.exists():
+            print(
+                f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
+                "(trust it in clients of services that use the development credentials)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
     try:
         asyncio.run(serve(settings, store))
     except ListenError as error:

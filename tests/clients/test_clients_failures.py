@@ -10,8 +10,10 @@ peer is on 127.0.0.1 and every process is stopped by the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -305,3 +307,61 @@ def test_a_credential_folder_that_cannot_be_read_is_unavailable(service: Service
         assert "broken" in raised.value.details and "cannot be read" in raised.value.details
     finally:
         key.rmdir()
+
+
+def test_an_upstream_that_refuses_is_logged(service: Service) -> None:
+    closed = free_port()
+    with terminate(service, "--key", "localhost", "--upstream", f"127.0.0.1:{closed}") as (
+        process,
+        port,
+    ):
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_context(service.ca_file).wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"hello")
+            with contextlib.suppress(OSError):
+                assert tls.recv(100) == b""
+        process.wait_for(
+            rf"the upstream 127\.0\.0\.1:{closed} cannot be reached: connection refused"
+        )
+
+
+def test_a_tls_peer_gets_an_alert_when_the_service_refuses(service: Service) -> None:
+    def keys(*args: str) -> None:
+        subprocess.run(
+            [str(HANDSHAKER), "keys", *args, "--keystore", str(service.keystore)],
+            check=True,
+            capture_output=True,
+        )
+
+    keys("generate", "revocable", "--san", "DNS:localhost", "--allow", "local")
+    deadline = time.monotonic() + 10
+    with hc.HandshakerClient(service.address) as client:
+        while True:  # the service reads the new credential within a second
+            try:
+                client.abort(
+                    client.start_server(hc.server_options(credential="revocable")).session_id
+                )
+                break
+            except hc.HandshakerRpcError:
+                assert time.monotonic() < deadline, "the new credential never became usable"
+                time.sleep(0.2)
+    with terminate(service, "--key", "revocable", "--http-hello") as (_, port):
+        keys("deny", "revocable", "local")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+                    client_context(service.ca_file).wrap_socket(
+                        raw, server_hostname="localhost"
+                    ) as tls,
+                ):
+                    tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    tls.recv(100)
+            except ssl.SSLError as error:
+                assert "INTERNAL_ERROR" in str(error).upper(), error
+                break
+            assert time.monotonic() < deadline, "the revocation never took effect"
+            time.sleep(0.2)

@@ -363,6 +363,8 @@ class Terminator:
                 await serve_http_hello(tls_reader, tls_writer)
             else:
                 await proxy(tls_reader, tls_writer, *self.upstream)
+        except UpstreamError as error:
+            _say("terminate", f"{peer}: {error}")
         except (TLSProtocolError, OSError):
             # The peer broke off; there is nobody left to tell.
             pass
@@ -474,11 +476,24 @@ async def serve_http_hello(reader: TLSStreamReader, writer: TLSStreamWriter) -> 
 # Upstream proxy
 
 
+class UpstreamError(Exception):
+    """The upstream could not be reached (terminate logs it and closes the TLS connection)."""
+
+
 async def proxy(
     reader: TLSStreamReader, writer: TLSStreamWriter, upstream_host: str, upstream_port: int
 ) -> None:
     """Copy the decrypted stream to the upstream and back; half-closes travel both ways."""
-    up_reader, up_writer = await asyncio.open_connection(upstream_host, upstream_port)
+    try:
+        up_reader, up_writer = await asyncio.open_connection(upstream_host, upstream_port)
+    except OSError as error:
+        # asyncio words a refusal as "Connect call failed (...)": say what it means.
+        why = (
+            "connection refused" if isinstance(error, ConnectionRefusedError) else _os_error(error)
+        )
+        raise UpstreamError(
+            f"the upstream {upstream_host}:{upstream_port} cannot be reached: {why}"
+        ) from None
 
     async def client_to_upstream() -> None:
         while data := await reader.read(READ_SIZE):

@@ -35,6 +35,9 @@ DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 # A warning-level user_canceled alert (RFC 8446 section 6.1), unprotected: the peer
 # can read it only while no encrypted record has been exchanged.
 USER_CANCELED_ALERT = bytes([21, 3, 3, 0, 2, 1, 90])
+# A fatal internal_error alert, unprotected: what the peer gets when the service
+# refuses the handshake (it is down, or a cap was reached) rather than a bare EOF.
+INTERNAL_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 80])
 
 StartOptions = pb.ClientOptions | pb.ServerOptions
 
@@ -283,6 +286,11 @@ def relay_handshake(
             with contextlib.suppress(OSError):
                 send(USER_CANCELED_ALERT)
         raise _timed_out(timeout) from None
+    except HandshakerRpcError:
+        if progress.plaintext:
+            with contextlib.suppress(OSError):
+                send(INTERNAL_ERROR_ALERT)
+        raise
     finally:
         session.close()
 
@@ -329,5 +337,11 @@ async def relay_handshake_async(
                 except (OSError, TimeoutError):
                     pass  # the peer is gone; closing is all that is left
             raise _timed_out(timeout) from None
+        except HandshakerRpcError:
+            if progress.plaintext:
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await send(INTERNAL_ERROR_ALERT)
+            raise
     finally:
         await session.close()
