@@ -290,14 +290,24 @@ async def _first_record(reader: asyncio.StreamReader) -> bytes:
                 return data
 
 
+def _peer_address(writer: asyncio.StreamWriter) -> str | None:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return None
+
+
 def _session(
-    client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi
+    client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi, peer: str | None
 ) -> AsyncHandshakeSession:
+    # The TLS peer's address goes to the service's audit trail; a Multiplex stream
+    # carries many connections, so it has no one peer to report.
     if api == "stream":
-        return client.handshake(options)
+        return client.handshake(options, peer=peer)
     if api == "multiplex":
         return client.multiplexed_session(options)
-    return client.unary_session(options)
+    return client.unary_session(options, peer=peer)
 
 
 async def tls_over_streams(
@@ -345,7 +355,11 @@ async def tls_over_streams(
     if handshake_timeout is not None:
         left = max(0.0, handshake_timeout - (time.monotonic() - started))
     established = await relay_handshake_async(
-        _session(client, options, api), send, receive, first_bytes=first_bytes, timeout=left
+        _session(client, options, api, _peer_address(writer)),
+        send,
+        receive,
+        first_bytes=first_bytes,
+        timeout=left,
     )
     connection = _Connection(reader, writer, established)
     return TLSStreamReader(connection, limit), TLSStreamWriter(connection)
