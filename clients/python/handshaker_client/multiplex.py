@@ -28,8 +28,9 @@ from .handshake import StartOptions, Step
 
 _STATUS_BY_CODE = {code.value[0]: code for code in grpc.StatusCode}
 # The service answers frames past its per-message cap (serve --max-frames-per-message,
-# default 256) with INVALID_ARGUMENT: a busy client splits its batches below it.
-MAX_FRAMES_PER_MESSAGE = 256
+# default 256) with INVALID_ARGUMENT: a busy client splits its batches well below it,
+# as the Go and Java clients do (128).
+MAX_FRAMES_PER_MESSAGE = 128
 
 MultiplexCall = grpc.aio.StreamStreamCall[pb.MultiplexRequest, pb.MultiplexResponse]
 
