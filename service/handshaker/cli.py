@@ -540,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parses `argv`, runs one command, returns the exit status."""
+    # gRPC's C core writes its own log lines (not JSON, e.g. "E1202 ... add_port.cc ...")
+    # to stderr; every failure it reports reaches us as an error we word ourselves. It
+    # reads the setting when grpc is first imported, which building the parser does.
+    # GRPC_VERBOSITY=ERROR brings its lines back for debugging.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

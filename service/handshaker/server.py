@@ -340,22 +340,39 @@ async def serve(
         log.info("stopped")
 
 
+def _refuse(message: str) -> int:
+    """One line saying why serve cannot start; exit status 2.
+
+    Plain text for a person at a terminal; a JSON line otherwise, so stderr carries
+    only JSON lines for a log collector.
+    """
+    if sys.stderr.isatty():
+        print(f"handshaker serve: {message}", file=sys.stderr)
+    else:
+        print(
+            json.dumps(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "level": "error",
+                    "logger": "handshaker.server",
+                    "message": f"handshaker serve: {message}",
+                }
+            ),
+            file=sys.stderr,
+        )
+    return 2
+
+
 def run(settings: Settings) -> int:
     """The `handshaker serve` command: bootstrap the keystore, then serve."""
     try:
         configure_logging(LOG_LEVELS[settings.log_level], settings.audit_log)
     except OSError as error:
-        print(
-            f"handshaker serve: cannot open the audit log {settings.audit_log}: "
-            f"{error.strerror or error}",
-            file=sys.stderr,
-        )
-        return 2
+        return _refuse(f"cannot open the audit log {settings.audit_log}: {error.strerror or error}")
     try:
         check_listen(settings)
     except ListenError as error:
-        print(f"handshaker serve: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error))
     keystore_path = settings.keystore
     assert keystore_path is not None
     store = DirectoryKeyStore(keystore_path)
@@ -390,8 +407,7 @@ def run(settings: Settings) -> int:
     try:
         asyncio.run(serve(settings, store))
     except ListenError as error:
-        print(f"handshaker serve: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error))
     return 0
 
 
