@@ -142,3 +142,29 @@ def test_stale_cache_entries_are_dropped_not_kept(pki: TestPKI) -> None:
     clock.now += options.CONFIG_CACHE_SECONDS + 1
     factory.client(pb.ClientOptions(server_name="last.example", trust_bundle="bundle"), LOCAL)
     assert factory.cached_bytes < full // 10
+
+
+def test_an_anchor_with_an_invalid_x509_version_is_invalid_options(pki: TestPKI) -> None:
+    # Found by the options fuzz target: cryptography's InvalidVersion is no ValueError.
+    from pathlib import Path
+
+    seed = Path(__file__).parents[1] / "fuzz" / "corpus" / "options"
+    data = (seed / "regression-invalid-x509-version").read_bytes()
+    options = pb.ClientOptions()
+    options.ParseFromString(data[1:])
+    assert options.trust_anchors_pem
+    with pytest.raises(InvalidOptions, match=r"^trust_anchors_pem: "):
+        _factory(pki).client(options, LOCAL)
+
+
+def test_a_keystore_bundle_with_an_invalid_x509_version_is_a_keystore_error() -> None:
+    from pathlib import Path
+
+    from handshaker.keystore import KeystoreError
+    from handshaker.keystore.pem import load_certificates
+
+    seed = Path(__file__).parents[1] / "fuzz" / "corpus" / "options"
+    options = pb.ClientOptions()
+    options.ParseFromString((seed / "regression-invalid-x509-version").read_bytes()[1:])
+    with pytest.raises(KeystoreError):
+        load_certificates(options.trust_anchors_pem.encode(), source="bundle.pem")

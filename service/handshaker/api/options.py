@@ -170,7 +170,8 @@ def _pem_anchors(pem: str, field: str, max_count: int) -> tuple[x509.Certificate
         raise InvalidOptions(f"{field}: at most {max_count} certificates")
     try:
         anchors = tuple(x509.load_pem_x509_certificates(pem.encode()))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
+        # InvalidVersion is not a ValueError: found by fuzzing (tests/fuzz/corpus/options).
         raise InvalidOptions(f"{field}: trust anchors PEM does not parse") from None
     if len(anchors) > max_count:
         raise InvalidOptions(f"{field}: at most {max_count} certificates")
