@@ -45,7 +45,7 @@ def _child(target: str, libfuzzer_args: list[str]) -> None:
 
     sys.path.insert(0, str(HERE))
     with atheris.instrument_imports(include=["handshaker"]):
-        import targets  # instrumented as it is imported
+        import fuzz_targets as targets  # instrumented as it is imported
 
     function = targets.TARGETS[target]
     atheris.Setup([sys.argv[0], *libfuzzer_args], function)
@@ -73,7 +73,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.make_corpus:
         sys.path.insert(0, str(HERE))
-        import targets  # beside this script, not a package
+        import fuzz_targets as targets  # beside this script, not a package
 
         targets.make_corpus()
         return 0

@@ -4,7 +4,7 @@ handshakes produce today (so a seed that stopped reaching deep states is noticed
 from __future__ import annotations
 
 import pytest
-import targets
+import fuzz_targets as targets
 
 
 @pytest.mark.parametrize("target", sorted(targets.TARGETS))
