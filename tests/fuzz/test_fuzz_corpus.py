@@ -3,8 +3,8 @@ handshakes produce today (so a seed that stopped reaching deep states is noticed
 
 from __future__ import annotations
 
-import pytest
 import fuzz_targets as targets
+import pytest
 
 
 @pytest.mark.parametrize("target", sorted(targets.TARGETS))
