@@ -369,3 +369,24 @@ def test_a_tls_peer_gets_an_alert_when_the_service_refuses(service: Service) -> 
                 break
             assert time.monotonic() < deadline, "the revocation never took effect"
             time.sleep(0.2)
+
+
+def test_wrap_server_socket_gives_up_on_a_silent_client_with_an_alert(service: Service) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as silent:
+            accepted, _ = listener.accept()
+            with accepted:
+                began = time.monotonic()
+                with pytest.raises(hc.HandshakeTimeoutError):
+                    hc.wrap_server_socket(
+                        accepted,
+                        credential="localhost",
+                        handshaker=service.address,
+                        handshake_timeout=1,
+                    )
+                assert time.monotonic() - began < 5
+                assert accepted.gettimeout() is None  # the caller's setting is back
+            data, _ = _read_until_closed(silent, 5)
+    # Nothing was exchanged, so the peer could read a plaintext user_canceled.
+    assert data == USER_CANCELED

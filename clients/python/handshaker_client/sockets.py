@@ -23,6 +23,7 @@ from .errors import ConnectionClosedError, HandshakeTimeoutError, TLSProtocolErr
 from .handshake import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     READ_SIZE,
+    USER_CANCELED_ALERT,
     Established,
     HandshakeSession,
     StartOptions,
@@ -395,6 +396,9 @@ def wrap_server_socket(
             own_timeout is not None and own_timeout < handshake_timeout
         ):
             raise
+        # Nothing was exchanged: the peer can read a plaintext alert.
+        with contextlib.suppress(OSError):
+            sock.sendall(USER_CANCELED_ALERT)
         raise HandshakeTimeoutError(f"no ClientHello within {handshake_timeout:g} s") from None
     finally:
         sock.settimeout(own_timeout)
