@@ -286,7 +286,14 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_ca(args: argparse.Namespace) -> int:
-    store = DirectoryKeyStore(_keystore_path(args))
+    path = _keystore_path(args)
+    if not path.is_dir():
+        # A mistyped path must not quietly become a new CA that nobody trusts.
+        raise CommandError(
+            f"no keystore at {path} (`handshaker serve` or `handshaker keys generate` "
+            "creates one; --keystore or $HANDSHAKER_KEYSTORE chooses it)"
+        )
+    store = DirectoryKeyStore(path)
     existed = store.development_ca_path.exists()
     store.load_or_create_development_ca()
     if not existed:
@@ -329,7 +336,9 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="issue a credential from the development CA",
         description="Issue a credential from the development CA (created on first use).",
     )
-    generate.add_argument("name", metavar="NAME")
+    generate.add_argument(
+        "name", metavar="NAME", help="the credential's name in the keystore (a folder NAME/)"
+    )
     generate.add_argument(
         "--san",
         action="append",
@@ -337,17 +346,29 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="TYPE:VALUE",
         help="a subjectAltName: DNS:example.com, IP:127.0.0.1 or URI:spiffe://...; repeatable",
     )
-    generate.add_argument("--key-type", choices=KEY_TYPES, default=DEFAULT_KEY_TYPE)
+    generate.add_argument(
+        "--key-type",
+        choices=KEY_TYPES,
+        default=DEFAULT_KEY_TYPE,
+        help="the private key's type (default %(default)s)",
+    )
     generate.add_argument(
         "--in",
         dest="token_uri",
         metavar="PKCS11-URI",
         help="make the key on this PKCS#11 token (pkcs11:token=LABEL[;object=LABEL], RFC 7512), "
-        "sensitive and not extractable; key types ecdsa-p256, ecdsa-p384, rsa-2048",
+        "sensitive and not extractable; key types ecdsa-p256, ecdsa-p384, rsa-2048 "
+        "(default: a key file in the keystore)",
     )
     _add_pkcs11_module_option(generate)
-    generate.add_argument("--replace", action="store_true", help="replace an existing credential")
-    generate.add_argument("--default", action="store_true", help="make it the default credential")
+    generate.add_argument(
+        "--replace", action="store_true", help="replace an existing credential (default: refuse)"
+    )
+    generate.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the default credential, served when no SNI matches (default: unchanged)",
+    )
     _add_allow_option(generate)
     _add_keystore_option(generate)
     generate.set_defaults(handler=_cmd_keys_generate)
@@ -357,9 +378,22 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="import a certificate chain and its private key",
         description="Import a PEM certificate chain (leaf first) and the leaf's PEM private key.",
     )
-    import_.add_argument("name", metavar="NAME")
-    import_.add_argument("--cert", type=Path, required=True, metavar="CHAIN.pem")
-    import_.add_argument("--key", type=Path, metavar="KEY.pem")
+    import_.add_argument(
+        "name", metavar="NAME", help="the credential's name in the keystore (a folder NAME/)"
+    )
+    import_.add_argument(
+        "--cert",
+        type=Path,
+        required=True,
+        metavar="CHAIN.pem",
+        help="the PEM certificate chain, leaf first; - reads stdin (required)",
+    )
+    import_.add_argument(
+        "--key",
+        type=Path,
+        metavar="KEY.pem",
+        help="the leaf's PEM private key; - reads stdin (this or --key-uri is required)",
+    )
     import_.add_argument(
         "--key-uri",
         metavar="PKCS11-URI",
@@ -368,16 +402,27 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     _add_pkcs11_module_option(import_)
     import_.add_argument(
-        "--ca", type=Path, metavar="CA.pem", help="trust bundle stored with it as ca.crt"
+        "--ca",
+        type=Path,
+        metavar="CA.pem",
+        help="trust bundle stored with it as ca.crt (default: none)",
     )
-    import_.add_argument("--replace", action="store_true", help="replace an existing credential")
-    import_.add_argument("--default", action="store_true", help="make it the default credential")
+    import_.add_argument(
+        "--replace", action="store_true", help="replace an existing credential (default: refuse)"
+    )
+    import_.add_argument(
+        "--default",
+        action="store_true",
+        help="make it the default credential, served when no SNI matches (default: unchanged)",
+    )
     _add_allow_option(import_)
     _add_keystore_option(import_)
     import_.set_defaults(handler=_cmd_keys_import)
 
     list_ = keys_commands.add_parser("list", help="list the credentials")
-    list_.add_argument("--json", action="store_true", help="print JSON")
+    list_.add_argument(
+        "--json", action="store_true", help="print JSON instead of a table (default: a table)"
+    )
     _add_keystore_option(list_)
     list_.set_defaults(handler=_cmd_keys_list)
 
@@ -402,7 +447,9 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             description=f"{verb.capitalize()} the credential NAME (with --trust-bundle, the "
             "trust bundle NAME). The running service picks the change up within a second.",
         )
-        edit.add_argument("name", metavar="NAME")
+        edit.add_argument(
+            "name", metavar="NAME", help="the credential (or, with --trust-bundle, the bundle)"
+        )
         edit.add_argument(
             "principal",
             metavar="PRINCIPAL",
@@ -416,7 +463,11 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             + ("server and client" if command == "allow" else "every role")
             + ")",
         )
-        edit.add_argument("--trust-bundle", action="store_true", help="NAME is a trust bundle")
+        edit.add_argument(
+            "--trust-bundle",
+            action="store_true",
+            help="NAME is a trust bundle (default: NAME is a credential)",
+        )
         _add_keystore_option(edit)
         edit.set_defaults(handler=handler)
 
@@ -472,31 +523,98 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     _add_keystore_option(serve)
     serve.set_defaults(handler=_cmd_serve)
 
+    handshaker_help = (
+        "the handshaker service's gRPC address (default: $HANDSHAKER_ADDR, else 127.0.0.1:50051)"
+    )
+    timeout_help = (
+        "close a connection whose TLS handshake has not completed this long after it began, "
+        "with a user_canceled alert where the peer can read one (default %(default)g)"
+    )
     terminate = commands.add_parser(
-        "terminate", help="a TLS server whose handshakes run in the service"
+        "terminate",
+        help="a TLS server whose handshakes run in the service",
+        description="Accept TLS connections, run each handshake in the service, then proxy "
+        "the decrypted stream to --upstream or answer HTTP with a short 200 (--http-hello). "
+        "It checks at start that the service runs and that --key may be used.",
     )
-    terminate.add_argument("--listen", required=True, metavar="HOST:PORT")
-    terminate.add_argument("--key", required=True, metavar="NAME")
-    mode = terminate.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--upstream", metavar="HOST:PORT")
-    mode.add_argument("--http-hello", action="store_true")
-    terminate.add_argument("--alpn", metavar="LIST")
     terminate.add_argument(
-        "--client-auth", choices=("none", "optional", "required"), default="none"
+        "--listen", required=True, metavar="HOST:PORT", help="where to accept TLS (required)"
     )
-    terminate.add_argument("--client-ca", type=Path, metavar="FILE")
-    terminate.add_argument("--handshaker", metavar="ADDR")
+    terminate.add_argument(
+        "--key",
+        required=True,
+        metavar="NAME",
+        help="the keystore credential to serve, which the caller must be granted (required)",
+    )
+    mode = terminate.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--upstream", metavar="HOST:PORT", help="proxy the decrypted stream to this TCP address"
+    )
+    mode.add_argument(
+        "--http-hello", action="store_true", help="answer every HTTP/1.x request with 200 OK"
+    )
+    terminate.add_argument(
+        "--alpn",
+        metavar="LIST",
+        help="comma-separated ALPN protocols to accept (default: http/1.1,http/1.0 with "
+        "--http-hello, none with --upstream)",
+    )
+    terminate.add_argument(
+        "--client-auth",
+        choices=("none", "optional", "required"),
+        default="none",
+        help="ask for a client certificate, and insist on one (default %(default)s)",
+    )
+    terminate.add_argument(
+        "--client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM trust anchors for client certificates (needed with --client-auth)",
+    )
+    terminate.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
+    terminate.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help=timeout_help,
+    )
     terminate.set_defaults(handler=_cmd_terminate)
 
     connect = commands.add_parser(
-        "connect", help="a TLS client whose handshake runs in the service"
+        "connect",
+        help="a TLS client whose handshake runs in the service",
+        description="Connect to HOST:PORT with TLS, the handshake run in the service; then "
+        "stdin goes to the peer and the peer's data to stdout.",
     )
-    connect.add_argument("address", metavar="HOST:PORT")
-    connect.add_argument("--server-name", metavar="NAME")
-    connect.add_argument("--ca-file", type=Path, metavar="FILE")
-    connect.add_argument("--alpn", metavar="LIST")
-    connect.add_argument("--key", metavar="NAME")
-    connect.add_argument("--handshaker", metavar="ADDR")
+    connect.add_argument("address", metavar="HOST:PORT", help="the TLS server to connect to")
+    connect.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the name to send (SNI) and check the certificate against (default: HOST)",
+    )
+    connect.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="PEM trust anchors for the server (default: the service's default trust bundle)",
+    )
+    connect.add_argument(
+        "--alpn", metavar="LIST", help="comma-separated ALPN protocols to offer (default: none)"
+    )
+    connect.add_argument(
+        "--key",
+        metavar="NAME",
+        help="a keystore credential to present if the server asks (default: none)",
+    )
+    connect.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
+    connect.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help=timeout_help,
+    )
     connect.set_defaults(handler=_cmd_connect)
 
 
@@ -509,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="TLS handshake-as-a-service: run TLS 1.3 handshakes in a gRPC service.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log more (default: warnings only)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_service_commands(commands)
     _add_keys_commands(commands)
@@ -518,6 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parses `argv`, runs one command, returns the exit status."""
+    # gRPC's C core writes its own log lines (not JSON, e.g. "E1202 ... add_port.cc ...")
+    # to stderr; every failure it reports reaches us as an error we word ourselves. It
+    # reads the setting when grpc is first imported, which building the parser does.
+    # GRPC_VERBOSITY=ERROR brings its lines back for debugging.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

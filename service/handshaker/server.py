@@ -29,6 +29,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
+from handshaker.api import options as option_limits
+from handshaker.api import servicer as servicer_limits
+from handshaker.api.audit import audit_log
 from handshaker.api.identity import CallerIdentity
 from handshaker.keystore import (
     LOCAL,
@@ -82,6 +85,14 @@ class Settings:
     keystore_uri: str | None = None
     pkcs11_module: str | None = None
     pkcs11_sessions: int = pkcs11.DEFAULT_SESSIONS
+    handshake_timeout: float = servicer_limits.DEFAULT_HANDSHAKE_TIMEOUT
+    max_buffered_bytes: int = servicer_limits.DEFAULT_MAX_BUFFERED_BYTES
+    max_frames_per_message: int = servicer_limits.DEFAULT_MAX_FRAMES
+    config_cache_bytes: int = option_limits.DEFAULT_CONFIG_CACHE_BYTES
+    max_trust_anchors: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS
+    max_trust_anchors_bytes: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES
+    # "stderr", "off", or a file path.
+    audit_log: str = "stderr"
 
 
 def is_loopback(listen: str) -> bool:
@@ -140,9 +151,16 @@ def _add_port(
     server: grpc.aio.Server, settings: Settings, credentials: grpc.ServerCredentials | None
 ) -> int:
     def add() -> int:
-        if credentials is None:
-            return server.add_insecure_port(settings.listen)
-        return server.add_secure_port(settings.listen, credentials)
+        try:
+            if credentials is None:
+                return server.add_insecure_port(settings.listen)
+            return server.add_secure_port(settings.listen, credentials)
+        except RuntimeError:
+            # grpc says only "Failed to bind"; the usual cause is a taken address.
+            raise ListenError(
+                f"cannot listen on {settings.listen}: the address is in use "
+                "(another handshaker serve?) or not available on this host"
+            ) from None
 
     if not settings.listen.startswith("unix:"):
         return add()
@@ -188,12 +206,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, audit: str = "stderr") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    configure_audit_log(audit)
+
+
+def configure_audit_log(target: str) -> None:
+    """The audit trail's own stream: stderr, a file (appended, 0600), or off.
+
+    It never propagates to the root logger, so --log-level does not silence it and
+    a file target keeps it out of the operational log.
+    """
+    audit_log.propagate = False
+    audit_log.setLevel(logging.INFO)
+    for old in audit_log.handlers:
+        old.close()
+    if target == "off":
+        audit_log.handlers[:] = [logging.NullHandler()]
+        audit_log.disabled = True
+        return
+    audit_log.disabled = False
+    handler: logging.Handler
+    if target == "stderr":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path = Path(target)
+        # Created owner-only: the trail says who used which key, from where.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    audit_log.handlers[:] = [handler]
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -324,10 +370,18 @@ async def serve(
     )
     servicer = HandshakerServicer(
         sessions,
-        ConfigFactory(keystore),
+        ConfigFactory(
+            keystore,
+            cache_bytes=settings.config_cache_bytes,
+            max_trust_anchors=settings.max_trust_anchors,
+            max_trust_anchors_bytes=settings.max_trust_anchors_bytes,
+        ),
         idle_timeout=settings.idle_timeout,
         identity=CallerIdentity(unix_principal(settings)),
         streams=streams,
+        handshake_timeout=settings.handshake_timeout,
+        max_buffered_bytes=settings.max_buffered_bytes,
+        max_frames=settings.max_frames_per_message,
     )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         servicer,
@@ -341,7 +395,10 @@ async def serve(
     credentials = _server_credentials(settings)
     port = _add_port(server, settings, credentials)
     if port == 0 and not settings.listen.startswith("unix"):
-        raise ListenError(f"could not listen on {settings.listen}")
+        raise ListenError(
+            f"cannot listen on {settings.listen}: the address is in use "
+            "(another handshaker serve?) or not available on this host"
+        )
     # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
     # sent on the "listening" line already drains gracefully.
     stop = asyncio.Event()
@@ -396,14 +453,39 @@ async def serve(
         log.info("stopped")
 
 
+def _refuse(message: str) -> int:
+    """One line saying why serve cannot start; exit status 2.
+
+    Plain text for a person at a terminal; a JSON line otherwise, so stderr carries
+    only JSON lines for a log collector.
+    """
+    if sys.stderr.isatty():
+        print(f"handshaker serve: {message}", file=sys.stderr)
+    else:
+        print(
+            json.dumps(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "level": "error",
+                    "logger": "handshaker.server",
+                    "message": f"handshaker serve: {message}",
+                }
+            ),
+            file=sys.stderr,
+        )
+    return 2
+
+
 def run(settings: Settings) -> int:
     """The `handshaker serve` command: bootstrap the keystore, then serve."""
-    configure_logging(LOG_LEVELS[settings.log_level])
+    try:
+        configure_logging(LOG_LEVELS[settings.log_level], settings.audit_log)
+    except OSError as error:
+        return _refuse(f"cannot open the audit log {settings.audit_log}: {error.strerror or error}")
     try:
         check_listen(settings)
     except ListenError as error:
-        print(f"handshaker serve: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error))
     try:
         pkcs11.configure(
             pkcs11.Pkcs11Settings(
@@ -411,20 +493,19 @@ def run(settings: Settings) -> int:
             )
         )
     except ValueError as error:
-        print(f"handshaker serve: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error))
     spec = settings.keystore_uri if settings.keystore_uri is not None else str(settings.keystore)
     keystore_path = directory_path(spec)
     if keystore_path is None:
         try:
             other = open_keystore(spec)
         except KeystoreError as error:
-            print(f"handshaker serve: --keystore {spec}: {error}", file=sys.stderr)
-            return 2
+            return _refuse(f"--keystore {spec}: {error}")
         log.info(
             "keystore ready", extra={"fields": {"keystore": spec, "credentials": other.names()}}
         )
-        print(f"handshaker: keystore {spec}", file=sys.stderr)
+        if sys.stderr.isatty():
+            print(f"handshaker: keystore {spec}", file=sys.stderr)
         return _serve_until_stopped(settings, other)
     store = DirectoryKeyStore(keystore_path)
     ca_path = store.ensure_development_ca()
@@ -444,14 +525,17 @@ def run(settings: Settings) -> int:
             "(handshaker keys allow NAME PRINCIPAL)",
             extra={"fields": {"policy": str(store.policy_path)}},
         )
-    if ca_path.exists():
-        print(
-            f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
-            "(trust it in clients of services that use the development credentials)",
-            file=sys.stderr,
-        )
-    else:
-        print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
+    # A line for people at a terminal; a log collector gets only the JSON lines (the
+    # "keystore ready" line above carries the same paths).
+    if sys.stderr.isatty():
+        if ca_path.exists():
+            print(
+                f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
+                "(trust it in clients of services that use the development credentials)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
     return _serve_until_stopped(settings, store)
 
 
@@ -459,8 +543,7 @@ def _serve_until_stopped(settings: Settings, store: KeyStore) -> int:
     try:
         asyncio.run(serve(settings, store))
     except (ListenError, StoreError) as error:
-        print(f"handshaker serve: {error}", file=sys.stderr)
-        return 2
+        return _refuse(str(error))
     return 0
 
 
@@ -473,26 +556,84 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
     )
     parser.add_argument(
-        "--tls-cert", type=Path, metavar="PEM", help="TLS certificate chain for the gRPC channel"
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="TLS certificate chain for the gRPC channel (default: none, plaintext gRPC)",
     )
-    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="its private key (with --tls-cert)"
+    )
     parser.add_argument(
         "--tls-client-ca",
         type=Path,
         metavar="PEM",
-        help="require client certificates from this CA (mutual TLS)",
+        help="require client certificates from this CA (mutual TLS; default: not required)",
     )
     parser.add_argument(
         "--insecure",
         action="store_true",
-        help="allow a non-loopback address without TLS (never in production)",
+        help="allow a non-loopback address without TLS (never in production; default off)",
     )
     parser.add_argument(
         "--idle-timeout",
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="free idle sessions after this long",
+        help="free a session, and end a Handshake or Multiplex stream, that gets no bytes "
+        "for this long (default 10)",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=servicer_limits.DEFAULT_HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help="end a handshake that has not completed this long after its start, however "
+        "many bytes arrive (DEADLINE_EXCEEDED; default %(default)g)",
+    )
+    parser.add_argument(
+        "--max-buffered-bytes",
+        type=int,
+        default=servicer_limits.DEFAULT_MAX_BUFFERED_BYTES,
+        metavar="BYTES",
+        help="fail a handshake (illegal_parameter) whose peer makes the service hold more "
+        "than this of unfinished records and messages (default %(default)d)",
+    )
+    parser.add_argument(
+        "--max-frames-per-message",
+        type=int,
+        default=servicer_limits.DEFAULT_MAX_FRAMES,
+        metavar="N",
+        help="frames one Multiplex message may carry; the extras get INVALID_ARGUMENT "
+        "(default %(default)d)",
+    )
+    parser.add_argument(
+        "--config-cache-bytes",
+        type=int,
+        default=option_limits.DEFAULT_CONFIG_CACHE_BYTES,
+        metavar="BYTES",
+        help="memory (estimated) for configs cached by their options (default %(default)d)",
+    )
+    parser.add_argument(
+        "--max-trust-anchors",
+        type=int,
+        default=option_limits.DEFAULT_MAX_TRUST_ANCHORS,
+        metavar="N",
+        help="certificates a request's inline trust anchors may hold (default %(default)d)",
+    )
+    parser.add_argument(
+        "--max-trust-anchors-bytes",
+        type=int,
+        default=option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES,
+        metavar="BYTES",
+        help="size of a request's inline trust anchors PEM (default %(default)d)",
+    )
+    parser.add_argument(
+        "--audit-log",
+        default="stderr",
+        metavar="FILE|stderr|off",
+        help="where the audit trail goes: one JSON line per private-key use, logger "
+        "handshaker.audit (default stderr)",
     )
     parser.add_argument(
         "--log-level",
@@ -512,7 +653,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--unix-socket-group",
         metavar="GROUP",
         help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600); "
-        "its callers are then the principal unix:gid=GID",
+        "its callers are then the principal unix:gid=GID (default: owner only)",
     )
     parser.add_argument(
         "--session-store",
@@ -535,9 +676,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="logged-in sessions (and threads) per PKCS#11 token: how many token operations "
         f"run at once (default {pkcs11.DEFAULT_SESSIONS})",
     )
-    parser.add_argument("--max-sessions", type=int, default=10_000, help="cap on sessions in total")
     parser.add_argument(
-        "--max-sessions-per-caller", type=int, default=1_000, help="cap on sessions per caller"
+        "--max-sessions",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="cap on sessions in total (default %(default)d)",
+    )
+    parser.add_argument(
+        "--max-sessions-per-caller",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="cap on sessions per caller, and separately on its open Multiplex streams "
+        "(default %(default)d)",
     )
 
 
@@ -560,5 +712,12 @@ def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | 
             stats_interval=args.stats_interval,
             unix_socket_group=args.unix_socket_group,
             session_store=args.session_store,
+            handshake_timeout=args.handshake_timeout,
+            max_buffered_bytes=args.max_buffered_bytes,
+            max_frames_per_message=args.max_frames_per_message,
+            config_cache_bytes=args.config_cache_bytes,
+            max_trust_anchors=args.max_trust_anchors,
+            max_trust_anchors_bytes=args.max_trust_anchors_bytes,
+            audit_log=args.audit_log,
         )
     )

@@ -135,7 +135,8 @@ def test_serve_takes_a_keystore_uri(uri: str, plugin_path: Path) -> None:
     finally:
         process.terminate()
         _, err = process.communicate(timeout=15)
-    assert f"handshaker: keystore {uri}".encode() in err
+    # stderr is not a terminal here: only JSON lines, the keystore named in "keystore ready".
+    assert f'"message": "keystore ready", "keystore": "{uri}"'.encode() in err
     assert b"Traceback" not in err
 
 

@@ -9,6 +9,7 @@ only there can both requests be held at the same point (a slow key operation).
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -339,7 +340,12 @@ def test_redis_down_at_start_is_one_error_line_and_a_failing_exit(tmp_path: Path
         check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("handshaker serve:")]
+    # stderr is not a terminal: the one line is a JSON line of level error.
+    errors = [
+        entry["message"]
+        for entry in map(json.loads, done.stderr.splitlines())
+        if entry.get("level") == "error"
+    ]
     assert errors == [
         f"handshaker serve: session store unix://{missing} is unreachable (ConnectionError)"
     ], done.stderr

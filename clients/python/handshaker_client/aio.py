@@ -24,6 +24,14 @@ from .handshake import StartOptions, Step, resolve_address
 from .keys import SessionKeys
 from .multiplex import AsyncMultiplexer, AsyncMultiplexSession
 
+# The metadata key that tells the service the TLS peer's address, for its audit
+# trail (the service records it as the caller's word).
+PEER_METADATA = "x-handshaker-peer"
+
+
+def _peer_metadata(peer: str | None) -> tuple[tuple[str, str], ...] | None:
+    return ((PEER_METADATA, peer),) if peer else None
+
 
 class _Calls:
     """The typed multi-callables of one grpc.aio channel."""
@@ -139,31 +147,42 @@ class AsyncHandshakerClient:
     # The unary API
 
     async def start_client(
-        self, options: pb.ClientOptions, *, keys_in_response: bool = True
+        self, options: pb.ClientOptions, *, keys_in_response: bool = True, peer: str | None = None
     ) -> Step:
         request = pb.StartClientRequest(options=options, keys_in_response=keys_in_response)
         try:
-            response = await self._calls.start_client(request, timeout=self.rpc_timeout)
+            response = await self._calls.start_client(
+                request, timeout=self.rpc_timeout, metadata=_peer_metadata(peer)
+            )
         except grpc.RpcError as error:
             raise HandshakerRpcError.from_grpc(error) from None
         return Step.from_proto(response.step, _keys_of(response))
 
     async def start_server(
-        self, options: pb.ServerOptions, in_bytes: bytes = b"", *, keys_in_response: bool = True
+        self,
+        options: pb.ServerOptions,
+        in_bytes: bytes = b"",
+        *,
+        keys_in_response: bool = True,
+        peer: str | None = None,
     ) -> Step:
         request = pb.StartServerRequest(
             options=options, in_bytes=in_bytes, keys_in_response=keys_in_response
         )
         try:
-            response = await self._calls.start_server(request, timeout=self.rpc_timeout)
+            response = await self._calls.start_server(
+                request, timeout=self.rpc_timeout, metadata=_peer_metadata(peer)
+            )
         except grpc.RpcError as error:
             raise HandshakerRpcError.from_grpc(error) from None
         return Step.from_proto(response.step, _keys_of(response))
 
-    async def feed(self, session_id: str, in_bytes: bytes) -> Step:
+    async def feed(self, session_id: str, in_bytes: bytes, *, peer: str | None = None) -> Step:
         request = pb.FeedRequest(session_id=session_id, in_bytes=in_bytes)
         try:
-            response = await self._calls.feed(request, timeout=self.rpc_timeout)
+            response = await self._calls.feed(
+                request, timeout=self.rpc_timeout, metadata=_peer_metadata(peer)
+            )
         except grpc.RpcError as error:
             raise HandshakerRpcError.from_grpc(error) from None
         return Step.from_proto(response.step, _keys_of(response))
@@ -199,13 +218,15 @@ class AsyncHandshakerClient:
 
     # Sessions for the relay loops
 
-    def handshake(self, options: StartOptions) -> AsyncStreamSession:
-        """A handshake over one Handshake stream."""
-        return AsyncStreamSession(self, options)
+    def handshake(self, options: StartOptions, *, peer: str | None = None) -> AsyncStreamSession:
+        """A handshake over one Handshake stream; `peer` (the TLS peer's address) goes to
+        the service's audit trail."""
+        return AsyncStreamSession(self, options, peer=peer)
 
-    def unary_session(self, options: StartOptions) -> AsyncUnarySession:
-        """A handshake over StartClient/StartServer and Feed, aborted when closed."""
-        return AsyncUnarySession(self, options)
+    def unary_session(self, options: StartOptions, *, peer: str | None = None) -> AsyncUnarySession:
+        """A handshake over StartClient/StartServer and Feed, aborted when closed; `peer`
+        goes to the service's audit trail."""
+        return AsyncUnarySession(self, options, peer=peer)
 
     def multiplexer(self) -> AsyncMultiplexer:
         """The client's Multiplex streams, shared by every session it makes (made on first use)."""
@@ -220,17 +241,22 @@ class AsyncHandshakerClient:
         return self.multiplexer().session(options)
 
     def _open_stream(
-        self,
+        self, peer: str | None = None
     ) -> grpc.aio.StreamStreamCall[pb.HandshakeRequest, pb.HandshakeResponse]:
-        return self._calls.handshake(None, timeout=self.handshake_timeout)
+        return self._calls.handshake(
+            None, timeout=self.handshake_timeout, metadata=_peer_metadata(peer)
+        )
 
 
 class AsyncStreamSession:
     """One Handshake stream: one connection's handshake, no session id."""
 
-    def __init__(self, client: AsyncHandshakerClient, options: StartOptions) -> None:
+    def __init__(
+        self, client: AsyncHandshakerClient, options: StartOptions, *, peer: str | None = None
+    ) -> None:
         self._client = client
         self._options = options
+        self._peer = peer
         self._call: grpc.aio.StreamStreamCall[pb.HandshakeRequest, pb.HandshakeResponse] | None = (
             None
         )
@@ -238,7 +264,7 @@ class AsyncStreamSession:
     async def start(self, in_bytes: bytes = b"") -> Step:
         if self._call is not None:
             raise RuntimeError("the handshake has started")
-        self._call = self._client._open_stream()
+        self._call = self._client._open_stream(self._peer)
         return await self._exchange(first_request(self._options, in_bytes))
 
     async def feed(self, in_bytes: bytes) -> Step:
@@ -280,18 +306,21 @@ class AsyncStreamSession:
 class AsyncUnarySession:
     """One handshake over the unary API; closing it aborts the session in the service."""
 
-    def __init__(self, client: AsyncHandshakerClient, options: StartOptions) -> None:
+    def __init__(
+        self, client: AsyncHandshakerClient, options: StartOptions, *, peer: str | None = None
+    ) -> None:
         self._client = client
         self._options = options
+        self._peer = peer
         self.session_id = ""
 
     async def start(self, in_bytes: bytes = b"") -> Step:
         if self.session_id:
             raise RuntimeError("the handshake has started")
         if isinstance(self._options, pb.ClientOptions):
-            step = await self._client.start_client(self._options)
+            step = await self._client.start_client(self._options, peer=self._peer)
         else:
-            step = await self._client.start_server(self._options, in_bytes)
+            step = await self._client.start_server(self._options, in_bytes, peer=self._peer)
         if not step.session_id:
             raise HandshakerRpcError.protocol("a start without a session id")
         self.session_id = step.session_id
@@ -300,7 +329,7 @@ class AsyncUnarySession:
     async def feed(self, in_bytes: bytes) -> Step:
         if not self.session_id:
             raise RuntimeError("start the handshake first")
-        return await self._client.feed(self.session_id, in_bytes)
+        return await self._client.feed(self.session_id, in_bytes, peer=self._peer)
 
     async def close(self) -> None:
         if not self.session_id:

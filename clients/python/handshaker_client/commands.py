@@ -4,7 +4,8 @@ connect: a TLS client whose handshake runs in the service; stdin to the peer,
 the peer's data to stdout, the negotiated parameters to stderr.
 terminate: a TLS server whose handshakes run in the service (keyless TLS
 termination), proxying to an upstream or answering HTTP with a short 200.
-Both log names, alerts and parameters, never keys.
+Both log names, alerts and parameters, never keys. Every failure a user can cause
+is one line on stderr; Ctrl-C ends either command with status 130, no traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+import grpc
 from handshaker.v1 import handshaker_pb2 as pb
 
 from .aio import AsyncHandshakerClient
@@ -27,14 +29,17 @@ from .errors import (
     HandshakeError,
     HandshakerClientError,
     HandshakerRpcError,
+    HandshakeTimeoutError,
     TLSProtocolError,
 )
-from .handshake import READ_SIZE, resolve_address, server_options
+from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, READ_SIZE, resolve_address, server_options
 from .keys import SessionKeys
 from .sockets import TLSSocket, connect
 from .streams import TLSStreamReader, TLSStreamWriter, tls_over_streams
 
 CONNECT_TIMEOUT = 10.0
+# The exit status of a command ended by Ctrl-C (SIGINT), as a shell reports it.
+INTERRUPTED = 130
 HTTP_HEAD_LIMIT = 64 * 1024
 HTTP_HELLO_BODY = b"hello from handshaker\n"
 
@@ -68,6 +73,16 @@ def _read_pem(path: Path, what: str) -> str:
         raise UsageError(f"cannot read the {what} {path}: {error.strerror or error}") from None
 
 
+def service_failure(address: str, error: HandshakerRpcError) -> str:
+    """One line for an RPC the service refused; UNAVAILABLE says how to start it."""
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"the handshaker service at {address} is unavailable (UNAVAILABLE): start it with "
+            "`handshaker serve`, or point --handshaker / $HANDSHAKER_ADDR at a running one"
+        )
+    return f"the handshaker service at {address} refused: {error}"
+
+
 def _handshake_failure(error: HandshakeError) -> str:
     by = "; the alert came from the peer" if error.sent_by_peer else ""
     return f"handshake failed: {error.alert_name} ({error.alert}): {error.reason}{by}"
@@ -96,6 +111,13 @@ def _parameters(keys: SessionKeys) -> list[str]:
 def connect_command(args: argparse.Namespace) -> int:
     """Runs `handshaker connect`; returns the exit status."""
     try:
+        return _connect(args)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def _connect(args: argparse.Namespace) -> int:
+    try:
         host, port = parse_host_port(args.address)
         ca_pem = _read_pem(args.ca_file, "CA file") if args.ca_file is not None else None
     except UsageError as error:
@@ -112,12 +134,16 @@ def connect_command(args: argparse.Namespace) -> int:
             credential=args.key,
             handshaker=address,
             timeout=CONNECT_TIMEOUT,
+            handshake_timeout=args.handshake_timeout,
         )
     except HandshakeError as error:
         _say("connect", _handshake_failure(error))
         return 1
     except HandshakerRpcError as error:
-        _say("connect", f"the handshaker service at {address} failed: {error}")
+        _say("connect", service_failure(address, error))
+        return 1
+    except HandshakeTimeoutError as error:
+        _say("connect", f"{host}:{port}: {error}; the connection was closed")
         return 1
     except (ConnectionClosedError, OSError) as error:
         _say("connect", f"cannot connect to {host}:{port}: {_os_error(error)}")
@@ -127,8 +153,6 @@ def connect_command(args: argparse.Namespace) -> int:
         _say("connect", line)
     try:
         return _relay_stdio(tls)
-    except KeyboardInterrupt:
-        return 130
     finally:
         tls.close()
 
@@ -191,15 +215,26 @@ def terminate_command(args: argparse.Namespace) -> int:
     except UsageError as error:
         _say("terminate", f"error: {error}")
         return 2
-    terminator = Terminator(options, upstream, resolve_address(args.handshaker))
+    terminator = Terminator(
+        options,
+        upstream,
+        resolve_address(args.handshaker),
+        handshake_timeout=args.handshake_timeout,
+    )
     try:
-        asyncio.run(terminator.run(host, port))
+        return asyncio.run(terminator.run(host, port))
+    except StartupError as error:
+        _say("terminate", str(error))
+        return 1
     except OSError as error:
         _say("terminate", f"cannot listen on {host}:{port}: {_os_error(error)}")
         return 1
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return INTERRUPTED
+
+
+class StartupError(Exception):
+    """terminate cannot start: the service or the credential is not usable."""
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:
@@ -218,16 +253,55 @@ class Terminator:
         options: pb.ServerOptions,
         upstream: tuple[str, int] | None,
         handshaker_address: str,
+        *,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.options = options
         self.upstream = upstream
         self.client = AsyncHandshakerClient(handshaker_address)
+        self.handshake_timeout = handshake_timeout
 
-    async def run(self, host: str, port: int) -> None:
+    async def check(self) -> None:
+        """Refuse to start when the service is down or --key is not ours to use.
+
+        A server-role session with the options is started and aborted at once: the
+        service answers NOT_FOUND or PERMISSION_DENIED exactly as it would for every
+        connection later, so the check and the real thing cannot disagree.
+        """
+        try:
+            step = await self.client.start_server(self.options, b"")
+            await self.client.abort(step.session_id)
+        except HandshakerRpcError as error:
+            address = self.client.address
+            if error.code == grpc.StatusCode.NOT_FOUND:
+                raise StartupError(
+                    f"--key {self.options.credential}: {error.details} (in the service at "
+                    f"{address}; `handshaker keys list` shows its credentials)"
+                ) from None
+            if error.code == grpc.StatusCode.PERMISSION_DENIED:
+                raise StartupError(
+                    f"--key {self.options.credential}: {error.details} "
+                    "(grant it with `handshaker keys allow NAME PRINCIPAL`)"
+                ) from None
+            raise StartupError(service_failure(address, error)) from None
+
+    async def run(self, host: str, port: int) -> int:
+        """Serve until SIGINT (status 130) or SIGTERM (status 0)."""
+        stopped_by: list[int] = []
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            stopped_by.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await self.check()
+        except BaseException:
+            await self.client.close()
+            raise
         server = await asyncio.start_server(self.handle, host, port)
         try:
             bound = ", ".join(_format_address(s.getsockname()) for s in server.sockets)
@@ -245,6 +319,7 @@ class Terminator:
             server.close()
             await server.wait_closed()
             await self.client.close()
+        return INTERRUPTED if stopped_by and stopped_by[0] == signal.SIGINT else 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer_name(writer)
@@ -252,8 +327,18 @@ class Terminator:
             # Every accepted connection's handshake shares the client's Multiplex
             # streams: the cheapest way through the service under load.
             tls_reader, tls_writer = await tls_over_streams(
-                reader, writer, self.client, self.options, api="multiplex", limit=HTTP_HEAD_LIMIT
+                reader,
+                writer,
+                self.client,
+                self.options,
+                api="multiplex",
+                limit=HTTP_HEAD_LIMIT,
+                handshake_timeout=self.handshake_timeout,
             )
+        except HandshakeTimeoutError as error:
+            _say("terminate", f"{peer}: {error}; the connection was closed")
+            writer.close()
+            return
         except HandshakeError as error:
             _say("terminate", f"{peer}: {_handshake_failure(error)}")
             writer.close()
@@ -278,6 +363,8 @@ class Terminator:
                 await serve_http_hello(tls_reader, tls_writer)
             else:
                 await proxy(tls_reader, tls_writer, *self.upstream)
+        except UpstreamError as error:
+            _say("terminate", f"{peer}: {error}")
         except (TLSProtocolError, OSError):
             # The peer broke off; there is nobody left to tell.
             pass
@@ -389,11 +476,24 @@ async def serve_http_hello(reader: TLSStreamReader, writer: TLSStreamWriter) -> 
 # Upstream proxy
 
 
+class UpstreamError(Exception):
+    """The upstream could not be reached (terminate logs it and closes the TLS connection)."""
+
+
 async def proxy(
     reader: TLSStreamReader, writer: TLSStreamWriter, upstream_host: str, upstream_port: int
 ) -> None:
     """Copy the decrypted stream to the upstream and back; half-closes travel both ways."""
-    up_reader, up_writer = await asyncio.open_connection(upstream_host, upstream_port)
+    try:
+        up_reader, up_writer = await asyncio.open_connection(upstream_host, upstream_port)
+    except OSError as error:
+        # asyncio words a refusal as "Connect call failed (...)": say what it means.
+        why = (
+            "connection refused" if isinstance(error, ConnectionRefusedError) else _os_error(error)
+        )
+        raise UpstreamError(
+            f"the upstream {upstream_host}:{upstream_port} cannot be reached: {why}"
+        ) from None
 
     async def client_to_upstream() -> None:
         while data := await reader.read(READ_SIZE):

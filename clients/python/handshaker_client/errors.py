@@ -6,6 +6,7 @@ Messages name alerts and status codes; they never carry key material.
 from __future__ import annotations
 
 import grpc
+import grpc.aio
 
 from .constants import alert_name
 
@@ -39,7 +40,9 @@ class HandshakerRpcError(HandshakerClientError):
 
     @classmethod
     def from_grpc(cls, error: grpc.RpcError) -> HandshakerRpcError:
-        if isinstance(error, grpc.Call):
+        # grpc.Call (sync) and grpc.aio.AioRpcError (asyncio) both carry the status,
+        # but only the first is a grpc.Call.
+        if isinstance(error, (grpc.Call, grpc.aio.AioRpcError)):
             return cls(error.code(), error.details() or "")
         return cls(grpc.StatusCode.UNKNOWN, str(error))
 
@@ -51,6 +54,11 @@ class HandshakerRpcError(HandshakerClientError):
 
 class ConnectionClosedError(HandshakerClientError, ConnectionError):
     """The peer closed the transport before the handshake finished."""
+
+
+class HandshakeTimeoutError(ConnectionClosedError, TimeoutError):
+    """The handshake did not complete in time; the socket is to be closed (a plaintext
+    user_canceled alert went to the peer when nothing encrypted had been exchanged)."""
 
 
 class TLSProtocolError(HandshakerClientError):

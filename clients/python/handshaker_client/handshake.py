@@ -8,19 +8,36 @@ sockets here: the transport is a pair of send/receive callables.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from handshaker.v1 import handshaker_pb2 as pb
 
-from .errors import ConnectionClosedError, HandshakeError, HandshakerRpcError
+from .errors import (
+    ConnectionClosedError,
+    HandshakeError,
+    HandshakerRpcError,
+    HandshakeTimeoutError,
+)
 from .keys import SessionKeys
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENVIRONMENT_VARIABLE = "HANDSHAKER_ADDR"
 READ_SIZE = 65536
+# The service ends a handshake 30 s after its start (serve --handshake-timeout); a
+# client gives up at the same time, so a silent or trickling peer holds no socket.
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# A warning-level user_canceled alert (RFC 8446 section 6.1), unprotected: the peer
+# can read it only while no encrypted record has been exchanged.
+USER_CANCELED_ALERT = bytes([21, 3, 3, 0, 2, 1, 90])
+# A fatal internal_error alert, unprotected: what the peer gets when the service
+# refuses the handshake (it is down, or a cap was reached) rather than a bare EOF.
+INTERNAL_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 80])
 
 StartOptions = pb.ClientOptions | pb.ServerOptions
 
@@ -202,31 +219,78 @@ def _finish(step: Step, fed: bytes) -> Established | None:
     return Established(step.keys, step.summary, fed[step.bytes_consumed :])
 
 
+class _Progress:
+    """Whether an unprotected alert can still reach the peer: until both sides have
+    sent something, no encrypted record has crossed (a server has sent nothing yet,
+    or a client has received nothing yet)."""
+
+    def __init__(self, received: bool) -> None:
+        self.sent = False
+        self.received = received
+
+    @property
+    def plaintext(self) -> bool:
+        return not (self.sent and self.received)
+
+
+def _timed_out(timeout: float) -> HandshakeTimeoutError:
+    return HandshakeTimeoutError(f"the handshake did not complete within {timeout:.3g} s")
+
+
 def relay_handshake(
     session: HandshakeSession,
     send: Callable[[bytes], None],
     receive: Callable[[], bytes],
     *,
     first_bytes: bytes = b"",
+    timeout: float | None = None,
+    set_receive_timeout: Callable[[float], None] | None = None,
 ) -> Established:
     """Run a handshake between the peer (send/receive) and the service session.
 
     `receive` returns b"" at end of stream. A server passes the first bytes it read
-    from the client as first_bytes; a client passes nothing.
+    from the client as first_bytes; a client passes nothing. With `timeout`, the
+    whole handshake must complete within it: `set_receive_timeout` bounds each
+    receive by what is left (a socket's settimeout), and when it runs out
+    HandshakeTimeoutError is raised after a user_canceled alert where the peer can
+    read one.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    progress = _Progress(bool(first_bytes))
     try:
         fed = first_bytes
         step = session.start(first_bytes)
         while True:
             if step.out_bytes:
                 send(step.out_bytes)
+                progress.sent = True
             established = _finish(step, fed)
             if established is not None:
                 return established
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if set_receive_timeout is not None:
+                    set_receive_timeout(left)
             fed = receive()
             if not fed:
                 raise ConnectionClosedError("the peer closed the connection during the handshake")
+            progress.received = True
             step = session.feed(fed)
+    except TimeoutError as error:
+        if timeout is None or isinstance(error, HandshakeTimeoutError):
+            raise
+        if progress.plaintext:
+            # A peer that is gone cannot read it; closing is all that is left.
+            with contextlib.suppress(OSError):
+                send(USER_CANCELED_ALERT)
+        raise _timed_out(timeout) from None
+    except HandshakerRpcError:
+        if progress.plaintext:
+            with contextlib.suppress(OSError):
+                send(INTERNAL_ERROR_ALERT)
+        raise
     finally:
         session.close()
 
@@ -237,20 +301,47 @@ async def relay_handshake_async(
     receive: Callable[[], Awaitable[bytes]],
     *,
     first_bytes: bytes = b"",
+    timeout: float | None = None,
 ) -> Established:
-    """relay_handshake for asyncio transports."""
-    try:
+    """relay_handshake for asyncio transports; `timeout` bounds the whole handshake."""
+    progress = _Progress(bool(first_bytes))
+
+    async def relay() -> Established:
         fed = first_bytes
         step = await session.start(first_bytes)
         while True:
             if step.out_bytes:
                 await send(step.out_bytes)
+                progress.sent = True
             established = _finish(step, fed)
             if established is not None:
                 return established
             fed = await receive()
             if not fed:
                 raise ConnectionClosedError("the peer closed the connection during the handshake")
+            progress.received = True
             step = await session.feed(fed)
+
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                return await relay()
+        except TimeoutError as error:
+            if timeout is None or isinstance(error, HandshakeTimeoutError):
+                raise
+            if progress.plaintext:
+                try:
+                    # Bounded too: a peer that reads nothing must not hold us here.
+                    async with asyncio.timeout(1.0):
+                        await send(USER_CANCELED_ALERT)
+                except (OSError, TimeoutError):
+                    pass  # the peer is gone; closing is all that is left
+            raise _timed_out(timeout) from None
+        except HandshakerRpcError:
+            if progress.plaintext:
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await send(INTERNAL_ERROR_ALERT)
+            raise
     finally:
         await session.close()

@@ -27,6 +27,10 @@ from .errors import HandshakerRpcError
 from .handshake import StartOptions, Step
 
 _STATUS_BY_CODE = {code.value[0]: code for code in grpc.StatusCode}
+# The service answers frames past its per-message cap (serve --max-frames-per-message,
+# default 256) with INVALID_ARGUMENT: a busy client splits its batches well below it,
+# as the Go and Java clients do (128).
+MAX_FRAMES_PER_MESSAGE = 128
 
 MultiplexCall = grpc.aio.StreamStreamCall[pb.MultiplexRequest, pb.MultiplexResponse]
 
@@ -67,7 +71,10 @@ class _Stream:
                 await self.answered.wait()
                 self.ready.clear()
                 self.answered.clear()
-                frames, self.pending = self.pending, []
+                frames = self.pending[:MAX_FRAMES_PER_MESSAGE]
+                self.pending = self.pending[MAX_FRAMES_PER_MESSAGE:]
+                if self.pending:
+                    self.ready.set()  # the rest goes in the next message
                 if not frames:  # a request without frames would get no answer
                     self.answered.set()
                     continue

@@ -12,6 +12,7 @@ import contextlib
 import io
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, cast
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Literal, cast
 from handshaker.v1 import handshaker_pb2 as pb
 
 from .client import HandshakerClient
-from .errors import ConnectionClosedError, TLSProtocolError
+from .errors import ConnectionClosedError, HandshakeTimeoutError, TLSProtocolError
 from .handshake import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
     READ_SIZE,
+    USER_CANCELED_ALERT,
     Established,
     HandshakeSession,
     StartOptions,
@@ -291,18 +294,30 @@ def _relay(
     options: StartOptions,
     api: Api,
     first_bytes: bytes = b"",
+    *,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> Established:
     client = (
         handshaker if isinstance(handshaker, HandshakerClient) else HandshakerClient(handshaker)
     )
+    own_timeout = sock.gettimeout()
+
+    def bound_receive(left: float) -> None:
+        # Never longer than the caller's own socket timeout, never past the deadline.
+        sock.settimeout(left if own_timeout is None else min(left, own_timeout))
+
     try:
         return relay_handshake(
             _handshake_session(client, options, api),
             sock.sendall,
             lambda: sock.recv(READ_SIZE),
             first_bytes=first_bytes,
+            timeout=handshake_timeout,
+            set_receive_timeout=bound_receive,
         )
     finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(own_timeout)
         if client is not handshaker:
             client.close()
 
@@ -320,12 +335,15 @@ def connect(
     api: Api = "stream",
     timeout: float | None = None,
     options: pb.ClientOptions | None = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> TLSSocket:
     """Connect over TCP and run the client handshake in the service.
 
     `handshaker` is a HandshakerClient or its address (default $HANDSHAKER_ADDR,
     else 127.0.0.1:50051). `options` replaces every option argument. A failed
-    handshake raises HandshakeError after the alert went to the peer.
+    handshake raises HandshakeError after the alert went to the peer; one that has
+    not completed within `handshake_timeout` seconds raises HandshakeTimeoutError
+    and the socket is closed.
     """
     if options is None:
         options = client_options(
@@ -337,7 +355,7 @@ def connect(
         )
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
-        established = _relay(sock, handshaker, options, api)
+        established = _relay(sock, handshaker, options, api, handshake_timeout=handshake_timeout)
     except BaseException:
         sock.close()
         raise
@@ -354,17 +372,46 @@ def wrap_server_socket(
     handshaker: HandshakerClient | str | None = None,
     api: Api = "stream",
     options: pb.ServerOptions | None = None,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> TLSSocket:
     """Run the server handshake in the service on an accepted socket.
 
-    The socket is left open when the handshake fails; the caller closes it.
+    The socket is left open when the handshake fails (HandshakeTimeoutError after
+    `handshake_timeout` seconds); the caller closes it.
     """
     if options is None:
         options = server_options(
             credential=credential, alpn=alpn, client_auth=client_auth, client_ca_pem=client_ca_pem
         )
-    first = sock.recv(READ_SIZE)
+    own_timeout = sock.gettimeout()
+    if handshake_timeout is not None:
+        # The wait for the ClientHello is part of the handshake's time.
+        sock.settimeout(
+            handshake_timeout if own_timeout is None else min(handshake_timeout, own_timeout)
+        )
+    started = time.monotonic()
+    try:
+        first = sock.recv(READ_SIZE)
+    except TimeoutError:
+        if handshake_timeout is None or (
+            own_timeout is not None and own_timeout < handshake_timeout
+        ):
+            raise
+        # Nothing was exchanged: the peer can read a plaintext alert.
+        with contextlib.suppress(OSError):
+            sock.sendall(USER_CANCELED_ALERT)
+        raise HandshakeTimeoutError(f"no ClientHello within {handshake_timeout:g} s") from None
+    finally:
+        sock.settimeout(own_timeout)
     if not first:
         raise ConnectionClosedError("the peer closed the connection before its ClientHello")
-    established = _relay(sock, handshaker, options, api, first)
+    left = None if handshake_timeout is None else handshake_timeout - (time.monotonic() - started)
+    established = _relay(
+        sock,
+        handshaker,
+        options,
+        api,
+        first,
+        handshake_timeout=None if left is None else max(0.0, left),
+    )
     return TLSSocket(sock, established)

@@ -10,15 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from handshaker.v1 import handshaker_pb2 as pb
 
 from .aio import AsyncHandshakerClient
-from .errors import ConnectionClosedError, HandshakerClientError, TLSProtocolError
+from .errors import (
+    ConnectionClosedError,
+    HandshakerClientError,
+    HandshakeTimeoutError,
+    TLSProtocolError,
+)
 from .handshake import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
     READ_SIZE,
+    USER_CANCELED_ALERT,
     AsyncHandshakeSession,
     Established,
     StartOptions,
@@ -254,14 +262,52 @@ class TLSStreamWriter:
 AsyncApi = Literal["stream", "unary", "multiplex"]
 
 
+# A record header, and the largest plaintext record a ClientHello arrives in (RFC 8446 5.1).
+_RECORD_HEADER = 5
+_MAX_FIRST_RECORD = _RECORD_HEADER + 2**14 + 256
+
+
+async def _first_record(reader: asyncio.StreamReader) -> bytes:
+    """The client's bytes up to the end of its first record (b"" at end of stream).
+
+    A server takes no session in the service until a whole first record is here: a
+    peer trickling its ClientHello costs this process a socket, not one of the
+    caller's service sessions, so it cannot crowd legitimate handshakes out of the
+    per-caller cap. Anything that is not a handshake record goes on at once (the
+    service answers it with an alert).
+    """
+    data = b""
+    while True:
+        chunk = await reader.read(READ_SIZE)
+        if not chunk:
+            return data
+        data += chunk
+        if data[0] != 22 or len(data) >= _MAX_FIRST_RECORD:
+            return data
+        if len(data) >= _RECORD_HEADER:
+            length = int.from_bytes(data[3:5], "big")
+            if len(data) >= _RECORD_HEADER + length:
+                return data
+
+
+def _peer_address(writer: asyncio.StreamWriter) -> str | None:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return None
+
+
 def _session(
-    client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi
+    client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi, peer: str | None
 ) -> AsyncHandshakeSession:
+    # The TLS peer's address goes to the service's audit trail; a Multiplex stream
+    # carries many connections, so it has no one peer to report.
     if api == "stream":
-        return client.handshake(options)
+        return client.handshake(options, peer=peer)
     if api == "multiplex":
         return client.multiplexed_session(options)
-    return client.unary_session(options)
+    return client.unary_session(options, peer=peer)
 
 
 async def tls_over_streams(
@@ -273,13 +319,18 @@ async def tls_over_streams(
     api: AsyncApi = "stream",
     first_bytes: bytes = b"",
     limit: int = DEFAULT_LIMIT,
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
 ) -> tuple[TLSStreamReader, TLSStreamWriter]:
     """Run a handshake over connected TCP streams; the TLS streams on success.
 
     For the server role, first_bytes may hold what was already read from the
     client; when empty the first read happens here. On failure the alert has
-    been written and the TCP streams are left to the caller.
+    been written and the TCP streams are left to the caller. The handshake,
+    that first read included, must complete within `handshake_timeout` seconds
+    (HandshakeTimeoutError; a user_canceled alert went out where the peer can read
+    it): a silent or trickling peer cannot hold the streams longer.
     """
+    started = time.monotonic()
 
     async def send(data: bytes) -> None:
         writer.write(data)
@@ -289,11 +340,26 @@ async def tls_over_streams(
         return await reader.read(READ_SIZE)
 
     if isinstance(options, pb.ServerOptions) and not first_bytes:
-        first_bytes = await reader.read(READ_SIZE)
+        try:
+            async with asyncio.timeout(handshake_timeout):
+                first_bytes = await _first_record(reader)
+        except TimeoutError:
+            assert handshake_timeout is not None
+            # Nothing was exchanged: the peer can read a plaintext alert.
+            with contextlib.suppress(OSError):
+                writer.write(USER_CANCELED_ALERT)
+            raise HandshakeTimeoutError(f"no ClientHello within {handshake_timeout:g} s") from None
         if not first_bytes:
             raise ConnectionClosedError("the peer closed the connection before its ClientHello")
+    left = None
+    if handshake_timeout is not None:
+        left = max(0.0, handshake_timeout - (time.monotonic() - started))
     established = await relay_handshake_async(
-        _session(client, options, api), send, receive, first_bytes=first_bytes
+        _session(client, options, api, _peer_address(writer)),
+        send,
+        receive,
+        first_bytes=first_bytes,
+        timeout=left,
     )
     connection = _Connection(reader, writer, established)
     return TLSStreamReader(connection, limit), TLSStreamWriter(connection)

@@ -42,7 +42,7 @@ def certificate_principal(pem: bytes) -> Principal:
     """
     try:
         certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
         raise Unauthenticated("the client certificate does not parse") from None
     try:
         san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -8,6 +8,11 @@ per distinct set of anchors, keyed by their DER, so a rebuilt config keeps its
 bundle's verdicts and a changed bundle gets a fresh store. A bad option raises
 InvalidOptions (INVALID_ARGUMENT); an unknown key or bundle KeyNotFound (NOT_FOUND).
 
+Every field a caller sends is bounded before anything is built or cached (check_client,
+check_server): a list, a name or a PEM past its limit is InvalidOptions naming the field.
+The cache is bounded by an estimate of its bytes, not by its entry count: one entry
+with 4 MiB of inline anchors costs as much as thousands of plain ones.
+
 Authorization is checked on every start, before the cache, against the keystore's
 current policy: a credential or trust bundle the caller's principal is not granted
 raises AccessDenied (PERMISSION_DENIED). A name that does not exist is NOT_FOUND
@@ -19,6 +24,8 @@ ClientHello against the policy of that moment.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
@@ -44,8 +51,27 @@ from handshaker.tls.config import (
 from handshaker.tls.groups import SUPPORTED_GROUPS
 from handshaker.v1 import handshaker_pb2 as pb
 
+from . import audit
+
 CONFIG_CACHE_SECONDS = 1.0
-CONFIG_CACHE_SIZE = 256
+# What the option cache may hold (estimated); `serve --config-cache-bytes`.
+DEFAULT_CONFIG_CACHE_BYTES = 32 << 20
+# What one cached config costs besides its options' bytes: the config object, its
+# tuples, and parsed anchors (a parsed certificate is a few times its PEM).
+CONFIG_ENTRY_OVERHEAD = 4096
+CONFIG_BYTES_PER_OPTION_BYTE = 4
+# Inline trust anchors (trust_anchors_pem, client_trust_anchors_pem); `serve
+# --max-trust-anchors` and `--max-trust-anchors-bytes`. A real CA bundle (Mozilla's)
+# is about 150 certificates in 220 KB.
+DEFAULT_MAX_TRUST_ANCHORS = 200
+DEFAULT_MAX_TRUST_ANCHORS_BYTES = 512 << 10
+# Protocol-derived limits on the other fields (not flags: no real peer needs more).
+MAX_ALPN_PROTOCOLS = 32  # browsers offer 2-3; RFC 7301 names are 1-255 bytes
+MAX_ALPN_NAME_BYTES = 255
+MAX_CODE_POINTS = 64  # cipher suites, groups, signature schemes: IANA lists are shorter
+MAX_KEY_SHARE_GROUPS = 4
+MAX_NAME_BYTES = 255  # credential and trust bundle names
+MAX_HOST_NAME_BYTES = 253  # RFC 1035: 255 octets on the wire, 253 as text
 # Distinct trust bundles whose TrustStore is kept (least recently used goes first).
 TRUST_STORE_CACHE_SIZE = 32
 
@@ -59,6 +85,59 @@ _CLIENT_AUTH = {
 
 class InvalidOptions(ValueError):
     """The start options are inconsistent or name something unsupported."""
+
+
+# An LDH label (RFC 1123 section 2.1, as RFC 6066 section 3 asks of HostName).
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_server_name(name: str) -> None:
+    """A DNS host name (RFC 6066 section 3): ASCII LDH labels, no trailing dot; raises
+    InvalidOptions. A canonical IP literal is accepted as the name to check the
+    certificate against (ClientOptions.server_name); the engine never sends one as SNI."""
+    if len(name) > MAX_HOST_NAME_BYTES:
+        raise InvalidOptions(
+            f"server_name: at most {MAX_HOST_NAME_BYTES} characters (got {len(name)})"
+        )
+    if _is_ip_literal(name):
+        return
+    if not name.isascii():
+        raise InvalidOptions("server_name: not ASCII (give an internationalized name as A-labels)")
+    if name.endswith("."):
+        raise InvalidOptions("server_name: a host name has no trailing dot (RFC 6066 section 3)")
+    labels = name.split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        raise InvalidOptions(
+            "server_name: not a DNS host name (labels of letters, digits and inner hyphens, "
+            "1-63 characters, joined by dots)"
+        )
+    if labels[-1].isdigit():
+        raise InvalidOptions("server_name: not a DNS host name (an all-numeric last label)")
+
+
+def _check_list(values: Sequence[object], limit: int, field: str) -> None:
+    if len(values) > limit:
+        raise InvalidOptions(f"{field}: at most {limit} entries (got {len(values)})")
+
+
+def _check_alpn(names: Sequence[str]) -> None:
+    _check_list(names, MAX_ALPN_PROTOCOLS, "alpn_protocols")
+    for name in names:
+        if not 0 < len(name.encode()) <= MAX_ALPN_NAME_BYTES:
+            raise InvalidOptions(f"alpn_protocols: each name is 1 to {MAX_ALPN_NAME_BYTES} bytes")
+
+
+def _check_name(value: str, field: str) -> None:
+    if len(value.encode()) > MAX_NAME_BYTES:
+        raise InvalidOptions(f"{field}: at most {MAX_NAME_BYTES} bytes")
 
 
 def _alpn(names: Sequence[str]) -> tuple[bytes, ...]:
@@ -85,21 +164,50 @@ def _code_points(
     return tuple(values)
 
 
-def _pem_anchors(pem: str) -> tuple[x509.Certificate, ...]:
+def _pem_anchors(pem: str, field: str, max_count: int) -> tuple[x509.Certificate, ...]:
+    # Counted before parsing, so a PEM of many tiny blocks costs no parse at all.
+    if pem.count("-----BEGIN") > max_count:
+        raise InvalidOptions(f"{field}: at most {max_count} certificates")
     try:
         anchors = tuple(x509.load_pem_x509_certificates(pem.encode()))
-    except ValueError:
-        raise InvalidOptions("trust anchors PEM does not parse") from None
+    except (ValueError, x509.InvalidVersion):
+        # InvalidVersion is not a ValueError: found by fuzzing (tests/fuzz/corpus/options).
+        raise InvalidOptions(f"{field}: trust anchors PEM does not parse") from None
+    if len(anchors) > max_count:
+        raise InvalidOptions(f"{field}: at most {max_count} certificates")
     return anchors
+
+
+def _note_sni(server_name: str | None) -> None:
+    scope = audit.current()
+    if scope is not None:
+        scope.sni = server_name
 
 
 class ConfigFactory:
     """Builds (and briefly caches) engine configs from start options."""
 
-    def __init__(self, keystore: KeyStore, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        keystore: KeyStore,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        cache_bytes: int = DEFAULT_CONFIG_CACHE_BYTES,
+        max_trust_anchors: int = DEFAULT_MAX_TRUST_ANCHORS,
+        max_trust_anchors_bytes: int = DEFAULT_MAX_TRUST_ANCHORS_BYTES,
+    ) -> None:
         self._keystore = keystore
         self._clock = clock
-        self._cache: OrderedDict[bytes, tuple[float, ClientConfig | ServerConfig]] = OrderedDict()
+        self.cache_bytes = cache_bytes
+        self.max_trust_anchors = max_trust_anchors
+        self.max_trust_anchors_bytes = max_trust_anchors_bytes
+        # key -> (built at, config, estimated bytes); least recently used first.
+        self._cache: OrderedDict[bytes, tuple[float, ClientConfig | ServerConfig, int]] = (
+            OrderedDict()
+        )
+        self._cached_bytes = 0
+        # Credentials whose signers write the audit trail (audit.py).
+        self._audited = audit.AuditedCredentials()
         # sha256 of the anchors' DER -> the one TrustStore for that bundle content.
         self._trust_stores: OrderedDict[bytes, TrustStore] = OrderedDict()
 
@@ -131,12 +239,60 @@ class ConfigFactory:
             self._cache.move_to_end(key)
             return hit[1]
         config = build()
-        self._cache[key] = (now, config)
-        if len(self._cache) > CONFIG_CACHE_SIZE:
-            self._cache.popitem(last=False)
+        if hit is not None:
+            self._drop(key)
+        cost = CONFIG_ENTRY_OVERHEAD + CONFIG_BYTES_PER_OPTION_BYTE * len(key)
+        # Stale entries are useless (never served again): they go first, then the
+        # least recently used until the new entry fits.
+        while self._cache:
+            oldest, (built, _, _) = next(iter(self._cache.items()))
+            if now - built < CONFIG_CACHE_SECONDS and self._cached_bytes + cost <= self.cache_bytes:
+                break
+            self._drop(oldest)
+        if cost <= self.cache_bytes:
+            self._cache[key] = (now, config, cost)
+            self._cached_bytes += cost
         return config
 
+    def _drop(self, key: bytes) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self._cached_bytes -= entry[2]
+
+    @property
+    def cached_bytes(self) -> int:
+        """The cache's estimated size, which never passes cache_bytes."""
+        return self._cached_bytes
+
+    def _check_anchors_pem(self, pem: str, field: str) -> None:
+        if len(pem) > self.max_trust_anchors_bytes:
+            raise InvalidOptions(f"{field}: at most {self.max_trust_anchors_bytes} bytes")
+
+    def check_client(self, options: pb.ClientOptions) -> None:
+        """Every field within its bound; raises InvalidOptions naming the field."""
+        if options.server_name:
+            check_server_name(options.server_name)
+        _check_alpn(options.alpn_protocols)
+        _check_name(options.credential, "credential")
+        _check_name(options.trust_bundle, "trust_bundle")
+        self._check_anchors_pem(options.trust_anchors_pem, "trust_anchors_pem")
+        _check_list(options.cipher_suites, MAX_CODE_POINTS, "cipher_suites")
+        _check_list(options.groups, MAX_CODE_POINTS, "groups")
+        _check_list(options.key_share_groups, MAX_KEY_SHARE_GROUPS, "key_share_groups")
+        _check_list(options.signature_schemes, MAX_CODE_POINTS, "signature_schemes")
+
+    def check_server(self, options: pb.ServerOptions) -> None:
+        """Every field within its bound; raises InvalidOptions naming the field."""
+        _check_name(options.credential, "credential")
+        _check_alpn(options.alpn_protocols)
+        _check_name(options.client_trust_bundle, "client_trust_bundle")
+        self._check_anchors_pem(options.client_trust_anchors_pem, "client_trust_anchors_pem")
+        _check_list(options.cipher_suites, MAX_CODE_POINTS, "cipher_suites")
+        _check_list(options.groups, MAX_CODE_POINTS, "groups")
+        _check_list(options.signature_schemes, MAX_CODE_POINTS, "signature_schemes")
+
     def client(self, options: pb.ClientOptions, principal: Principal) -> ClientConfig:
+        self.check_client(options)
         self._authorize_client(options, principal)
         key = b"c" + options.SerializeToString(deterministic=True)
         config = self._cached(key, lambda: self._build_client(options))
@@ -144,6 +300,7 @@ class ConfigFactory:
         return config
 
     def server(self, options: pb.ServerOptions, principal: Principal) -> ServerConfig:
+        self.check_server(options)
         self._authorize_server(options, principal)
         # The selector answers for this principal, so the config is per principal.
         key = b"s" + str(principal).encode() + b"\0" + options.SerializeToString(deterministic=True)
@@ -187,11 +344,17 @@ class ConfigFactory:
         anchors: tuple[x509.Certificate, ...] = ()
         if not options.insecure_skip_verify:
             if trust == "trust_anchors_pem":
-                anchors = _pem_anchors(options.trust_anchors_pem)
+                anchors = _pem_anchors(
+                    options.trust_anchors_pem, "trust_anchors_pem", self.max_trust_anchors
+                )
             else:
                 bundle = options.trust_bundle if trust == "trust_bundle" else DEFAULT_TRUST_BUNDLE
                 anchors = keystore.trust_bundle(bundle)
-        credential = keystore.credential(options.credential) if options.credential else None
+        credential = (
+            self._audited(options.credential, keystore.credential(options.credential))
+            if options.credential
+            else None
+        )
         groups = _code_points(options.groups, DEFAULT_GROUPS, "groups", SUPPORTED_GROUPS)
         key_share_groups = (
             tuple(options.key_share_groups)
@@ -229,20 +392,30 @@ class ConfigFactory:
 
             def by_name(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
                 # Asked again at the ClientHello: a grant revoked since the start counts.
+                _note_sni(server_name)
                 if not keystore.policy().allows_credential(principal, name, Role.SERVER):
                     return None
-                return keystore.credential(name)
+                return self._audited(name, keystore.credential(name))
 
             selector = by_name
         else:
 
             def by_sni(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+                _note_sni(server_name)
                 policy = keystore.policy()
-                return keystore.select(
+                chosen = keystore.select(
                     server_name,
                     schemes,
                     lambda candidate: policy.allows_credential(principal, candidate, Role.SERVER),
                 )
+                if chosen is None:
+                    return None
+                # select() answers with the credential, not its name: the audit line
+                # needs the name, and the keystore holds few credentials.
+                for candidate in keystore.names():
+                    if keystore.credential(candidate) is chosen:
+                        return self._audited(candidate, chosen)
+                return self._audited("(unnamed)", chosen)
 
             selector = by_sni
         client_auth = _CLIENT_AUTH.get(options.client_auth)
@@ -251,7 +424,9 @@ class ConfigFactory:
         anchors: tuple[x509.Certificate, ...] = ()
         trust = options.WhichOneof("client_trust")
         if trust == "client_trust_anchors_pem":
-            anchors = _pem_anchors(options.client_trust_anchors_pem)
+            anchors = _pem_anchors(
+                options.client_trust_anchors_pem, "client_trust_anchors_pem", self.max_trust_anchors
+            )
         elif trust == "client_trust_bundle":
             anchors = keystore.trust_bundle(options.client_trust_bundle)
         elif client_auth is not ClientAuth.NONE:

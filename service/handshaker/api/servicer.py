@@ -5,15 +5,26 @@ session, feeds it, and turns what came out into a HandshakeStep. A TLS failure
 is an OK response with state FAILED; gRPC status codes report misuse (see the
 table in protos/handshaker/v1/handshaker.proto). Nothing logged here carries
 key material.
+
+Bounds (issue 9): a handshake has an absolute deadline from its start, whatever
+bytes arrive (DEADLINE_EXCEEDED); the bytes the engine holds for a session before
+the handshake completes are capped (past it the handshake fails in band with
+illegal_parameter); a Multiplex message carries at most max_frames frames (the
+extras get INVALID_ARGUMENT each) and the loop yields to other RPCs every few frames;
+a Multiplex stream with no live connection ends after the idle timeout, and each
+open stream counts against a per-caller cap. Every private-key use is written to
+the audit trail (audit.py) once the step that used the key has its outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -39,6 +50,7 @@ from handshaker.sessions import (
 )
 from handshaker.sessions.base import Role
 from handshaker.tls import (
+    AlertDescription,
     ClientConfig,
     ClientConnection,
     ConnectionState,
@@ -54,6 +66,7 @@ from handshaker.tls.snapshot import SnapshotError
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
+from . import audit
 from .identity import CallerIdentity, Unauthenticated
 from .options import ConfigFactory, InvalidOptions
 from .stats import HandshakeStats
@@ -63,6 +76,15 @@ log = logging.getLogger("handshaker.api")
 # One request's handshake bytes; a whole flight with a long chain is far smaller.
 MAX_IN_BYTES = 1 << 20
 MAX_EXPORT_LENGTH = 16384
+# Defaults of the bounds (serve flags say the same).
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# Partial records and an unfinished handshake message; a flight with a long chain
+# is far smaller (BoringSSL caps a certificate list at 100 KiB).
+DEFAULT_MAX_BUFFERED_BYTES = 64 << 10
+# What one Multiplex message may carry: terminate's batches stay below it.
+DEFAULT_MAX_FRAMES = 256
+# Frames handled between two yields to the event loop, so one big message shares it.
+FRAMES_PER_YIELD = 16
 
 
 class _Abort(Exception):
@@ -180,6 +202,10 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         idle_timeout: float = 10.0,
         identity: CallerIdentity | None = None,
         streams: MemorySessionStore | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        max_streams_per_caller: int | None = None,
     ) -> None:
         # The unary API's store (memory or shared); streams always live in memory here.
         self._sessions = sessions
@@ -193,11 +219,25 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self._configs = configs
         self._identity = identity if identity is not None else CallerIdentity()
         self._idle_timeout = idle_timeout
+        self._handshake_timeout = handshake_timeout
+        self._max_buffered = max_buffered_bytes
+        self._max_frames = max_frames
+        # Multiplex streams count per caller like sessions do, under the same cap.
+        if max_streams_per_caller is None:
+            max_streams_per_caller = int(getattr(sessions, "max_sessions_per_caller", 1_000))
+        self._max_streams = max_streams_per_caller
+        # Open Multiplex streams per caller (their cap is --max-sessions-per-caller).
+        self._multiplex_streams: Counter[str] = Counter()
+        # The audit scope of each session's step in progress (by object: a stream's
+        # session is the same object from _feed to _respond).
+        self._scopes: dict[int, audit.AuditScope] = {}
         self.stats = HandshakeStats()
 
     # --- shared steps -----------------------------------------------------------------
 
     def _caller(self, context: grpc.aio.ServicerContext[object, object]) -> Principal:
+        # Every RPC asks who calls first: the place to note the peer it reports too.
+        audit.rpc_peer.set(audit.peer_from_metadata(context.invocation_metadata()))
         try:
             return self._identity(context)
         except Unauthenticated as error:
@@ -307,9 +347,55 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"the handshake is {session.state.value.lower()}; it takes no more bytes",
             )
+        self._check_deadline(session)
+        scope = self._scope(session)
         if data:
-            connection.receive_data(data)
+            token = audit.enter(scope)
+            try:
+                connection.receive_data(data)
+            finally:
+                audit.leave(token)
+            self._check_buffered(connection)
         return connection
+
+    def _check_deadline(self, session: Session) -> None:
+        """The absolute deadline: trickled bytes keep a session from idling, not from ending."""
+        if time.monotonic() - session.started_at > self._handshake_timeout:
+            # The session is left to its store's idle expiry: every later request for it
+            # gets this answer too.
+            raise _Abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the handshake did not complete within {self._handshake_timeout:g} s",
+            )
+
+    def _deadline_left(self, session: Session | None, started: float) -> float:
+        begun = session.started_at if session is not None else started
+        return begun + self._handshake_timeout - time.monotonic()
+
+    def _check_buffered(self, connection: ClientConnection | ServerConnection) -> None:
+        held = _buffered(connection)
+        if held > self._max_buffered and connection.state is ConnectionState.HANDSHAKING:
+            connection.abort(
+                AlertDescription.ILLEGAL_PARAMETER,
+                f"the peer's unfinished handshake data passed {self._max_buffered} bytes",
+            )
+
+    def _scope(self, session: Session) -> audit.AuditScope:
+        scope = self._scopes.get(id(session))
+        if scope is None:
+            sni = None
+            if isinstance(session.connection, ClientConnection):
+                name = session.connection.config.server_name
+                # An IP literal is checked against the certificate but never sent as SNI.
+                sni = None if name is None or _is_ip_literal(name) else name
+            scope = self._scopes[id(session)] = audit.AuditScope(
+                principal=session.owner,
+                role=session.role.value,
+                session=session.session_id[:8],
+                peer=audit.rpc_peer.get(),
+                sni=sni,
+            )
+        return scope
 
     async def _key_operations(self, session: Session) -> None:
         """Await the private-key operations the handshake waits for; the loop never blocks."""
@@ -317,22 +403,33 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         assert connection is not None  # _feed found it handshaking
         session.busy = True
         try:
+            scope = self._scope(session)
             while (operation := connection.pending_operation) is not None:
+                use = audit.KeyUse(operation.key_id, operation.kind.value, operation.scheme)
+                scope.uses.append(use)
+                token = audit.enter(scope)
                 try:
                     result = await perform(operation)
                 except KeyOperationError as error:
+                    use.ok = False
                     connection.fail_private_key_operation(str(error))
                 except asyncio.CancelledError:
+                    use.ok = False
                     connection.fail_private_key_operation(
                         "the request was cancelled during a private-key operation"
                     )
+                    # No step answers a cancelled request: its uses are written here.
+                    audit.flush(self._scopes.pop(id(session), scope), alert=None)
                     raise
                 except Exception as error:  # a backend's bug still ends only this handshake
+                    use.ok = False
                     connection.fail_private_key_operation(
                         f"keystore: private-key operation failed ({type(error).__name__})"
                     )
                 else:
                     connection.complete_private_key_operation(result)
+                finally:
+                    audit.leave(token)
         finally:
             session.busy = False
 
@@ -358,6 +455,12 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         step.bytes_consumed = data_len
         step.state = pb.HANDSHAKE_STATE_NEED_INPUT
         event = connection.next_event()
+        scope = self._scopes.pop(id(session), None)
+        if scope is not None and scope.uses:
+            if isinstance(event, HandshakeFailed):
+                audit.flush(scope, alert=event.alert, reason=event.reason)
+            else:
+                audit.flush(scope, alert=None)
         if isinstance(event, HandshakeComplete):
             result = event.result
             session.result = result
@@ -563,15 +666,24 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         # context.read()/write() rather than an async generator over request_iterator:
         # the same messages with fewer layers of awaitables on the hot path.
         session: Session | None = None
+        opened = time.monotonic()
         try:
             owner = self._caller(context)  # type: ignore[arg-type]
             while True:
+                left = self._deadline_left(session, opened)
                 try:
                     # An idle stream is an abandoned handshake: end it like an idle session.
-                    # (asyncio.timeout adds a timer, not a task, to each read.)
-                    async with asyncio.timeout(self._idle_timeout):
+                    # The absolute deadline bounds the wait too, so a silent stream ends
+                    # on time, not at its next message. (asyncio.timeout adds a timer,
+                    # not a task, to each read.)
+                    async with asyncio.timeout(max(0.0, min(self._idle_timeout, left))):
                         request = await context.read()
                 except TimeoutError:
+                    if self._deadline_left(session, opened) <= 0:
+                        raise _Abort(
+                            grpc.StatusCode.DEADLINE_EXCEEDED,
+                            f"the handshake did not complete within {self._handshake_timeout:g} s",
+                        ) from None
                     raise _Abort(
                         grpc.StatusCode.DEADLINE_EXCEEDED,
                         "no handshake bytes within the idle timeout",
@@ -618,14 +730,33 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     ) -> None:
         try:
             owner = self._caller(context)  # type: ignore[arg-type]
+            if self._multiplex_streams[str(owner)] >= self._max_streams:
+                raise _Abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this caller holds {self._max_streams} Multiplex streams",
+                )
         except _Abort as abort:
             await self._fail(context, abort)  # type: ignore[arg-type]
             return
+        self._multiplex_streams[str(owner)] += 1
+        try:
+            await self._multiplex(owner, context)
+        finally:
+            self._multiplex_streams[str(owner)] -= 1
+            if self._multiplex_streams[str(owner)] <= 0:
+                del self._multiplex_streams[str(owner)]
+
+    async def _multiplex(
+        self,
+        owner: Principal,
+        context: grpc.aio.ServicerContext[pb.MultiplexRequest, pb.MultiplexResponse],
+    ) -> None:
         live: dict[int, Session] = {}
         idle = self._idle_timeout
-        # Idle connections are found by a sweep every quarter of the idle timeout,
-        # not by a timer each: one read timeout covers them all.
-        next_sweep = time.monotonic() + idle / 4
+        # Idle and overdue connections are found by a sweep every quarter of the
+        # shorter timeout, not by a timer each: one read timeout covers them all.
+        period = min(idle, self._handshake_timeout) / 4
+        next_sweep = time.monotonic() + period
         # A read is never cancelled (that would break the stream): the sweep waits
         # beside it, and the same read is awaited again after a sweep.
         read: asyncio.Task[object] | None = None
@@ -637,9 +768,15 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 if live:
                     await asyncio.wait((pending,), timeout=max(0.0, next_sweep - time.monotonic()))
                 else:
-                    # No connection to expire: the stream itself may idle (a proxy
-                    # keeps one open); gRPC keepalive finds a dead caller.
-                    await asyncio.wait((pending,))
+                    # No connection to expire: the stream itself may idle for the idle
+                    # timeout (a proxy keeps one open between bursts), then it ends and
+                    # stops holding its memory; a client opens a new one when it needs it.
+                    done, _ = await asyncio.wait((pending,), timeout=idle)
+                    if not done:
+                        await context.abort(
+                            grpc.StatusCode.DEADLINE_EXCEEDED,
+                            "no connection on this Multiplex stream within the idle timeout",
+                        )
                 request = None
                 if pending.done():
                     request, read = pending.result(), None
@@ -650,8 +787,20 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 if request is not None:
                     assert isinstance(request, pb.MultiplexRequest)
                     waiting: list[tuple[Session, int, pb.ConnectionResult]] = []
-                    for frame in request.frames:
+                    for index, frame in enumerate(request.frames):
                         result = results.add()
+                        if index >= self._max_frames:
+                            # Refused unread, so the extras cost an answer each, no work.
+                            result.connection_id = frame.connection_id
+                            _frame_error(
+                                result,
+                                grpc.StatusCode.INVALID_ARGUMENT,
+                                f"at most {self._max_frames} frames per Multiplex message",
+                            )
+                            continue
+                        if index and index % FRAMES_PER_YIELD == 0:
+                            # Let other RPCs run: one message must not hold the loop.
+                            await asyncio.sleep(0)
                         session = self._frame(owner, live, frame, result)
                         if session is not None:
                             waiting.append((session, len(frame.request.in_bytes), result))
@@ -662,9 +811,17 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                             self._frame_step(live, session, fed, result)
                 now = time.monotonic()
                 if now >= next_sweep:
-                    next_sweep = now + idle / 4
+                    next_sweep = now + period
                     for connection_id, session in list(live.items()):
-                        if now - session.last_used > idle:
+                        if now - session.started_at > self._handshake_timeout:
+                            self._end(live, connection_id)
+                            _frame_error(
+                                results.add(connection_id=connection_id),
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"the handshake did not complete within "
+                                f"{self._handshake_timeout:g} s",
+                            )
+                        elif now - session.last_used > idle:
                             self._end(live, connection_id)
                             _frame_error(
                                 results.add(connection_id=connection_id),
@@ -747,6 +904,25 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         state = self._respond(session, fed, result.response, with_id=False)
         if state != pb.HANDSHAKE_STATE_NEED_INPUT:
             self._end(live, result.connection_id)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _buffered(connection: ClientConnection | ServerConnection) -> int:
+    """The peer's bytes the engine holds: partial records and an unfinished message.
+
+    The engine has no public accessor yet (core.py is not this layer's to change), so
+    this reads its record reader and handshake buffer; both default to empty.
+    """
+    reader = getattr(connection, "_reader", None)
+    pending = reader.pending() if reader is not None else b""
+    return len(pending) + len(getattr(connection, "_handshake_buffer", b""))
 
 
 def _frame_error(result: pb.ConnectionResult, code: grpc.StatusCode, message: str) -> None:

@@ -61,6 +61,7 @@ from . import devca
 from .base import (
     CredentialInfo,
     InvalidCredential,
+    KeyNotFound,
     KeystoreError,
     KeystoreSnapshot,
     KeystoreUnavailable,
@@ -166,6 +167,9 @@ class DirectoryKeyStore:
         self._policy: _Loaded[Policy] | None = None
         # Stamps we already warned about, so a broken file is reported once, not per access.
         self._warned: dict[tuple[str, str], tuple[FileStamp, ...]] = {}
+        # Items whose files exist but could not be read (permissions, a directory where
+        # a file belongs), with the reason: asking for one is UNAVAILABLE, not NOT_FOUND.
+        self._unreadable: dict[tuple[str, str], str] = {}
 
     def __repr__(self) -> str:
         return f"DirectoryKeyStore({str(self.root)!r})"
@@ -173,7 +177,14 @@ class DirectoryKeyStore:
     # The KeyStore protocol.
 
     def credential(self, name: str) -> Credential:
-        return self._current().credential(name)
+        snapshot = self._current()
+        try:
+            return snapshot.credential(name)
+        except KeyNotFound:
+            reason = self._unreadable.get(("credential", name))
+            if reason is not None:
+                raise KeystoreUnavailable(f"credential {name!r} cannot be read: {reason}") from None
+            raise
 
     def select(
         self,
@@ -259,7 +270,9 @@ class DirectoryKeyStore:
                         _stamp(folder / KEY_FILE),
                         _stamp(folder / KEY_URI_FILE),
                     )
-                    if files != (None, None, None):
+                    if files != (None, None, None) or not os.access(folder, os.R_OK | os.X_OK):
+                        # A folder we may not enter is a credential we cannot read,
+                        # reported as such, not one that is absent.
                         scan["credential", entry.name] = files
                     if (ca := _stamp(folder / CA_FILE)) is not None:
                         scan["ca", entry.name] = (ca,)
@@ -322,6 +335,7 @@ class DirectoryKeyStore:
         )
         # Forget warnings about files that are gone, so a reappearing problem is reported.
         self._warned = {k: v for k, v in self._warned.items() if k in scan}
+        self._unreadable = {k: v for k, v in self._unreadable.items() if k in scan}
 
     def _load_item(
         self,
@@ -341,8 +355,11 @@ class DirectoryKeyStore:
                 reason = f"{exc.filename or 'file'}: {exc.strerror or 'cannot be read'}"
             kept = "; keeping the previous version" if previous is not None else ""
             self._warn_once(item, stamp, f"cannot load {item[0]} {item[1]!r}: {reason}{kept}")
+            if isinstance(exc, OSError):
+                self._unreadable[item] = reason
             return previous
         self._warned.pop(item, None)
+        self._unreadable.pop(item, None)
         return _Loaded(stamp, value)
 
     def _warn_once(self, item: tuple[str, str], stamp: tuple[FileStamp, ...], message: str) -> None:

@@ -27,7 +27,7 @@ def load_certificates(pem: bytes, *, source: str = "certificate") -> tuple[x509.
         raise InvalidCredential(f"{source}: no PEM certificate found")
     try:
         certificates = x509.load_pem_x509_certificates(pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
         raise InvalidCredential(f"{source}: malformed or truncated PEM certificate") from None
     return tuple(certificates)
 
