@@ -104,6 +104,10 @@ final class HandshakerService implements AutoCloseable {
   /** The certificate of a development CA of another keystore: trusts none of ours. */
   String foreignCaPem() throws IOException, InterruptedException {
     Path other = root.resolve("other-keystore");
+    // `keys ca` refuses a keystore that does not exist; `keys generate` makes one, CA first.
+    if (!Files.isDirectory(other)) {
+      run("keys", "generate", "foreign", "--san", "DNS:foreign.test", "--keystore", other.toString());
+    }
     return run("keys", "ca", "--keystore", other.toString());
   }
 
