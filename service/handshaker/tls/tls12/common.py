@@ -211,3 +211,70 @@ def build_result(
         extended_master_secret=secrets.extended_master_secret,
         keylog=keylog_lines(secrets.client_random, secrets.master_secret) if keylog else (),
     )
+
+
+@dataclass(slots=True, eq=False)
+class Handshake:
+    """Everything a TLS 1.2 handshake has settled so far, as plain fields, in either role.
+
+    Every state of both roles holds one of these (and its config); tls12/snapshot.py
+    writes it whole. Fields fill in as the handshake goes; a state reads only the ones
+    its step has reached.
+    """
+
+    suite: int
+    client_random: bytes
+    server_random: bytes
+    transcript: Transcript
+    group: int
+    extended_master_secret: bool
+    alpn_protocol: bytes | None = None
+    server_name: str | None = None
+    # The peer's certificate chain as sent (DER, leaf first), and the scheme it signed with.
+    peer_chain: tuple[bytes, ...] = ()
+    peer_scheme: int | None = None
+    # The scheme we signed with (server: ServerKeyExchange; client: CertificateVerify).
+    signature_scheme: int | None = None
+    # Our ECDHE private key (server, until ClientKeyExchange).
+    ephemeral_private: bytes = b""
+    # Client, from ServerKeyExchange to its flight: the premaster secret and our public point.
+    pre_master_secret: bytes = b""
+    client_public: bytes = b""
+    # Client: the server's CertificateRequest (certificate_types, signature algorithms).
+    certificate_request: tuple[bytes, tuple[int, ...]] | None = None
+    master_secret: bytes = b""
+
+    @property
+    def params(self) -> Tls12SuiteParams:
+        return Tls12SuiteParams.for_suite(self.suite)
+
+    def secrets(self) -> Secrets:
+        return Secrets(
+            self.params,
+            self.master_secret,
+            self.client_random,
+            self.server_random,
+            self.extended_master_secret,
+        )
+
+    def __repr__(self) -> str:
+        return f"Handshake(suite=0x{self.suite:04x}, <redacted>)"
+
+
+def handshake_result(
+    keylog: bool, handshake: Handshake, secrets: Secrets, *, is_client: bool
+) -> HandshakeResult:
+    client_write, server_write = secrets.protections()
+    return build_result(
+        is_client=is_client,
+        secrets=secrets,
+        client_write=client_write,
+        server_write=server_write,
+        group=handshake.group,
+        peer_signature_scheme=handshake.peer_scheme,
+        signature_scheme=handshake.signature_scheme,
+        alpn_protocol=handshake.alpn_protocol,
+        server_name=handshake.server_name,
+        peer_certificates=handshake.peer_chain,
+        keylog=keylog,
+    )
