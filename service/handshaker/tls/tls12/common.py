@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..codepoints import HandshakeType, ProtocolVersion, SignatureScheme
 from ..errors import DecodeError, DecryptError, IllegalParameter, UnexpectedMessage
 from ..events import HandshakeResult, TrafficKeys
-from ..signatures import verify_certificate_verify
-from ..sigschemes import SCHEMES
+from ..signatures import leaf_public_key, verify_certificate_verify
+from ..sigschemes import SCHEMES, SchemeFamily
 from . import prf
 from .messages import encode_finished
 from .record import Tls12RecordProtection
@@ -51,7 +53,7 @@ def signing_schemes(key_schemes: Sequence[int]) -> tuple[int, ...]:
     """The schemes a key can sign a TLS 1.2 handshake with: its own, plus RSASSA-PKCS1-v1_5
     for an rsaEncryption key (one that signs rsa_pss_rsae_*)."""
     schemes = tuple(key_schemes)
-    if any(SCHEMES[s].family.value == "rsa_pss_rsae" for s in schemes if s in SCHEMES):
+    if any(SCHEMES[s].family is SchemeFamily.RSA_PSS_RSAE for s in schemes if s in SCHEMES):
         schemes += tuple(s for s in _RSA_PKCS1 if s not in schemes)
     return schemes
 
@@ -150,6 +152,21 @@ def verify_signature(
     if scheme not in offered:
         # RFC 5246 section 7.4.1.4.1: the peer must sign with a pair we listed.
         raise IllegalParameter("peer signed with a scheme we did not offer")
+    params = SCHEMES.get(scheme)
+    key = leaf_public_key(leaf)
+    if (
+        params is not None
+        and params.family is SchemeFamily.ECDSA
+        and isinstance(key, ec.EllipticCurvePublicKey)
+    ):
+        # RFC 8446 section 4.2.3: in TLS 1.2 the ECDSA code points name the hash alone
+        # ("ecdsa_secp256r1_sha256" is SHA-256 with whatever curve the key is on).
+        assert params.ecdsa is not None
+        try:
+            key.verify(signature, content, params.ecdsa)
+        except InvalidSignature:
+            raise DecryptError("signature does not verify") from None
+        return
     verify_certificate_verify(leaf, scheme, signature, content)
 
 
