@@ -37,7 +37,7 @@ from ..errors import (
 from ..groups import KeyShare
 from ..keyops import sign_then
 from ..messages import ClientHello, ServerHello, parse_alpn
-from ..sigschemes import SCHEMES, SchemeFamily
+from ..sigschemes import SCHEMES
 from ..versions import offers_tls13, signature_algorithms
 from . import prf
 from .common import (
@@ -250,12 +250,7 @@ def _client_scheme(config: ClientConfig, request: tuple[bytes, tuple[int, ...]])
     if wanted_type not in types:
         return None
     for scheme in signing_schemes(credential.signer.signature_schemes):
-        params = SCHEMES.get(scheme)
-        if (
-            scheme in accepted
-            and params is not None
-            and params.family is not SchemeFamily.RSA_PSS_PSS
-        ):
+        if scheme in accepted and scheme in SCHEMES:
             return scheme
     return None
 
