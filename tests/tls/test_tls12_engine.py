@@ -428,3 +428,21 @@ def test_client_certificate_verify_waits_for_a_deferred_signature(engine_pki: En
     client.complete_private_key_operation(signer.sign(operation.scheme, operation.data))
     outcome = pump(client, server)
     assert outcome.server_result.peer_certificates == leaf.chain_der
+
+
+def test_record_size_limit_is_negotiated_in_tls_1_2(engine_pki: EnginePKI) -> None:
+    # RFC 8449 section 4: in TLS 1.2 the limit counts the plaintext alone, at most 2^14.
+    outcome = handshake(
+        tls12_client(engine_pki, record_size_limit=512),
+        tls12_server(engine_pki, record_size_limit=2**14 + 1),
+    )
+    assert outcome.client_result.peer_record_size_limit == 2**14
+    assert outcome.server_result.peer_record_size_limit == 512
+    assert outcome.server.write_fragment_limit == 512
+
+
+def test_record_size_limit_is_not_sent_without_our_own(engine_pki: EnginePKI) -> None:
+    outcome = handshake(tls12_client(engine_pki, record_size_limit=512), tls12_server(engine_pki))
+    assert outcome.server_result.peer_record_size_limit == 2**14
+    (server_hello,) = [m for m in _messages(outcome.sent_by("server")[0]) if m[0] == 2]
+    assert 28 not in {t for t, _ in parse_server_hello(server_hello[4:]).extensions}

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..groups import KeyShare
 from ..keyops import sign_then
-from ..messages import ClientHello, ServerHello, parse_alpn
+from ..messages import ClientHello, ServerHello, parse_alpn, parse_uint16
 from ..sigschemes import SCHEMES
 from ..versions import offers_tls13, signature_algorithms
 from . import prf
@@ -76,6 +76,7 @@ _ALLOWED_SERVER_HELLO = frozenset(
         Tls12ExtensionType.EC_POINT_FORMATS,
         Tls12ExtensionType.EXTENDED_MASTER_SECRET,
         Tls12ExtensionType.RENEGOTIATION_INFO,
+        ExtensionType.RECORD_SIZE_LIMIT,
     }
 )
 
@@ -137,6 +138,18 @@ def handle_server_hello(
         if protocols[0] not in config.alpn_protocols:
             raise IllegalParameter("server selected an ALPN protocol we did not offer")
         alpn_protocol = protocols[0]
+    peer_limit = 2**14
+    record_size_limit = extensions.get(ExtensionType.RECORD_SIZE_LIMIT)
+    if record_size_limit is not None:
+        limit = parse_uint16(record_size_limit)
+        if limit < 64:
+            # RFC 8449 section 4: "MUST be treated as a fatal error ... illegal_parameter".
+            raise IllegalParameter("record_size_limit below 64")
+        # RFC 8449 section 4: in TLS 1.2 the limit counts the plaintext alone.
+        peer_limit = min(limit, 2**14)
+        conn.write_fragment_limit = peer_limit
+        if config.record_size_limit is not None:
+            conn.read_fragment_limit = min(config.record_size_limit, 2**14)
     handshake = Handshake(
         suite=server_hello.cipher_suite,
         client_random=hello.random,
@@ -146,6 +159,7 @@ def handle_server_hello(
         extended_master_secret=ems is not None,
         alpn_protocol=alpn_protocol,
         server_name=config.server_name,
+        peer_record_size_limit=peer_limit,
     )
     return ExpectCertificate(config, handshake)
 

@@ -192,6 +192,7 @@ def build_result(
     alpn_protocol: bytes | None,
     server_name: str | None,
     peer_certificates: tuple[bytes, ...],
+    peer_record_size_limit: int,
     keylog: bool,
 ) -> HandshakeResult:
     """The result of a TLS 1.2 handshake: per direction the AEAD key, the fixed IV (GCM
@@ -226,6 +227,7 @@ def build_result(
         master_secret=secrets.master_secret,
         server_random=secrets.server_random,
         extended_master_secret=secrets.extended_master_secret,
+        peer_record_size_limit=peer_record_size_limit,
         keylog=keylog_lines(secrets.client_random, secrets.master_secret) if keylog else (),
     )
 
@@ -260,6 +262,9 @@ class Handshake:
     # Client: the server's CertificateRequest (certificate_types, signature algorithms).
     certificate_request: tuple[bytes, tuple[int, ...]] | None = None
     master_secret: bytes = b""
+    # RFC 8449: the largest plaintext we may send the peer (its record_size_limit, at most
+    # 2^14 in TLS 1.2, where the limit counts no content type byte).
+    peer_record_size_limit: int = 2**14
 
     @property
     def params(self) -> Tls12SuiteParams:
@@ -293,5 +298,6 @@ def handshake_result(
         alpn_protocol=handshake.alpn_protocol,
         server_name=handshake.server_name,
         peer_certificates=handshake.peer_chain,
+        peer_record_size_limit=handshake.peer_record_size_limit,
         keylog=keylog,
     )

@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..groups import KeyShare
 from ..keyops import sign_then
-from ..messages import ClientHello, ServerHello, encode_alpn, encode_server_hello
+from ..messages import ClientHello, ServerHello, encode_alpn, encode_server_hello, encode_uint16
 from ..sigschemes import SCHEMES, SchemeFamily
 from . import prf
 from .common import (
@@ -102,6 +102,8 @@ class Selection:
     # RFC 5746: the client signalled secure renegotiation (extension or SCSV).
     secure_renegotiation: bool
     ec_point_formats: bool
+    # RFC 8449: the client's record_size_limit (None: it sent none, or we have none).
+    peer_record_size_limit: int | None
 
 
 def _extensions(hello: ClientHello) -> dict[int, bytes]:
@@ -209,6 +211,11 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
         alpn_protocol = next((p for p in config.alpn_protocols if p in hello.alpn_protocols), None)
         if alpn_protocol is None:
             raise NoApplicationProtocol("no ALPN protocol in common")
+    peer_limit = None
+    if hello.record_size_limit is not None and config.record_size_limit is not None:
+        if hello.record_size_limit < 64:
+            raise IllegalParameter("record_size_limit below 64")
+        peer_limit = min(hello.record_size_limit, 2**14)
     return Selection(
         params=Tls12SuiteParams.for_suite(suite),
         group=group,
@@ -218,6 +225,7 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
         extended_master_secret=ems_data is not None,
         secure_renegotiation=secure_renegotiation,
         ec_point_formats=point_formats is not None,
+        peer_record_size_limit=peer_limit,
     )
 
 
@@ -248,6 +256,10 @@ class ExpectClientHello:
             signature_scheme=selection.signature_scheme,
             ephemeral_private=share.private_bytes(),
         )
+        if selection.peer_record_size_limit is not None and config.record_size_limit is not None:
+            handshake.peer_record_size_limit = selection.peer_record_size_limit
+            conn.write_fragment_limit = selection.peer_record_size_limit
+            conn.read_fragment_limit = min(config.record_size_limit, 2**14)
         _send(conn, handshake, _server_hello(config, hello, selection, server_random))
         _send(conn, handshake, _certificate_message(selection.credential))
         params = encode_ecdh_params(selection.group, share.key_exchange)
@@ -285,6 +297,10 @@ def _server_hello(
         extensions.append((Tls12ExtensionType.EXTENDED_MASTER_SECRET, b""))
     if selection.ec_point_formats:
         extensions.append((Tls12ExtensionType.EC_POINT_FORMATS, b"\x01\x00"))
+    if selection.peer_record_size_limit is not None and config.record_size_limit is not None:
+        # RFC 8449 section 4: a TLS 1.2 endpoint sends at most 2^14.
+        limit = min(config.record_size_limit, 2**14)
+        extensions.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(limit)))
     if hello.server_name is not None and config.credential_selector is not None:
         # RFC 6066 section 3: an empty server_name says the name was used.
         extensions.append((ExtensionType.SERVER_NAME, b""))

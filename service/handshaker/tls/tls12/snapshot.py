@@ -68,6 +68,7 @@ def write_state(w: SnapshotWriter, state: HandshakeState) -> None:
         w.blob(request[0])
         w.u16_list(request[1])
     w.blob(handshake.master_secret)
+    w.u16(handshake.peer_record_size_limit)
 
 
 def _read_handshake(r: SnapshotReader) -> Handshake:
@@ -104,6 +105,9 @@ def _read_handshake(r: SnapshotReader) -> Handshake:
     if r.flag():
         handshake.certificate_request = (r.blob(), r.u16_list())
     handshake.master_secret = r.blob()
+    handshake.peer_record_size_limit = r.u16()
+    if not 64 <= handshake.peer_record_size_limit <= 2**14:
+        raise SnapshotError("snapshot has a record size limit out of range")
     if len(client_random) != 32 or len(server_random) != 32:
         raise SnapshotError("snapshot has a random of the wrong size")
     return handshake
