@@ -36,10 +36,14 @@ def supported_versions(config: ClientConfig) -> bytes:
 
 
 def cipher_suites(config: ClientConfig) -> tuple[int, ...]:
-    """TLS 1.3 suites first, then TLS 1.2's."""
+    """TLS 1.3 suites first, then TLS 1.2's (built once per config, kept in config.cache)."""
+    cached = config.cache.get("offered cipher suites")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     suites: tuple[int, ...] = config.cipher_suites if offers_tls13(config) else ()
     if offers_tls12(config):
         suites += config.tls12_cipher_suites
+    config.cache["offered cipher suites"] = suites
     return suites
 
 
