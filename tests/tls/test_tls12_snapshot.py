@@ -250,3 +250,25 @@ def test_a_tls_1_2_snapshot_does_not_restore_with_an_unknown_suite(
     for cut in range(0, len(snapshot), 97):
         with pytest.raises(SnapshotError):
             restore(server_spec, bytes(snapshot[:cut]))
+
+
+def test_one_pre_server_hello_snapshot_continues_as_either_version(
+    pki_files: PkiFiles, ed25519_files: dict[str, Path]
+) -> None:
+    client_spec, server12_spec = _specs(
+        pki_files, ed25519_files, NamedGroup.X25519, client_auth=False
+    )
+    server13_spec = {k: v for k, v in server12_spec.items() if k != "max_version"}
+    first = new_connection(client_spec, SeededRandom("either"))
+    hello = first.data_to_send()
+    snapshot = first.snapshot()
+    assert snapshot[6:8] == b"\x00\x00"  # no version chosen yet
+    versions = []
+    for server_spec in (server13_spec, server12_spec):
+        client = restore(client_spec, snapshot, SeededRandom("either", 10**6))
+        server = new_connection(server_spec, SeededRandom("either-server"))
+        server.receive_data(hello)
+        _pump(client, server)
+        versions.append(_result(client).version)
+        assert _result(server).version == versions[-1]
+    assert versions == [ProtocolVersion.TLS1_3, TLS12]
