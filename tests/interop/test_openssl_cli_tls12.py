@@ -6,6 +6,7 @@ authentication each way; RFC 7507 fallback and the RFC 8446 downgrade sentinel.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,3 +186,89 @@ def test_a_tls_1_3_client_refuses_a_tls_1_2_server_only_when_the_sentinel_is_the
     ):
         assert session.outcome.result.version == TLS12
         exchange_with_s_server(session.channel(), peer)
+
+
+# --- a peer without the extended master secret (RFC 7627) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def no_ems_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An OPENSSL_CONF that switches the extended master secret off in s_client/s_server."""
+    conf = tmp_path_factory.mktemp("no-ems") / "openssl.cnf"
+    conf.write_text(
+        "openssl_conf = default_conf\n"
+        "[default_conf]\nssl_conf = ssl_sect\n"
+        "[ssl_sect]\nsystem_default = system_default_sect\n"
+        "[system_default_sect]\nOptions = -ExtendedMasterSecret\n"
+    )
+    return {**os.environ, "OPENSSL_CONF": str(conf)}
+
+
+def test_engine_client_refuses_a_server_without_extended_master_secret_by_default(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, no_ems_env: dict[str, str]
+) -> None:
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    args = [
+        openssl_cli, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-tls1_2",
+        "-cert", files.leaf, "-cert_chain", files.intermediates, "-key", files.key,
+    ]  # fmt: skip
+    with PeerProcess(args, merge_stderr=True, env=no_ems_env) as peer:
+        port = int(peer.wait_for(r"^ACCEPT .*:(\d+)\s*$")[1])
+        with engine_client(port, client_config(pki)) as session:
+            failed = session.outcome.failed
+            assert failed is not None and failed.alert == AlertDescription.HANDSHAKE_FAILURE
+
+
+def test_engine_client_allowing_it_uses_the_legacy_master_secret(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, no_ems_env: dict[str, str]
+) -> None:
+    files = pki_files[pki.servers["ecdsa-p256"]]
+    args = [
+        openssl_cli, "s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-tls1_2",
+        "-cert", files.leaf, "-cert_chain", files.intermediates, "-key", files.key,
+    ]  # fmt: skip
+    with PeerProcess(args, merge_stderr=True, env=no_ems_env) as peer:
+        port = int(peer.wait_for(r"^ACCEPT .*:(\d+)\s*$")[1])
+        config = client_config(pki, require_extended_master_secret=False)
+        with engine_client(port, config) as session:
+            assert not session.outcome.result.extended_master_secret
+            exchange_with_s_server(session.channel(), peer)
+
+
+def _s_client_without_ems(
+    openssl: str, pki_files: PkiFiles, port: int, env: dict[str, str]
+) -> PeerProcess:
+    args = [
+        openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2", "-nocommands",
+        "-servername", "localhost", "-CAfile", pki_files.root_ca,
+        "-verify_return_error", "-verify_hostname", "localhost",
+    ]  # fmt: skip
+    return PeerProcess(args, merge_stderr=True, env=env)
+
+
+def test_engine_server_refuses_a_client_without_extended_master_secret_by_default(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, no_ems_env: dict[str, str]
+) -> None:
+    with listen_localhost() as listener:
+        port = listener.getsockname()[1]
+        with (
+            _s_client_without_ems(openssl_cli, pki_files, port, no_ems_env),
+            engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session,
+        ):
+            failed = session.outcome.failed
+            assert failed is not None and failed.alert == AlertDescription.HANDSHAKE_FAILURE
+
+
+def test_engine_server_allowing_it_uses_the_legacy_master_secret(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, no_ems_env: dict[str, str]
+) -> None:
+    config = server_config(pki.servers["ecdsa-p256"], require_extended_master_secret=False)
+    with listen_localhost() as listener:
+        port = listener.getsockname()[1]
+        with (
+            _s_client_without_ems(openssl_cli, pki_files, port, no_ems_env) as peer,
+            engine_server(listener, config) as session,
+        ):
+            assert not session.outcome.result.extended_master_secret
+            exchange_with_s_client(session.channel(), peer)
+    assert "Extended master secret: no" in peer.stdout
