@@ -272,3 +272,35 @@ def test_engine_server_allowing_it_uses_the_legacy_master_secret(
             assert not session.outcome.result.extended_master_secret
             exchange_with_s_client(session.channel(), peer)
     assert "Extended master secret: no" in peer.stdout
+
+
+# --- key log: the same CLIENT_RANDOM line as OpenSSL's ------------------------------------------
+
+
+def test_engine_server_keylog_line_is_the_one_s_client_writes(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, tmp_path: Path
+) -> None:
+    keylog = tmp_path / "s_client.keys"
+    config = server_config(pki.servers["rsa-2048"], keylog=True)
+    with (
+        s_client_tls12(openssl_cli, pki_files, "-keylogfile", keylog) as (peer, listener),
+        engine_server(listener, config) as session,
+    ):
+        result = session.outcome.result
+        exchange_with_s_client(session.channel(), peer)
+    assert result.keylog[0] in keylog.read_text().splitlines()
+    assert result.keylog[0].startswith(f"CLIENT_RANDOM {result.client_random.hex()} ")
+
+
+def test_engine_client_keylog_line_is_the_one_s_server_writes(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, tmp_path: Path
+) -> None:
+    keylog = tmp_path / "s_server.keys"
+    leaf = pki.servers["ecdsa-p256"]
+    with (
+        s_server_tls12(openssl_cli, pki_files, leaf, "-keylogfile", keylog) as (peer, port),
+        engine_client(port, client_config(pki, keylog=True)) as session,
+    ):
+        result = session.outcome.result
+        exchange_with_s_server(session.channel(), peer)
+    assert result.keylog[0] in keylog.read_text().splitlines()
