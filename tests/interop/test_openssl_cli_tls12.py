@@ -304,3 +304,18 @@ def test_engine_client_keylog_line_is_the_one_s_server_writes(
         result = session.outcome.result
         exchange_with_s_server(session.channel(), peer)
     assert result.keylog[0] in keylog.read_text().splitlines()
+
+
+def test_engine_exporter_matches_s_client_keying_material(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
+) -> None:
+    # RFC 5705 without a context (s_client exports with use_context = 0).
+    options = ("-keymatexport", "EXPERIMENTAL-handshaker", "-keymatexportlen", "20")
+    with (
+        s_client_tls12(openssl_cli, pki_files, *options) as (peer, listener),
+        engine_server(listener, server_config(pki.servers["ecdsa-p256"])) as session,
+    ):
+        result = session.outcome.result
+        exchange_with_s_client(session.channel(), peer)
+    ours = result.export_keying_material(b"EXPERIMENTAL-handshaker", None, 20)
+    assert f"Keying material: {ours.hex().upper()}" in peer.stdout
