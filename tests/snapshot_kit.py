@@ -80,6 +80,9 @@ def build_config(spec: Spec) -> ClientConfig | ServerConfig:
             settings[name] = tuple(spec[name])
     if "alpn" in spec:
         settings["alpn_protocols"] = tuple(p.encode() for p in spec["alpn"])
+    for name in ("min_version", "max_version"):
+        if name in spec:
+            settings[name] = spec[name]
     if spec["role"] == "client":
         return ClientConfig(
             server_name=spec.get("server_name", "localhost"),

@@ -21,11 +21,15 @@ from handshaker.tls import (
     HandshakeComplete,
     HandshakeFailed,
     HandshakeResult,
+    ProtocolVersion,
     RecordProtection,
     RecordReader,
     ServerConnection,
+    TrafficKeys,
 )
 from handshaker.tls.codepoints import AlertLevel
+from handshaker.tls.record import Protection
+from handshaker.tls.tls12.record import Tls12RecordProtection
 
 DEFAULT_TIMEOUT = 15.0
 
@@ -107,6 +111,13 @@ def _flush(connection: ClientConnection | ServerConnection, sock: socket.socket)
             sock.sendall(outgoing)
 
 
+def _protection(result: HandshakeResult, keys: TrafficKeys) -> Protection:
+    """The record protection of the negotiated version, as a caller builds it from the keys."""
+    if result.version == ProtocolVersion.TLS1_2:
+        return Tls12RecordProtection.from_keys(result.cipher_suite, keys)
+    return RecordProtection.from_keys(result.cipher_suite, keys)
+
+
 class ApplicationChannel:
     """Application data over one socket, protected with the handshake's traffic keys."""
 
@@ -120,8 +131,8 @@ class ApplicationChannel:
     ) -> None:
         self._sock = sock
         self._timeout = timeout
-        self._write = RecordProtection.from_keys(result.cipher_suite, result.write)
-        self._read = RecordProtection.from_keys(result.cipher_suite, result.read)
+        self._write = _protection(result, result.write)
+        self._read = _protection(result, result.read)
         self._fragment_limit = min(2**14, result.peer_record_size_limit - 1)
         self._reader = RecordReader()
         self._reader.feed(unconsumed)

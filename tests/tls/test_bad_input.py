@@ -29,7 +29,7 @@ from handshaker.tls import (
     NamedGroup,
     ServerConnection,
 )
-from handshaker.tls.codepoints import ExtensionType, HandshakeType
+from handshaker.tls.codepoints import ExtensionType, HandshakeType, ProtocolVersion
 from handshaker.tls.connection import Connection
 from handshaker.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -284,18 +284,31 @@ def test_wrong_legacy_compression_methods_are_an_illegal_parameter(
     )
 
 
+# With TLS 1.2 enabled (the default since issue 10) such hellos are TLS 1.2 ones
+# (tests/tls/test_tls12_*.py); a TLS 1.3-only server still refuses them.
 def test_client_hello_without_supported_versions_is_a_protocol_version(
     engine_pki: EnginePKI,
 ) -> None:
     hello = without_extension(first_client_hello(engine_pki), ExtensionType.SUPPORTED_VERSIONS)
     assert_fails_with(
-        server_fed(engine_pki, hello_record(hello)), AlertDescription.PROTOCOL_VERSION
+        server_fed(engine_pki, hello_record(hello), min_version=ProtocolVersion.TLS1_3),
+        AlertDescription.PROTOCOL_VERSION,
     )
 
 
 def test_tls_1_2_only_client_hello_is_a_protocol_version(engine_pki: EnginePKI) -> None:
     hello = with_extension(
         first_client_hello(engine_pki), ExtensionType.SUPPORTED_VERSIONS, b"\x04\x03\x03\x03\x02"
+    )
+    assert_fails_with(
+        server_fed(engine_pki, hello_record(hello), min_version=ProtocolVersion.TLS1_3),
+        AlertDescription.PROTOCOL_VERSION,
+    )
+
+
+def test_tls_1_1_only_client_hello_is_a_protocol_version(engine_pki: EnginePKI) -> None:
+    hello = with_extension(
+        first_client_hello(engine_pki), ExtensionType.SUPPORTED_VERSIONS, b"\x04\x03\x02\x03\x01"
     )
     assert_fails_with(
         server_fed(engine_pki, hello_record(hello)), AlertDescription.PROTOCOL_VERSION
@@ -581,8 +594,13 @@ def test_server_selecting_a_group_without_a_client_share_is_an_illegal_parameter
     assert_fails_with(_feed_server_hello(trace, hello), AlertDescription.ILLEGAL_PARAMETER)
 
 
-def test_server_hello_without_supported_versions_is_a_protocol_version(trace: Trace) -> None:
-    hello = _set(_server_hello(trace), ExtensionType.SUPPORTED_VERSIONS, None)
+def test_server_hello_below_tls_1_2_is_a_protocol_version(trace: Trace) -> None:
+    # Without supported_versions a ServerHello is TLS 1.2 or older (RFC 8446 section
+    # 4.1.3); TLS 1.1 is refused.
+    hello = replace(
+        _set(_server_hello(trace), ExtensionType.SUPPORTED_VERSIONS, None),
+        legacy_version=ProtocolVersion.TLS1_1,
+    )
     assert_fails_with(_feed_server_hello(trace, hello), AlertDescription.PROTOCOL_VERSION)
 
 

@@ -49,7 +49,10 @@ def test_client_hello_round_trips(engine_pki: EnginePKI, overrides: dict[str, ob
 
 
 def test_client_hello_typed_fields_match_the_config(engine_pki: EnginePKI) -> None:
-    config = client_config(engine_pki, alpn_protocols=(b"h2",), record_size_limit=4000)
+    # A TLS 1.3-only client: its ClientHello is exactly what it was before TLS 1.2 arrived.
+    config = client_config(
+        engine_pki, alpn_protocols=(b"h2",), record_size_limit=4000, min_version=0x0304
+    )
     client = ClientConnection(config)
     (record,) = split_records(client.data_to_send())
     hello = parse_client_hello(record[9:])
@@ -62,6 +65,24 @@ def test_client_hello_typed_fields_match_the_config(engine_pki: EnginePKI) -> No
     assert hello.alpn_protocols == (b"h2",)
     assert hello.record_size_limit == 4000
     assert hello.cipher_suites == config.cipher_suites
+    assert {t for t, _ in hello.extensions} & {11, 23, 0xFF01} == set()
+
+
+def test_the_default_client_hello_also_offers_tls_1_2(engine_pki: EnginePKI) -> None:
+    # Since issue 10: supported_versions 1.3 then 1.2, the TLS 1.2 suites after the 1.3
+    # ones, RSASSA-PKCS1-v1_5 after the TLS 1.3 schemes, and TLS 1.2's extensions.
+    config = client_config(engine_pki)
+    (record,) = split_records(ClientConnection(config).data_to_send())
+    hello = parse_client_hello(record[9:])
+    assert hello.supported_versions == (0x0304, 0x0303)
+    assert hello.cipher_suites == config.cipher_suites + config.tls12_cipher_suites
+    assert hello.signature_algorithms == (
+        config.signature_schemes + config.tls12_signature_schemes
+    )
+    extensions = dict(hello.extensions)
+    assert extensions[11] == b"\x01\x00"  # ec_point_formats: uncompressed
+    assert extensions[23] == b""  # extended_master_secret
+    assert extensions[0xFF01] == b"\x00"  # renegotiation_info, empty
 
 
 def test_padding_reaches_the_requested_size(engine_pki: EnginePKI) -> None:

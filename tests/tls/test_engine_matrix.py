@@ -472,7 +472,10 @@ def test_credential_selector_picks_the_credential_by_server_name(engine_pki: Eng
         assert outcome.client_result.peer_certificates == leaf.chain_der
         assert outcome.server_result.server_name == name
     assert [name for name, _ in calls] == list(by_name)
-    assert calls[0][1] == tuple(client_config(engine_pki).signature_schemes)
+    # signature_algorithms as sent: the TLS 1.3 schemes, then the TLS 1.2-only RSASSA-PKCS1-v1_5
+    # ones (the client offers TLS 1.2 too).
+    config_sent = client_config(engine_pki)
+    assert calls[0][1] == config_sent.signature_schemes + config_sent.tls12_signature_schemes
 
 
 def test_credential_selector_without_a_match_fails_with_unrecognized_name(

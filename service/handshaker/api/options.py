@@ -40,7 +40,7 @@ from handshaker.keystore import (
     Principal,
     Role,
 )
-from handshaker.tls import ClientAuth, ClientConfig, Credential, ServerConfig
+from handshaker.tls import ClientAuth, ClientConfig, Credential, ProtocolVersion, ServerConfig
 from handshaker.tls.certificates import TrustStore
 from handshaker.tls.config import (
     DEFAULT_CIPHER_SUITES,
@@ -363,6 +363,9 @@ class ConfigFactory:
         )
         try:
             return ClientConfig(
+                # TLS 1.3 only through the service until the proto and the client
+                # libraries carry TLS 1.2 keys (issue 10, items 5-service, 6).
+                min_version=ProtocolVersion.TLS1_3,
                 server_name=options.server_name or None,
                 trust_anchors=anchors,
                 shared_trust_store=self.trust_store(anchors),
@@ -433,6 +436,8 @@ class ConfigFactory:
             anchors = keystore.trust_bundle(DEFAULT_TRUST_BUNDLE)
         try:
             return ServerConfig(
+                # TLS 1.3 only through the service for now (see ClientConfig above).
+                min_version=ProtocolVersion.TLS1_3,
                 credential_selector=selector,
                 alpn_protocols=_alpn(options.alpn_protocols),
                 cipher_suites=_code_points(

@@ -1,4 +1,4 @@
-"""The sans-IO TLS 1.3 engine: bytes in, bytes and events out.
+"""The sans-IO TLS 1.3 and 1.2 engine: bytes in, bytes and events out.
 
 No gRPC, sockets, threads, globals, clock or RNG of its own live in this package:
 the RNG and clock are injected, so recorded traces replay byte for byte.
@@ -16,6 +16,7 @@ from .codepoints import (
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
+    Tls12CipherSuite,
 )
 from .config import ClientAuth, ClientConfig, Credential, CredentialSelector, ServerConfig
 from .connection import ClientConnection, ConnectionState, ServerConnection, StateError
@@ -32,6 +33,7 @@ from .keyops import DeferredKey, OperationKind, PrivateKeyOperation
 from .record import RecordProtection, RecordReader
 from .signer import PrivateKeySigner, Signer, SignerError
 from .snapshot import SnapshotError
+from .tls12.record import Tls12RecordProtection
 
 __all__ = [
     "NEED_DATA",
@@ -64,5 +66,7 @@ __all__ = [
     "SignerError",
     "SnapshotError",
     "StateError",
+    "Tls12CipherSuite",
+    "Tls12RecordProtection",
     "TrafficKeys",
 ]

@@ -1,4 +1,4 @@
-"""IANA code points for TLS 1.3: versions, suites, groups, signature schemes, alerts.
+"""IANA code points for TLS 1.3 and 1.2: versions, suites, groups, signature schemes, alerts.
 
 Only numbers live here, named as the IANA registries name them. Unknown values
 met on the wire are kept as plain ints, never coerced into these enums (GREASE,
@@ -11,7 +11,9 @@ from enum import IntEnum
 
 
 class ProtocolVersion(IntEnum):
+    SSL3_0 = 0x0300
     TLS1_0 = 0x0301
+    TLS1_1 = 0x0302
     TLS1_2 = 0x0303
     TLS1_3 = 0x0304
 
@@ -27,12 +29,16 @@ class ContentType(IntEnum):
 class HandshakeType(IntEnum):
     CLIENT_HELLO = 1
     SERVER_HELLO = 2
+    HELLO_REQUEST = 0  # TLS 1.2 only
     NEW_SESSION_TICKET = 4
     END_OF_EARLY_DATA = 5
     ENCRYPTED_EXTENSIONS = 8
     CERTIFICATE = 11
+    SERVER_KEY_EXCHANGE = 12  # TLS 1.2 only
     CERTIFICATE_REQUEST = 13
+    SERVER_HELLO_DONE = 14  # TLS 1.2 only
     CERTIFICATE_VERIFY = 15
+    CLIENT_KEY_EXCHANGE = 16  # TLS 1.2 only
     FINISHED = 20
     KEY_UPDATE = 24
     MESSAGE_HASH = 254
@@ -64,10 +70,38 @@ class ExtensionType(IntEnum):
     KEY_SHARE = 51
 
 
+class Tls12ExtensionType(IntEnum):
+    """Extensions of TLS 1.2 alone. Kept out of ExtensionType so that TLS 1.3's rules
+    for recognized extensions (RFC 8446 section 4.2) stay exactly as they were."""
+
+    EC_POINT_FORMATS = 11  # RFC 8422 section 5.1.2
+    ENCRYPT_THEN_MAC = 22  # RFC 7366 (never negotiated: no CBC suites)
+    EXTENDED_MASTER_SECRET = 23  # RFC 7627
+    SESSION_TICKET = 35  # RFC 5077 (never negotiated)
+    RENEGOTIATION_INFO = 0xFF01  # RFC 5746
+
+
 class CipherSuite(IntEnum):
     TLS_AES_128_GCM_SHA256 = 0x1301
     TLS_AES_256_GCM_SHA384 = 0x1302
     TLS_CHACHA20_POLY1305_SHA256 = 0x1303
+
+
+class Tls12CipherSuite(IntEnum):
+    """TLS 1.2 suites (RFC 5289, RFC 7905): ECDHE with an AEAD only; a class of their own
+    so that the TLS 1.3 suites stay `CipherSuite`."""
+
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 = 0xC02B
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 = 0xC02C
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 = 0xC02F
+    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 = 0xC030
+    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 = 0xCCA8
+    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 = 0xCCA9
+
+
+# Signalling cipher suite values, never negotiated (RFC 5746 section 3.3, RFC 7507 section 2).
+TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
+TLS_FALLBACK_SCSV = 0x5600
 
 
 class NamedGroup(IntEnum):

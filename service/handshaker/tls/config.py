@@ -16,9 +16,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .certificates import TrustStore
-from .codepoints import CERTIFICATE_VERIFY_SCHEMES, CipherSuite, NamedGroup, SignatureScheme
+from .codepoints import (
+    CERTIFICATE_VERIFY_SCHEMES,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from .groups import SUPPORTED_GROUPS
 from .keyops import PrivateKeyHandle
+from .tls12.suites import DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES
 
 DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.TLS_AES_128_GCM_SHA256,
@@ -74,7 +81,16 @@ DEFAULT_CERTIFICATE_SIGNATURE_SCHEMES: tuple[int, ...] = (
     SignatureScheme.RSA_PKCS1_SHA512,
 )
 
+# Schemes accepted in TLS 1.2 handshake signatures (ServerKeyExchange, CertificateVerify)
+# besides signature_schemes: RSASSA-PKCS1-v1_5, which TLS 1.2 peers still sign with.
+DEFAULT_TLS12_SIGNATURE_SCHEMES: tuple[int, ...] = (
+    SignatureScheme.RSA_PKCS1_SHA256,
+    SignatureScheme.RSA_PKCS1_SHA384,
+    SignatureScheme.RSA_PKCS1_SHA512,
+)
+
 MAX_RECORD_SIZE_LIMIT = 2**14 + 1
+_VERSIONS = (ProtocolVersion.TLS1_2, ProtocolVersion.TLS1_3)
 
 
 class ClientAuth(enum.Enum):
@@ -99,9 +115,7 @@ class Credential:
     chain_der: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
     # Messages built from the chain alone, encoded by the first handshake that sends
     # them (keyed by the protocol's name for them, e.g. "tls13 Certificate").
-    encodings: dict[str, bytes] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
+    encodings: dict[str, bytes] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.certificate_chain:
@@ -135,6 +149,24 @@ def _check_common(
             raise ValueError("each ALPN protocol name must be 1 to 255 bytes")
     if record_size_limit is not None and not 64 <= record_size_limit <= MAX_RECORD_SIZE_LIMIT:
         raise ValueError("record_size_limit must be between 64 and 2^14+1 (RFC 8449)")
+
+
+def _check_versions(
+    min_version: int,
+    max_version: int,
+    tls12_cipher_suites: Sequence[int],
+    tls12_signature_schemes: Sequence[int],
+) -> None:
+    if min_version not in _VERSIONS or max_version not in _VERSIONS:
+        raise ValueError("min_version and max_version must be TLS 1.2 (0x0303) or TLS 1.3 (0x0304)")
+    if min_version > max_version:
+        raise ValueError("min_version is above max_version")
+    if not set(tls12_cipher_suites) <= set(TLS12_SUITES):
+        raise ValueError("tls12_cipher_suites must be a subset of the ECDHE AEAD suites")
+    if min_version == ProtocolVersion.TLS1_2 and not tls12_cipher_suites:
+        raise ValueError("TLS 1.2 is enabled but tls12_cipher_suites is empty")
+    if not set(tls12_signature_schemes) <= set(DEFAULT_TLS12_SIGNATURE_SCHEMES):
+        raise ValueError("tls12_signature_schemes must be RSASSA-PKCS1-v1_5 schemes (no SHA-1)")
 
 
 def _trust_store(
@@ -177,6 +209,14 @@ class ClientConfig:
     padding_to: int = 0
     # Fill HandshakeResult.keylog with NSS key-log lines (SSLKEYLOGFILE format).
     keylog: bool = False
+    # Protocol versions (IANA numbers), both enabled by default, TLS 1.3 preferred.
+    min_version: int = ProtocolVersion.TLS1_2
+    max_version: int = ProtocolVersion.TLS1_3
+    tls12_cipher_suites: tuple[int, ...] = DEFAULT_TLS12_CIPHER_SUITES
+    tls12_signature_schemes: tuple[int, ...] = DEFAULT_TLS12_SIGNATURE_SCHEMES
+    # RFC 7627 section 5.2/5.3: refuse a TLS 1.2 peer without the extended master
+    # secret (handshake_failure); False allows the legacy master secret.
+    require_extended_master_secret: bool = True
     # How many verified server chains to remember (0: verify every chain in full).
     verified_chain_cache_size: int = 256
     # Built from trust_anchors: the verifier store and the verified-chain cache.
@@ -202,6 +242,12 @@ class ClientConfig:
             self.signature_schemes,
             self.alpn_protocols,
             self.record_size_limit,
+        )
+        _check_versions(
+            self.min_version,
+            self.max_version,
+            self.tls12_cipher_suites,
+            self.tls12_signature_schemes,
         )
         if not set(self.key_share_groups) <= set(self.supported_groups):
             raise ValueError("key_share_groups must be a subset of supported_groups")
@@ -237,6 +283,14 @@ class ServerConfig:
     # Send a cookie in HelloRetryRequest and insist that the second ClientHello echoes it.
     hello_retry_cookie: bool = False
     keylog: bool = False
+    # Protocol versions (IANA numbers), both enabled by default, TLS 1.3 preferred.
+    min_version: int = ProtocolVersion.TLS1_2
+    max_version: int = ProtocolVersion.TLS1_3
+    tls12_cipher_suites: tuple[int, ...] = DEFAULT_TLS12_CIPHER_SUITES
+    tls12_signature_schemes: tuple[int, ...] = DEFAULT_TLS12_SIGNATURE_SCHEMES
+    # RFC 7627 section 5.2/5.3: refuse a TLS 1.2 peer without the extended master
+    # secret (handshake_failure); False allows the legacy master secret.
+    require_extended_master_secret: bool = True
     # How many verified client chains to remember (0: verify every chain in full).
     verified_chain_cache_size: int = 256
     # Built from client_trust_anchors: the verifier store and the verified-chain cache.
@@ -260,6 +314,12 @@ class ServerConfig:
             self.signature_schemes,
             self.alpn_protocols,
             self.record_size_limit,
+        )
+        _check_versions(
+            self.min_version,
+            self.max_version,
+            self.tls12_cipher_suites,
+            self.tls12_signature_schemes,
         )
         if self.credential is None and self.credential_selector is None:
             raise ValueError("a server needs a credential or a credential_selector")

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Mapping
 
+from . import client_hello
 from .codepoints import ProtocolVersion
 from .config import ClientConfig, ServerConfig
 from .core import Clock, Connection, ConnectionState, HandshakeState, Random, StateError
@@ -27,8 +28,10 @@ from .snapshot import (
     write_connection,
     write_header,
 )
+from .tls12 import snapshot as tls12_snapshot
+from .tls13 import client as tls13_client
 from .tls13 import snapshot as tls13_snapshot
-from .tls13.client import replay_client, start_client
+from .tls13.client import replay_client
 
 
 def _snapshot(conn: Connection, role: int) -> bytes:
@@ -38,10 +41,25 @@ def _snapshot(conn: Connection, role: int) -> bytes:
         raise StateError("a private-key operation is out; snapshot before the input that needs it")
     is_client = role == ROLE_CLIENT
     w = SnapshotWriter()
-    if isinstance(conn._state, ExpectFirstClientHello):
+    state = conn._state
+    if isinstance(state, ExpectFirstClientHello):
         # No version chosen yet: protocol 0, and no state fields.
         write_header(w, role, NO_VERSION, 0)
         write_connection(w, conn)
+        return w.getvalue()
+    if isinstance(state, client_hello.ExpectServerHello):
+        # The ClientHello offered TLS 1.3 and 1.2: protocol 0, and the TLS 1.3 state it
+        # wraps (which holds the hello and its key shares), so either version can follow.
+        write_header(w, role, NO_VERSION, tls13_snapshot.state_tag(state.tls13, is_client=True))
+        write_connection(w, conn)
+        tls13_snapshot.write_client_state(w, state.tls13)
+        return w.getvalue()
+    if tls12_snapshot.is_tls12_state(state):
+        write_header(
+            w, role, ProtocolVersion.TLS1_2, tls12_snapshot.state_tag(state, is_client=is_client)
+        )
+        write_connection(w, conn)
+        tls12_snapshot.write_state(w, state)
         return w.getvalue()
     tag = tls13_snapshot.state_tag(conn._state, is_client=is_client)
     write_header(w, role, ProtocolVersion.TLS1_3, tag)
@@ -53,18 +71,22 @@ def _snapshot(conn: Connection, role: int) -> bytes:
     return w.getvalue()
 
 
-def _restore_into(conn: Connection, snapshot: bytes, role: int) -> tuple[int, SnapshotReader]:
-    """Read the header and the connection's fields; the state tag and the rest to read."""
+def _restore_into(
+    conn: Connection, snapshot: bytes, role: int
+) -> tuple[int, int, SnapshotReader]:
+    """Read the header and the connection's fields; protocol, state tag and the rest."""
     if not isinstance(snapshot, bytes | bytearray):
         raise SnapshotError("a snapshot is bytes")
     r = SnapshotReader(bytes(snapshot))
     protocol, tag = read_header(r, role)
-    if protocol not in (ProtocolVersion.TLS1_3, NO_VERSION):
+    if protocol not in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2, NO_VERSION):
         raise SnapshotError(f"snapshot is of protocol 0x{protocol:04x}, which this engine lacks")
-    if protocol == NO_VERSION and (role != ROLE_SERVER or tag != 0):
+    # No version yet: the server before the ClientHello (tag 0), or the client before the
+    # ServerHello (tag 1: the TLS 1.3 ExpectServerHello it wraps).
+    if protocol == NO_VERSION and (tag != 0 if role == ROLE_SERVER else tag != 1):
         raise SnapshotError("snapshot has an unknown state for a connection with no version")
     read_connection(r, conn)
-    return (tag if protocol != NO_VERSION else -1), r
+    return protocol, tag, r
 
 
 def _restore_state(
@@ -72,11 +94,20 @@ def _restore_state(
 ) -> None:
     """Fill a fresh connection from a snapshot of its role."""
     is_client = isinstance(config, ClientConfig)
-    tag, r = _restore_into(conn, snapshot, ROLE_CLIENT if is_client else ROLE_SERVER)
+    protocol, tag, r = _restore_into(conn, snapshot, ROLE_CLIENT if is_client else ROLE_SERVER)
     if isinstance(config, ClientConfig):
-        conn._state = tls13_snapshot.read_client_state(r, tag, config)
-    elif tag < 0:
+        if protocol == ProtocolVersion.TLS1_2:
+            conn._state = tls12_snapshot.read_client_state(r, tag, config)
+        else:
+            state = tls13_snapshot.read_client_state(r, tag, config)
+            if protocol == NO_VERSION:
+                assert isinstance(state, tls13_client.ExpectServerHello)
+                state = client_hello.ExpectServerHello(state)
+            conn._state = state
+    elif protocol == NO_VERSION:
         conn._state = ExpectFirstClientHello(config)
+    elif protocol == ProtocolVersion.TLS1_2:
+        conn._state = tls12_snapshot.read_server_state(r, tag, config)
     else:
         conn._state = tls13_snapshot.read_server_state(r, tag, config)
     r.finish()
@@ -105,7 +136,7 @@ class ClientConnection(Connection):
         super().__init__(random, clock)
         self.config = config
         self.ccs_allowed = True
-        self._state = start_client(self, config)
+        self._state = client_hello.start(self, config)
         self._flush_handshake()
 
     @classmethod

@@ -33,7 +33,7 @@ from .events import (
 )
 from .key_schedule import CipherSuiteParams, TrafficSecret
 from .keyops import AwaitPrivateKeyOperation, PrivateKeyOperation
-from .record import MAX_PLAINTEXT, RecordProtection, RecordReader, plaintext_records
+from .record import MAX_PLAINTEXT, Protection, RecordProtection, RecordReader, plaintext_records
 from .signer import SignerError
 
 Random = Callable[[int], bytes]
@@ -61,6 +61,17 @@ class HandshakeState(Protocol):
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState: ...
 
 
+class ExpectsChangeCipherSpec:
+    """A state that waits for a change_cipher_spec as a real step (TLS 1.2, RFC 5246 section
+    7.1), not the dummy TLS 1.3 drops: the core hands it the CCS record instead of a message."""
+
+    def handle_change_cipher_spec(self, conn: Connection) -> HandshakeState:
+        raise NotImplementedError
+
+    def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
+        raise UnexpectedMessage("handshake message where change_cipher_spec was due")
+
+
 class Connection:
     """Shared machinery of ClientConnection and ServerConnection."""
 
@@ -74,8 +85,8 @@ class Connection:
         # Handshake bytes of a message not yet whole (or held while a key operation is out).
         self._handshake_buffer = b""
         self._events: deque[Event] = deque()
-        self._read: RecordProtection | None = None
-        self._write: RecordProtection | None = None
+        self._read: Protection | None = None
+        self._write: Protection | None = None
         self._read_epoch = 0
         # Largest inner plaintext we send per protected record (peer's record_size_limit - 1).
         self.write_fragment_limit = MAX_PLAINTEXT
@@ -210,6 +221,16 @@ class Connection:
         self._read = RecordProtection(params, secret.key, secret.iv)
         self._read_epoch += 1
 
+    def set_write_protection(self, protection: Protection) -> None:
+        """Protect what is queued from here on (TLS 1.2: after our change_cipher_spec)."""
+        self._flush_handshake()
+        self._write = protection
+
+    def set_read_protection(self, protection: Protection) -> None:
+        """Open the peer's records from here on (TLS 1.2: after its change_cipher_spec)."""
+        self._read = protection
+        self._read_epoch += 1
+
     def complete(self, result: HandshakeResult) -> None:
         self._flush_handshake()
         self.status = ConnectionState.COMPLETE
@@ -235,6 +256,15 @@ class Connection:
             # between the first ClientHello and the peer's Finished, "MUST simply" be dropped.
             if len(record) != 6 or record[5] != 1:
                 raise UnexpectedMessage("malformed change_cipher_spec record")
+            state = self._state
+            if isinstance(state, ExpectsChangeCipherSpec):
+                # TLS 1.2: a real step of the handshake, and "a message boundary" like any
+                # other record type change (RFC 5246 section 6.2.1 lets no handshake
+                # message straddle it).
+                if self._handshake_buffer:
+                    raise UnexpectedMessage("change_cipher_spec inside a handshake message")
+                self._state = state.handle_change_cipher_spec(self)
+                return
             if not self.ccs_allowed:
                 raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
             if self._handshake_buffer:
@@ -242,7 +272,15 @@ class Connection:
                 # there MUST NOT be any other records between them."
                 raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
             return
-        if content_type == ContentType.APPLICATION_DATA and self._read is not None:
+        if self._read is not None and not self._read.hides_content_type:
+            # TLS 1.2 (RFC 5246 section 6.2.3.3): after the peer's change_cipher_spec every
+            # record is protected, its real content type in the header.
+            content_type, payload = self._read.open(record)
+            if len(payload) > self.read_fragment_limit:
+                raise RecordOverflow("record larger than our record_size_limit")
+            if content_type == ContentType.APPLICATION_DATA:
+                raise UnexpectedMessage("application data before the handshake finished")
+        elif content_type == ContentType.APPLICATION_DATA and self._read is not None:
             if self.skip_early_data:
                 opened = self._try_open_skipping_early_data(record)
                 if opened is None:

@@ -77,6 +77,10 @@ class InsufficientSecurity(AlertError):
     description = AlertDescription.INSUFFICIENT_SECURITY
 
 
+class InappropriateFallback(AlertError):
+    description = AlertDescription.INAPPROPRIATE_FALLBACK
+
+
 class InternalError(AlertError):
     description = AlertDescription.INTERNAL_ERROR
 

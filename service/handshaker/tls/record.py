@@ -9,6 +9,7 @@ engine returned. No handshake logic lives here.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 
@@ -99,10 +100,38 @@ def plaintext_records(content_type: int, data: bytes, limit: int = MAX_PLAINTEXT
     return bytes(out)
 
 
+class Protection(Protocol):
+    """One direction's record protection, whatever the version (this module's
+    RecordProtection for TLS 1.3, tls12/record.py's for TLS 1.2)."""
+
+    key: bytes
+    iv: bytes
+    sequence_number: int
+
+    @property
+    def params(self) -> Any: ...
+
+    @property
+    def hides_content_type(self) -> bool:
+        """True when the real content type is inside the protected record (TLS 1.3)."""
+        ...
+
+    def seal(self, content_type: int, data: bytes, padding: int = 0) -> bytes: ...
+
+    def seal_fragments(
+        self, content_type: int, data: bytes, limit: int = MAX_PLAINTEXT
+    ) -> bytes: ...
+
+    def open(self, record: bytes, limit: int = MAX_PLAINTEXT + 1) -> tuple[int, bytes]: ...
+
+
 class RecordProtection:
     """One direction's AEAD record protection: key, IV and sequence number."""
 
     __slots__ = ("_aead", "_iv_int", "iv", "key", "params", "sequence_number")
+
+    # TLS 1.3: the outer type is always application_data (RFC 8446 section 5.2).
+    hides_content_type = True
 
     def __init__(
         self, params: CipherSuiteParams, key: bytes, iv: bytes, sequence_number: int = 0

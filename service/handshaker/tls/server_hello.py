@@ -1,28 +1,48 @@
 """The server's first step, version-neutral: read the first ClientHello, choose the protocol
-version, and hand the hello to that version's state machine.
+version, and hand the hello to that version's state machine (tls13/ or tls12/).
 
-TLS 1.3 is the one version today (tls13/server.py); TLS 1.2 joins here, as its own
-tls12/ package, never inside tls13/. Nothing here depends on a version's messages
-beyond the ClientHello they share.
+Nothing here depends on a version's messages beyond the ClientHello they share.
 """
 
 from __future__ import annotations
 
-from .codepoints import HandshakeType, ProtocolVersion
+from .codepoints import TLS_FALLBACK_SCSV, HandshakeType, ProtocolVersion
 from .config import ServerConfig
 from .core import Connection, HandshakeState
-from .errors import ProtocolVersionError
+from .errors import InappropriateFallback, ProtocolVersionError
 from .messages import ClientHello, parse_client_hello
+from .tls12 import server as tls12_server
 from .tls13 import server as tls13_server
 from .tls13.common import expect
 
 
+def _client_versions(hello: ClientHello) -> tuple[int, ...]:
+    """The versions the client offers: supported_versions, else legacy_version alone
+    (RFC 8446 section 4.2.1: without the extension the client speaks at most that)."""
+    if hello.supported_versions is not None:
+        return hello.supported_versions
+    return (min(hello.legacy_version, ProtocolVersion.TLS1_2),)
+
+
 def select_version(config: ServerConfig, hello: ClientHello) -> int:
-    """The version to speak (RFC 8446 section 4.2.1: supported_versions decides)."""
-    offered = hello.supported_versions
-    if offered is not None and ProtocolVersion.TLS1_3 in offered:
-        return ProtocolVersion.TLS1_3
-    raise ProtocolVersionError("client does not offer TLS 1.3")
+    """The version to speak: the highest both sides enable (RFC 8446 section 4.2.1,
+    RFC 5246 appendix E.1), TLS 1.3 preferred."""
+    offered = _client_versions(hello)
+    for version in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2):
+        if config.min_version <= version <= config.max_version and version in offered:
+            chosen = version
+            break
+    else:
+        # RFC 5246 appendix E.1 / RFC 8446 section 4.2.1: nothing in common (TLS 1.1
+        # and older included) is protocol_version.
+        raise ProtocolVersionError("no protocol version in common")
+    if TLS_FALLBACK_SCSV in hello.cipher_suites and chosen < config.max_version:
+        # RFC 7507 section 3: "If TLS_FALLBACK_SCSV appears in ClientHello.cipher_suites
+        # and the highest protocol version supported by the server is higher than the
+        # version indicated by the client, the server MUST respond with a fatal
+        # inappropriate_fallback alert".
+        raise InappropriateFallback("client fell back to a lower version than ours")
+    return chosen
 
 
 class ExpectFirstClientHello:
@@ -34,5 +54,6 @@ class ExpectFirstClientHello:
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CLIENT_HELLO, "waiting for ClientHello")
         hello = parse_client_hello(message[4:])
-        select_version(self.config, hello)
+        if select_version(self.config, hello) == ProtocolVersion.TLS1_2:
+            return tls12_server.ExpectClientHello(self.config).handle_hello(conn, message, hello)
         return tls13_server.ExpectClientHello(self.config).handle_hello(conn, message, hello)

@@ -36,6 +36,8 @@ class SignerError(Exception):
 
 _RSA_PSS_RSAE = schemes_of(SchemeFamily.RSA_PSS_RSAE)
 _RSA_PSS_PSS = schemes_of(SchemeFamily.RSA_PSS_PSS)
+# TLS 1.2 only: RSASSA-PKCS1-v1_5 by an rsaEncryption key (tls12/common.signing_schemes).
+_RSA_PKCS1 = schemes_of(SchemeFamily.RSA_PKCS1, tls13_only=False)
 
 PrivateKey = (
     ec.EllipticCurvePrivateKey
@@ -81,7 +83,9 @@ class PrivateKeySigner:
         return self._schemes
 
     def sign(self, scheme: int, message: bytes) -> bytes:
-        if scheme not in self._schemes:
+        if scheme not in self._schemes and not (
+            scheme in _RSA_PKCS1 and self._schemes == _RSA_PSS_RSAE
+        ):
             raise SignerError(f"key cannot sign with scheme 0x{scheme:04x}")
         key = self._key
         params = SCHEMES[scheme]

@@ -20,7 +20,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from .key_schedule import CipherSuiteParams
-from .record import MAX_PLAINTEXT, RecordProtection
+from .record import MAX_PLAINTEXT, Protection, RecordProtection
+from .tls12.record import Tls12RecordProtection
+from .tls12.suites import TLS12_SUITES
 
 if TYPE_CHECKING:
     from .core import Connection
@@ -183,20 +185,39 @@ def read_header(r: SnapshotReader, role: int) -> tuple[int, int]:
     return protocol, tag
 
 
-def _write_protection(w: SnapshotWriter, protection: RecordProtection | None) -> None:
+# The tag in front of a direction's protection: none, TLS 1.3's, TLS 1.2's.
+_NO_PROTECTION = 0
+_TLS13_PROTECTION = 1
+_TLS12_PROTECTION = 2
+
+
+def _write_protection(w: SnapshotWriter, protection: Protection | None) -> None:
     if protection is None:
-        w.u8(0)
+        w.u8(_NO_PROTECTION)
         return
-    w.u8(1)
+    w.u8(_TLS13_PROTECTION if protection.hides_content_type else _TLS12_PROTECTION)
     w.u16(protection.params.suite)
     w.blob(protection.key)
     w.blob(protection.iv)
     w.u64(protection.sequence_number)
 
 
-def _read_protection(r: SnapshotReader) -> RecordProtection | None:
-    if not r.flag():
+def _read_protection(r: SnapshotReader) -> Protection | None:
+    kind = r.u8()
+    if kind == _NO_PROTECTION:
         return None
+    if kind == _TLS12_PROTECTION:
+        suite = r.u16()
+        if suite not in TLS12_SUITES:
+            raise SnapshotError(f"snapshot names an unknown TLS 1.2 suite 0x{suite:04x}")
+        key = r.blob()
+        iv = r.blob()
+        try:
+            return Tls12RecordProtection(TLS12_SUITES[suite], key, iv, r.u64())
+        except ValueError:
+            raise SnapshotError("snapshot has a record key of the wrong size") from None
+    if kind != _TLS13_PROTECTION:
+        raise SnapshotError("snapshot has a malformed flag")
     params = r.suite()
     key = r.blob()
     iv = r.blob()

@@ -25,6 +25,7 @@ from cryptography import x509
 from ..certificates import load_chain
 from ..codepoints import (
     CERTIFICATE_VERIFY_SCHEMES,
+    CipherSuite,
     ExtensionType,
     HandshakeType,
     ProtocolVersion,
@@ -68,6 +69,10 @@ from ..signatures import (
     CLIENT_CONTEXT,
     SERVER_CONTEXT,
 )
+from ..versions import cipher_suites as offered_cipher_suites
+from ..versions import signature_algorithms as offered_signature_algorithms
+from ..versions import supported_versions as offered_versions
+from ..versions import tls12_extensions
 from .common import (
     CERTIFICATE_ENTRY_EXTENSIONS,
     CERTIFICATE_REQUEST_EXTENSIONS,
@@ -85,6 +90,7 @@ from .common import (
 )
 
 _NO_EXTENSIONS: frozenset[int] = frozenset()
+_TLS13_SUITES = frozenset(int(s) for s in CipherSuite)
 
 
 @lru_cache(maxsize=1024)
@@ -107,11 +113,15 @@ def _hello_extensions(config: ClientConfig) -> tuple[Extensions, Extensions]:
         # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName."
         head.append((ExtensionType.SERVER_NAME, encode_server_name(config.server_name)))
     head += [
-        (ExtensionType.SUPPORTED_VERSIONS, b"\x02\x03\x04"),
+        # The versions the config enables (versions.py): TLS 1.3, and TLS 1.2 unless off.
+        (ExtensionType.SUPPORTED_VERSIONS, offered_versions(config)),
         (ExtensionType.SUPPORTED_GROUPS, encode_uint16_list(config.supported_groups)),
     ]
     tail: list[tuple[int, bytes]] = [
-        (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+        (
+            ExtensionType.SIGNATURE_ALGORITHMS,
+            encode_uint16_list(offered_signature_algorithms(config)),
+        ),
         (
             ExtensionType.SIGNATURE_ALGORITHMS_CERT,
             encode_uint16_list(config.certificate_signature_schemes),
@@ -126,6 +136,7 @@ def _hello_extensions(config: ClientConfig) -> tuple[Extensions, Extensions]:
         )
     if config.record_size_limit is not None:
         tail.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+    tail += tls12_extensions(config)
     parts = (tuple(head), tuple(tail))
     config.cache["tls13 ClientHello extensions"] = parts
     return parts
@@ -142,7 +153,7 @@ def _client_hello(
         legacy_version=ProtocolVersion.TLS1_2,
         random=random,
         legacy_session_id=session_id,
-        cipher_suites=config.cipher_suites,
+        cipher_suites=offered_cipher_suites(config),
         legacy_compression_methods=b"\x00",
         extensions=(
             *head,
@@ -233,7 +244,11 @@ class ExpectServerHello:
             raise IllegalParameter("ServerHello legacy_version is not 0x0303")
         if server_hello.legacy_session_id_echo != hello.legacy_session_id:
             raise IllegalParameter("legacy_session_id_echo does not match")
-        if server_hello.cipher_suite not in hello.cipher_suites:
+        if (
+            server_hello.cipher_suite not in hello.cipher_suites
+            # The hello may offer TLS 1.2 suites too; a TLS 1.3 ServerHello picks a 1.3 one.
+            or server_hello.cipher_suite not in _TLS13_SUITES
+        ):
             raise IllegalParameter("server selected a cipher suite we did not offer")
         if server_hello.legacy_compression_method != 0:
             raise IllegalParameter("non-null compression method")
