@@ -43,6 +43,13 @@ Clock = Callable[[], float]
 MAX_HANDSHAKE_MESSAGE = 2**17
 # Up to this many bytes of rejected 0-RTT data are skipped (RFC 8446 section 4.2.10).
 MAX_SKIPPED_EARLY_DATA = 2**16
+# Bounds on what a peer may make one handshake process. RFC 8446 appendix D.4 lets a peer
+# send one dummy change_cipher_spec; one more is leniency, not a use.
+MAX_DUMMY_CHANGE_CIPHER_SPECS = 2
+# Handshake records carrying fewer than TINY_RECORD bytes: a real peer sends a few (a lone
+# ServerHelloDone is 4 bytes); thousands are a peer making us work per byte.
+TINY_RECORD = 16
+MAX_TINY_RECORDS = 32
 
 
 class ConnectionState(enum.Enum):
@@ -94,6 +101,9 @@ class Connection:
         self.read_fragment_limit = MAX_PLAINTEXT
         self.ccs_allowed = False
         self.skip_early_data = 0
+        # How many dummy change_cipher_spec and tiny handshake records the peer sent.
+        self.dummy_change_cipher_specs = 0
+        self.tiny_records = 0
         self._unconsumed = b""
         self._state: HandshakeState
         # The read epoch when the state now waiting for a private-key operation took
@@ -271,6 +281,9 @@ class Connection:
                 # Section 5.1: "if a handshake message is split over two or more records,
                 # there MUST NOT be any other records between them."
                 raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
+            self.dummy_change_cipher_specs += 1
+            if self.dummy_change_cipher_specs > MAX_DUMMY_CHANGE_CIPHER_SPECS:
+                raise UnexpectedMessage("too many change_cipher_spec records")
             return
         if self._read is not None and not self._read.hides_content_type:
             # TLS 1.2 (RFC 5246 section 6.2.3.3): after the peer's change_cipher_spec every
@@ -311,6 +324,10 @@ class Connection:
         elif content_type == ContentType.HANDSHAKE:
             if not payload:
                 raise UnexpectedMessage("zero-length handshake fragment")
+            if len(payload) < TINY_RECORD:
+                self.tiny_records += 1
+                if self.tiny_records > MAX_TINY_RECORDS:
+                    raise UnexpectedMessage("too many tiny handshake records")
             buffered = self._handshake_buffer
             self._handshake_buffer = buffered + payload if buffered else payload
             self._process_handshake_messages()

@@ -238,6 +238,8 @@ def write_connection(w: SnapshotWriter, conn: Connection) -> None:
     w.u16(conn.read_fragment_limit)
     w.u8(int(conn.ccs_allowed))
     w.i64(conn.skip_early_data)
+    w.u16(min(conn.dummy_change_cipher_specs, 0xFFFF))
+    w.u16(min(conn.tiny_records, 0xFFFF))
 
 
 def read_connection(r: SnapshotReader, conn: Connection) -> None:
@@ -254,3 +256,5 @@ def read_connection(r: SnapshotReader, conn: Connection) -> None:
         raise SnapshotError("snapshot has a record size limit out of range")
     conn.ccs_allowed = r.flag()
     conn.skip_early_data = r.i64()
+    conn.dummy_change_cipher_specs = r.u16()
+    conn.tiny_records = r.u16()
