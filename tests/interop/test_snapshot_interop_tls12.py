@@ -10,15 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from handshaker.tls import ProtocolVersion
 from pki import PkiFiles, TestPKI
-from snapshot_kit import Worker
+from snapshot_kit import Spec, Worker
 
 from .test_openssl_cli import exchange_with_s_client, exchange_with_s_server
 from .test_openssl_cli_tls12 import s_client_tls12, s_server_tls12
-from .test_snapshot_interop import _client_spec, _restored_client, _restored_server, _server_spec
+from .test_snapshot_interop import _restored_client, _restored_server
+
+
+def _client_spec(pki_files: PkiFiles, **fields: Any) -> Spec:
+    return {"role": "client", "trust": str(pki_files.root_ca), **fields}
+
+
+def _server_spec(pki_files: PkiFiles, pki: TestPKI, key_type: str, **fields: Any) -> Spec:
+    files = pki_files[pki.servers[key_type]]
+    return {
+        "role": "server",
+        "credential": {"chain": str(files.chain), "key": str(files.key)},
+        **fields,
+    }
+
 
 pytestmark = pytest.mark.interop
 
