@@ -76,3 +76,20 @@ def test_the_counts_survive_a_snapshot(engine_pki: EnginePKI) -> None:
     restored = ServerConnection.restore(server.snapshot(), config)
     restored.receive_data(CCS)
     assert only_failure(list(restored.events())).alert == AlertDescription.UNEXPECTED_MESSAGE
+
+
+def test_buffered_bytes_counts_a_partial_record_and_an_unfinished_message(
+    engine_pki: EnginePKI,
+) -> None:
+    hello = ClientConnection(client_config(engine_pki)).data_to_send()
+    server = ServerConnection(server_config(engine_pki))
+    assert server.buffered_bytes == 0
+    server.receive_data(hello[:10])  # half a record header and a little more
+    assert server.buffered_bytes == 10
+    # The whole message in two records: after the first, its bytes wait as a message.
+    body = hello[5:]
+    server = ServerConnection(server_config(engine_pki))
+    server.receive_data(_records(body[:100], 100))
+    assert server.buffered_bytes == 100
+    server.receive_data(_records(body[100:], len(body)))
+    assert server.buffered_bytes == 0

@@ -373,7 +373,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         return begun + self._handshake_timeout - time.monotonic()
 
     def _check_buffered(self, connection: ClientConnection | ServerConnection) -> None:
-        held = _buffered(connection)
+        held = connection.buffered_bytes
         if held > self._max_buffered and connection.state is ConnectionState.HANDSHAKING:
             connection.abort(
                 AlertDescription.ILLEGAL_PARAMETER,
@@ -912,17 +912,6 @@ def _is_ip_literal(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _buffered(connection: ClientConnection | ServerConnection) -> int:
-    """The peer's bytes the engine holds: partial records and an unfinished message.
-
-    The engine has no public accessor yet (core.py is not this layer's to change), so
-    this reads its record reader and handshake buffer; both default to empty.
-    """
-    reader = getattr(connection, "_reader", None)
-    pending = reader.pending() if reader is not None else b""
-    return len(pending) + len(getattr(connection, "_handshake_buffer", b""))
 
 
 def _frame_error(result: pb.ConnectionResult, code: grpc.StatusCode, message: str) -> None:

@@ -129,6 +129,12 @@ class Connection:
             self._guarded(self._process_records)
 
     @property
+    def buffered_bytes(self) -> int:
+        """The peer's bytes held, not yet acted on: partial records and an unfinished message
+        (what a caller bounds to cap the memory one handshake can make it hold)."""
+        return self._reader.pending_length() + len(self._handshake_buffer)
+
+    @property
     def pending_operation(self) -> PrivateKeyOperation | None:
         """The private-key operation the handshake waits for, if any (see keyops.py)."""
         state = self._state

@@ -81,6 +81,10 @@ class RecordReader:
         """Bytes fed but not yet returned as records."""
         return self._buf[self._pos :]
 
+    def pending_length(self) -> int:
+        """How many bytes pending() would return, without copying them."""
+        return len(self._buf) - self._pos
+
     def take_pending(self) -> bytes:
         rest = self._buf[self._pos :]
         self._buf = b""
