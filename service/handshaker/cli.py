@@ -515,6 +515,33 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     return connect_command(args)
 
 
+_VERSIONS = {"1.2": 0x0303, "1.3": 0x0304}
+
+
+def _tls_version(text: str) -> int:
+    try:
+        return _VERSIONS[text.removeprefix("TLSv").removeprefix("tls")]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"{text!r}: 1.2 or 1.3") from None
+
+
+def _add_version_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--min-version",
+        type=_tls_version,
+        default=0,
+        metavar="1.2|1.3",
+        help=f"the lowest TLS version to {verb} (default: 1.2)",
+    )
+    parser.add_argument(
+        "--max-version",
+        type=_tls_version,
+        default=0,
+        metavar="1.2|1.3",
+        help=f"the highest TLS version to {verb} (default: 1.3)",
+    )
+
+
 def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the handshaker gRPC service")
     from .server import add_serve_arguments  # noqa: PLC0415 (grpc loads only for serve)
@@ -571,6 +598,7 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
         metavar="FILE",
         help="PEM trust anchors for client certificates (needed with --client-auth)",
     )
+    _add_version_arguments(terminate, "accept")
     terminate.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
     terminate.add_argument(
         "--handshake-timeout",
@@ -607,6 +635,7 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
         metavar="NAME",
         help="a keystore credential to present if the server asks (default: none)",
     )
+    _add_version_arguments(connect, "offer")
     connect.add_argument("--handshaker", metavar="ADDR", help=handshaker_help)
     connect.add_argument(
         "--handshake-timeout",
@@ -624,7 +653,8 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="TLS handshake-as-a-service: run TLS 1.3 handshakes in a gRPC service.",
+        description="TLS handshake-as-a-service: run TLS 1.3 and TLS 1.2 handshakes in a gRPC "
+        "service.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(

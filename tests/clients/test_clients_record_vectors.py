@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from handshaker_client import (
     ApplicationData,
+    BaseRecordLayer,
     CloseNotifyReceived,
     KeyUpdateReceived,
     LocalProtocolError,
     PeerAlertError,
     RecordLayer,
     RecordProtection,
+    Tls12RecordLayer,
+    Tls12RecordProtection,
     TLSProtocolError,
     TrafficKeys,
 )
@@ -45,7 +48,7 @@ def event_json(event: object) -> dict[str, Any]:
     return {"type": "close_notify"}
 
 
-def run_step(layer: RecordLayer, step: dict[str, Any]) -> dict[str, Any]:
+def run_step(layer: BaseRecordLayer, step: dict[str, Any]) -> dict[str, Any]:
     """One step against the layer: what it produced, in the vectors' terms."""
     action = step["action"]
     got: dict[str, Any] = {}
@@ -66,7 +69,10 @@ def run_step(layer: RecordLayer, step: dict[str, Any]) -> dict[str, Any]:
         except TLSProtocolError:
             got["refused"] = True
     elif action == "update_keys":
-        layer.update_keys(step["request_peer_update"])
+        try:
+            layer.update_keys(step["request_peer_update"])
+        except TLSProtocolError:
+            got["refused"] = True
     elif action == "close":
         layer.close()
     else:
@@ -76,7 +82,8 @@ def run_step(layer: RecordLayer, step: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_scenario(scenario: dict[str, Any]) -> None:
-    layer = RecordLayer(
+    kind = Tls12RecordLayer if scenario.get("version") == 0x0303 else RecordLayer
+    layer = kind(
         scenario["cipher_suite"],
         traffic_keys(scenario["read"]),
         traffic_keys(scenario["write"]),
@@ -123,6 +130,25 @@ def test_single_records_seal_and_open(suite: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("scenario", VECTORS["scenarios"], ids=lambda s: s["name"])
 def test_scenario(scenario: dict[str, Any]) -> None:
+    run_scenario(scenario)
+
+
+@pytest.mark.parametrize("suite", VECTORS["tls12_suites"], ids=lambda s: s["name"])
+def test_tls12_single_records_seal_and_open(suite: dict[str, Any]) -> None:
+    cipher_suite = suite["cipher_suite"]
+    key, iv = bytes.fromhex(suite["key"]), bytes.fromhex(suite["iv"])
+    for vector in suite["records"]:
+        keys = TrafficKeys(b"", key, iv, vector["sequence_number"])
+        record = bytes.fromhex(vector["record"])
+        content = bytes.fromhex(vector["content"])
+        sealed = Tls12RecordProtection(cipher_suite, keys).seal(vector["content_type"], content)
+        assert sealed == record, vector["sequence_number"]
+        opened = Tls12RecordProtection(cipher_suite, keys).open(record[0], record[5:])
+        assert opened == content, vector["sequence_number"]
+
+
+@pytest.mark.parametrize("scenario", VECTORS["tls12_scenarios"], ids=lambda s: s["name"])
+def test_tls12_scenario(scenario: dict[str, Any]) -> None:
     run_scenario(scenario)
 
 

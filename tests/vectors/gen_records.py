@@ -1,4 +1,7 @@
-"""Writes tests/vectors/records.json: the TLS 1.3 record-layer vectors every client checks.
+"""Writes tests/vectors/records.json: the record-layer vectors every client checks.
+
+TLS 1.3 here (`suites`, `scenarios`); TLS 1.2 in gen_records12.py (`tls12_suites`,
+`tls12_scenarios`, whose docstring says what they pin down).
 
 Run from the repository root:
 
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gen_records12  # the TLS 1.2 half (this script's folder is on sys.path)
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -745,10 +749,14 @@ def build() -> dict[str, Any]:
             "content bytes per record we send. Steps: receive (bytes from the peer; expect the "
             "events, the bytes we write in response, and any error), send (application data), "
             "update_keys, close. expect.output is exactly what we write during the step; an "
-            "error ends the scenario."
+            "error ends the scenario. tls12_suites and tls12_scenarios are the same for TLS 1.2 "
+            "(RFC 5246 section 6.2.3.3, RFC 5288, RFC 7905): keys without a secret, iv the "
+            "fixed IV (4-byte GCM salt or 12-byte ChaCha20 IV), records with their content "
+            "type in the header; update_keys is refused."
         ),
         "suites": [suite_vectors(suite) for suite in (AES_128_GCM, AES_256_GCM, CHACHA20)],
         "scenarios": [s.to_json() for s in scenarios()],
+        **gen_records12.build(),
     }
 
 

@@ -38,15 +38,18 @@ from .handshake import (
     resolve_address,
     server_options,
 )
-from .keys import PeerIdentity, SessionKeys, TrafficKeys
+from .keys import PeerIdentity, SessionKeys, Tls12Session, TrafficKeys
+from .layers import open_record_layer
 from .multiplex import AsyncMultiplexer, AsyncMultiplexSession
 from .record import (
     ApplicationData,
+    BaseRecordLayer,
     CloseNotifyReceived,
     KeyUpdateReceived,
     RecordLayer,
     RecordProtection,
 )
+from .record12 import Tls12RecordLayer, Tls12RecordProtection
 from .sockets import TLSSocket, connect, wrap_server_socket
 from .streams import (
     TLSStreamReader,
@@ -65,6 +68,7 @@ __all__ = [
     "AsyncMultiplexer",
     "AsyncStreamSession",
     "AsyncUnarySession",
+    "BaseRecordLayer",
     "CipherSuite",
     "CloseNotifyReceived",
     "ConnectionClosedError",
@@ -88,12 +92,16 @@ __all__ = [
     "TLSSocket",
     "TLSStreamReader",
     "TLSStreamWriter",
+    "Tls12RecordLayer",
+    "Tls12RecordProtection",
+    "Tls12Session",
     "TrafficKeys",
     "UnarySession",
     "alert_name",
     "client_options",
     "connect",
     "open_connection",
+    "open_record_layer",
     "relay_handshake",
     "relay_handshake_async",
     "resolve_address",

@@ -168,10 +168,14 @@ class HandshakerClient:
         return SessionKeys.from_proto(response.keys)
 
     def export_keying_material(
-        self, session_id: str, label: bytes, context: bytes, length: int
+        self, session_id: str, label: bytes, context: bytes | None, length: int
     ) -> bytes:
         request = pb.ExportKeyingMaterialRequest(
-            session_id=session_id, label=label, context=context, length=length
+            session_id=session_id,
+            label=label,
+            context=context or b"",
+            no_context=context is None,
+            length=length,
         )
         try:
             response = self._export(request, timeout=self.rpc_timeout)

@@ -135,6 +135,8 @@ def _connect(args: argparse.Namespace) -> int:
             handshaker=address,
             timeout=CONNECT_TIMEOUT,
             handshake_timeout=args.handshake_timeout,
+            min_version=args.min_version,
+            max_version=args.max_version,
         )
     except HandshakeError as error:
         _say("connect", _handshake_failure(error))
@@ -211,6 +213,8 @@ def terminate_command(args: argparse.Namespace) -> int:
             alpn=alpn,
             client_auth=args.client_auth,
             client_ca_pem=client_ca_pem,
+            min_version=args.min_version,
+            max_version=args.max_version,
         )
     except UsageError as error:
         _say("terminate", f"error: {error}")

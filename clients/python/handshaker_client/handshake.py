@@ -61,8 +61,14 @@ def client_options(
     groups: Iterable[int] = (),
     key_share_groups: Iterable[int] = (),
     keylog: bool = False,
+    min_version: int = 0,
+    max_version: int = 0,
 ) -> pb.ClientOptions:
-    """ClientOptions for a client-role handshake; no trust given means the service's default."""
+    """ClientOptions for a client-role handshake; no trust given means the service's default.
+
+    min_version and max_version are IANA numbers (0x0303 TLS 1.2, 0x0304 TLS 1.3);
+    zero leaves the service's default (both, TLS 1.3 preferred).
+    """
     if trust_bundle is not None and ca_pem is not None:
         raise ValueError("give trust_bundle or ca_pem, not both")
     options = pb.ClientOptions(
@@ -73,6 +79,8 @@ def client_options(
         groups=list(groups),
         key_share_groups=list(key_share_groups),
         keylog=keylog,
+        min_version=min_version,
+        max_version=max_version,
     )
     if trust_bundle is not None:
         options.trust_bundle = trust_bundle
@@ -98,6 +106,8 @@ def server_options(
     cipher_suites: Iterable[int] = (),
     groups: Iterable[int] = (),
     keylog: bool = False,
+    min_version: int = 0,
+    max_version: int = 0,
 ) -> pb.ServerOptions:
     """ServerOptions for a server-role handshake; client_auth is none, optional or required."""
     try:
@@ -113,6 +123,8 @@ def server_options(
         cipher_suites=list(cipher_suites),
         groups=list(groups),
         keylog=keylog,
+        min_version=min_version,
+        max_version=max_version,
     )
     if client_ca_pem is not None:
         pem = client_ca_pem.decode() if isinstance(client_ca_pem, bytes) else client_ca_pem

@@ -16,7 +16,11 @@ DEFAULT_RECORD_SIZE_LIMIT = 2**14
 
 @dataclass(frozen=True, slots=True)
 class TrafficKeys:
-    """One direction's record protection state (RFC 8446 section 7.3)."""
+    """One direction's record protection state.
+
+    TLS 1.3 (RFC 8446 section 7.3): the traffic secret and its key and IV. TLS 1.2: no
+    secret (empty); iv is the fixed IV (AES-GCM's 4-byte salt, ChaCha20's 12 bytes).
+    """
 
     secret: bytes = field(repr=False)
     key: bytes = field(repr=False)
@@ -56,6 +60,26 @@ class PeerIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls12Session:
+    """A TLS 1.2 session's RFC 5705 exporter inputs (TLS 1.3 has exporter_master_secret)."""
+
+    master_secret: bytes = field(repr=False)
+    client_random: bytes = field(repr=False)
+    server_random: bytes = field(repr=False)
+    # True when master_secret is RFC 7627's extended master secret.
+    extended_master_secret: bool = True
+
+    @classmethod
+    def from_proto(cls, message: pb.Tls12Session) -> Tls12Session:
+        return cls(
+            master_secret=message.master_secret,
+            client_random=message.client_random,
+            server_random=message.server_random,
+            extended_master_secret=message.extended_master_secret,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SessionKeys:
     """The keys and negotiated parameters of a completed handshake."""
 
@@ -76,6 +100,8 @@ class SessionKeys:
     # This side's and the peer's CertificateVerify schemes (None: none was sent).
     signature_scheme: int | None = None
     peer_signature_scheme: int | None = None
+    # TLS 1.2 only: the exporter's inputs.
+    tls12: Tls12Session | None = None
 
     @classmethod
     def from_proto(cls, message: pb.SessionKeys) -> SessionKeys:
@@ -95,6 +121,7 @@ class SessionKeys:
             hello_retry=message.hello_retry,
             signature_scheme=message.signature_scheme or None,
             peer_signature_scheme=message.peer_signature_scheme or None,
+            tls12=Tls12Session.from_proto(message.tls12) if message.HasField("tls12") else None,
         )
 
     def describe(self) -> str:

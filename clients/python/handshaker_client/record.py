@@ -1,5 +1,7 @@
 """The TLS 1.3 record layer for application traffic, sans-IO, on the keys the service returned.
 
+BaseRecordLayer is the version-neutral part, which record12.Tls12RecordLayer shares.
+
 RFC 8446 sections 5 (records), 4.6.3 (KeyUpdate), 6 (alerts), 7.2 (traffic key
 update). Bytes in (`receive_data`), events out (`next_event`); everything to
 write to the peer, in order, comes from `data_to_send`. No sockets, no threads,
@@ -46,6 +48,8 @@ MAX_POST_HANDSHAKE_MESSAGE = 2**18
 # one key; rekey well before that.
 KEY_UPDATE_AFTER_RECORDS = 2**23
 
+TLS1_2 = 0x0303
+TLS1_3 = 0x0304
 _OPAQUE_TYPE = bytes((ContentType.APPLICATION_DATA, 3, 3))
 _LEGACY_RECORD_VERSIONS = (0x0301, 0x0302, 0x0303)
 
@@ -213,7 +217,136 @@ class KeyUpdateReceived:
 Event = ApplicationData | CloseNotifyReceived | KeyUpdateReceived
 
 
-class RecordLayer:
+class BaseRecordLayer:
+    """What the TLS 1.3 and TLS 1.2 record layers share, version-neutral: the output
+    queue, fragmenting to the peer's limit, events, closing. Subclasses seal and open."""
+
+    def __init__(
+        self,
+        cipher_suite: int,
+        *,
+        peer_record_size_limit: int = MAX_PLAINTEXT,
+    ) -> None:
+        self.cipher_suite = cipher_suite
+        self._fragment_limit = max(1, min(MAX_PLAINTEXT, peer_record_size_limit or MAX_PLAINTEXT))
+        self._in = bytearray()
+        self._out = bytearray()
+        self._events: deque[Event] = deque()
+        self._handshake = bytearray()
+        self._error: TLSProtocolError | None = None
+        self.write_closed = False
+        self.close_notify_received = False
+
+    @property
+    def read_keys(self) -> TrafficKeys:
+        """The current read keys, with the sequence number of the next record."""
+        raise NotImplementedError
+
+    @property
+    def write_keys(self) -> TrafficKeys:
+        raise NotImplementedError
+
+    @property
+    def fragment_limit(self) -> int:
+        return self._fragment_limit
+
+    def update_keys(self, request_peer_update: bool = True) -> None:
+        raise NotImplementedError
+
+    def _seal(self, content_type: int, content: bytes) -> None:
+        raise NotImplementedError
+
+    def _before_record(self) -> None:
+        """Called before every record we send (TLS 1.3: a KeyUpdate we owe goes first)."""
+
+    def _rekey_due(self) -> bool:
+        return False
+
+    def _process_record_or_raise(self) -> bool:
+        raise NotImplementedError
+
+    # Sending
+
+    def data_to_send(self) -> bytes:
+        """Every record queued since the last call, in order; write them to the peer."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def send_application_data(self, data: bytes) -> None:
+        """Queue `data` as application records of at most min(2^14, the peer's limit) bytes."""
+        self._check_can_send()
+        view = memoryview(data)
+        limit = self._fragment_limit
+        for start in range(0, len(data), limit):
+            self._before_record()
+            if self._rekey_due():
+                self.update_keys(request_peer_update=False)
+            self._seal(ContentType.APPLICATION_DATA, bytes(view[start : start + limit]))
+
+    def close(self) -> None:
+        """Queue a close_notify alert; nothing may be sent after it."""
+        if self.write_closed or self._error is not None:
+            return
+        self._queue_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
+        self.write_closed = True
+
+    def send_alert(self, description: int) -> None:
+        """Queue a fatal alert; the connection is over."""
+        if not self.write_closed:
+            self._queue_alert(description, AlertLevel.FATAL)
+            self.write_closed = True
+
+    def _queue_alert(self, description: int, level: int) -> None:
+        self._before_record()
+        self._seal(ContentType.ALERT, bytes((level, description)))
+
+    def _check_can_send(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self.write_closed:
+            raise TLSProtocolError(AlertDescription.CLOSE_NOTIFY, "the connection is closed")
+
+    # Receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes read from the peer, with any split or coalescing."""
+        if not self.close_notify_received and self._error is None:
+            self._in += data
+
+    def next_event(self) -> Event | None:
+        """The next event, or None when more bytes are needed."""
+        if self._error is not None:
+            raise self._error
+        while not self._events:
+            if self.close_notify_received or not self._process_record():
+                return None
+        return self._events.popleft()
+
+    def events(self) -> Iterator[Event]:
+        """Every event the bytes received so far produce."""
+        while (event := self.next_event()) is not None:
+            yield event
+
+    def _process_record(self) -> bool:
+        try:
+            return self._process_record_or_raise()
+        except LocalProtocolError as error:
+            self._error = error
+            self.send_alert(error.alert)
+            raise
+        except PeerAlertError as error:
+            self._error = error
+            raise
+
+    def _receive_close_notify(self) -> None:
+        # "Any data received after a closure alert has been received MUST be ignored."
+        self.close_notify_received = True
+        self._in.clear()
+        self._events.append(CloseNotifyReceived())
+
+
+class RecordLayer(BaseRecordLayer):
     """Both directions of a TLS 1.3 connection after its handshake."""
 
     def __init__(
@@ -225,29 +358,24 @@ class RecordLayer:
         peer_record_size_limit: int = MAX_PLAINTEXT,
         key_update_after_records: int = KEY_UPDATE_AFTER_RECORDS,
     ) -> None:
-        self.cipher_suite = cipher_suite
+        super().__init__(cipher_suite, peer_record_size_limit=peer_record_size_limit)
         self._read = RecordProtection(cipher_suite, read)
         self._write = RecordProtection(cipher_suite, write)
-        self._fragment_limit = max(1, min(MAX_PLAINTEXT, peer_record_size_limit or MAX_PLAINTEXT))
         self._key_update_after = key_update_after_records
-        self._in = bytearray()
-        self._out = bytearray()
-        self._events: deque[Event] = deque()
-        self._handshake = bytearray()
-        self._error: TLSProtocolError | None = None
         # The peer sent update_requested after our last KeyUpdate: ours goes out before
         # the next record we send. Requests that arrive while it is owed share it: "an
         # implementation which receives multiple KeyUpdates while it is silent [responds]
         # with a single update".
         self._key_update_owed = False
-        self.write_closed = False
-        self.close_notify_received = False
         self.tickets_dropped = 0
         self.key_updates_sent = 0
         self.key_updates_received = 0
 
     @classmethod
     def from_session_keys(cls, keys: SessionKeys) -> RecordLayer:
+        """TLS 1.3 keys only; layers.open_record_layer picks the layer for any version."""
+        if keys.version != TLS1_3:
+            raise ValueError(f"not TLS 1.3 keys: version 0x{keys.version:04x}")
         return cls(
             keys.cipher_suite,
             keys.read,
@@ -264,28 +392,11 @@ class RecordLayer:
     def write_keys(self) -> TrafficKeys:
         return self._write.current_keys()
 
-    @property
-    def fragment_limit(self) -> int:
-        return self._fragment_limit
+    def _before_record(self) -> None:
+        self._send_owed_key_update()
 
-    # Sending
-
-    def data_to_send(self) -> bytes:
-        """Every record queued since the last call, in order; write them to the peer."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def send_application_data(self, data: bytes) -> None:
-        """Queue `data` as application records of at most min(2^14, the peer's limit) bytes."""
-        self._check_can_send()
-        view = memoryview(data)
-        limit = self._fragment_limit
-        for start in range(0, len(data), limit):
-            self._send_owed_key_update()
-            if self._write.sequence_number >= self._key_update_after:
-                self.update_keys(request_peer_update=False)
-            self._seal(ContentType.APPLICATION_DATA, bytes(view[start : start + limit]))
+    def _rekey_due(self) -> bool:
+        return self._write.sequence_number >= self._key_update_after
 
     def update_keys(self, request_peer_update: bool = True) -> None:
         """Send a KeyUpdate and switch to the next write key (RFC 8446 section 4.6.3).
@@ -327,61 +438,6 @@ class RecordLayer:
 
     def _seal(self, content_type: int, content: bytes) -> None:
         self._out += self._write.seal(content_type, content)
-
-    def close(self) -> None:
-        """Queue a close_notify alert; nothing may be sent after it."""
-        if self.write_closed or self._error is not None:
-            return
-        self._queue_alert(AlertDescription.CLOSE_NOTIFY, AlertLevel.WARNING)
-        self.write_closed = True
-
-    def send_alert(self, description: int) -> None:
-        """Queue a fatal alert; the connection is over."""
-        if not self.write_closed:
-            self._queue_alert(description, AlertLevel.FATAL)
-            self.write_closed = True
-
-    def _queue_alert(self, description: int, level: int) -> None:
-        self._send_owed_key_update()
-        self._seal(ContentType.ALERT, bytes((level, description)))
-
-    def _check_can_send(self) -> None:
-        if self._error is not None:
-            raise self._error
-        if self.write_closed:
-            raise TLSProtocolError(AlertDescription.CLOSE_NOTIFY, "the connection is closed")
-
-    # Receiving
-
-    def receive_data(self, data: bytes) -> None:
-        """Bytes read from the peer, with any split or coalescing."""
-        if not self.close_notify_received and self._error is None:
-            self._in += data
-
-    def next_event(self) -> Event | None:
-        """The next event, or None when more bytes are needed."""
-        if self._error is not None:
-            raise self._error
-        while not self._events:
-            if self.close_notify_received or not self._process_record():
-                return None
-        return self._events.popleft()
-
-    def events(self) -> Iterator[Event]:
-        """Every event the bytes received so far produce."""
-        while (event := self.next_event()) is not None:
-            yield event
-
-    def _process_record(self) -> bool:
-        try:
-            return self._process_record_or_raise()
-        except LocalProtocolError as error:
-            self._error = error
-            self.send_alert(error.alert)
-            raise
-        except PeerAlertError as error:
-            self._error = error
-            raise
 
     def _process_record_or_raise(self) -> bool:
         buffer = self._in
@@ -435,10 +491,7 @@ class RecordLayer:
             raise LocalProtocolError(AlertDescription.DECODE_ERROR, "an alert is two bytes")
         description = content[1]
         if description == AlertDescription.CLOSE_NOTIFY:
-            # "Any data received after a closure alert has been received MUST be ignored."
-            self.close_notify_received = True
-            self._in.clear()
-            self._events.append(CloseNotifyReceived())
+            self._receive_close_notify()
         elif description == AlertDescription.USER_CANCELED:
             # A closure alert that the peer follows with close_notify.
             pass

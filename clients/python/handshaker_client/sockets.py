@@ -33,7 +33,8 @@ from .handshake import (
     server_options,
 )
 from .keys import PeerIdentity, SessionKeys
-from .record import ApplicationData, CloseNotifyReceived, RecordLayer
+from .layers import open_record_layer
+from .record import ApplicationData, BaseRecordLayer, CloseNotifyReceived
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -42,7 +43,7 @@ Api = Literal["stream", "unary"]
 
 
 class TLSSocket:
-    """A socket-like TLS 1.3 connection: sendall/recv/close/makefile, plus what was negotiated."""
+    """A socket-like TLS 1.3 or 1.2 connection: sendall/recv/close/makefile, and what was agreed."""
 
     def __init__(
         self,
@@ -55,7 +56,7 @@ class TLSSocket:
         self.keys: SessionKeys = established.keys
         self.summary: pb.HandshakeSummary | None = established.summary
         self.suppress_ragged_eofs = suppress_ragged_eofs
-        self._records = RecordLayer.from_session_keys(established.keys)
+        self._records = open_record_layer(established.keys)
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
@@ -88,7 +89,7 @@ class TLSSocket:
         return self.keys.version
 
     @property
-    def record_layer(self) -> RecordLayer:
+    def record_layer(self) -> BaseRecordLayer:
         return self._records
 
     # Socket plumbing
@@ -336,6 +337,8 @@ def connect(
     timeout: float | None = None,
     options: pb.ClientOptions | None = None,
     handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+    min_version: int = 0,
+    max_version: int = 0,
 ) -> TLSSocket:
     """Connect over TCP and run the client handshake in the service.
 
@@ -352,6 +355,8 @@ def connect(
             trust_bundle=trust_bundle,
             ca_pem=ca_pem,
             credential=credential,
+            min_version=min_version,
+            max_version=max_version,
         )
     sock = socket.create_connection((host, port), timeout=timeout)
     try:

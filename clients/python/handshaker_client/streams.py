@@ -35,7 +35,8 @@ from .handshake import (
     server_options,
 )
 from .keys import SessionKeys
-from .record import ApplicationData, CloseNotifyReceived, RecordLayer
+from .layers import open_record_layer
+from .record import ApplicationData, BaseRecordLayer, CloseNotifyReceived
 
 log = logging.getLogger("handshaker_client.streams")
 
@@ -55,7 +56,7 @@ class _Connection:
         self.writer = writer
         self.keys = established.keys
         self.summary = established.summary
-        self.records = RecordLayer.from_session_keys(established.keys)
+        self.records = open_record_layer(established.keys)
         self.pending = established.early_records
 
     def flush(self) -> None:
@@ -194,7 +195,7 @@ class TLSStreamWriter:
         return self._connection.keys.peer.chain_der
 
     @property
-    def record_layer(self) -> RecordLayer:
+    def record_layer(self) -> BaseRecordLayer:
         return self._connection.records
 
     @property

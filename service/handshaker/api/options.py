@@ -29,6 +29,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
+from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -47,8 +48,10 @@ from handshaker.tls.config import (
     DEFAULT_GROUPS,
     DEFAULT_KEY_SHARE_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
+    DEFAULT_TLS12_SIGNATURE_SCHEMES,
 )
 from handshaker.tls.groups import SUPPORTED_GROUPS
+from handshaker.tls.tls12.suites import DEFAULT_TLS12_CIPHER_SUITES
 from handshaker.v1 import handshaker_pb2 as pb
 
 from . import audit
@@ -162,6 +165,67 @@ def _code_points(
     if unknown:
         raise InvalidOptions(f"unsupported {what}: {', '.join(hex(v) for v in unknown)}")
     return tuple(values)
+
+
+_VERSIONS = {ProtocolVersion.TLS1_2: "TLS 1.2", ProtocolVersion.TLS1_3: "TLS 1.3"}
+
+
+class _Versions(TypedDict):
+    min_version: int
+    max_version: int
+
+
+class _Suites(TypedDict):
+    cipher_suites: tuple[int, ...]
+    tls12_cipher_suites: tuple[int, ...]
+
+
+class _Schemes(TypedDict):
+    signature_schemes: tuple[int, ...]
+    tls12_signature_schemes: tuple[int, ...]
+
+
+def _versions(min_version: int, max_version: int) -> _Versions:
+    """The engine's min_version/max_version from the options' (zero: TLS 1.2, TLS 1.3)."""
+    low = min_version or ProtocolVersion.TLS1_2
+    high = max_version or ProtocolVersion.TLS1_3
+    for field, value in (("min_version", low), ("max_version", high)):
+        if value not in _VERSIONS:
+            # Below TLS 1.2 is refused as "unsupported", not silently raised.
+            raise InvalidOptions(
+                f"{field}: unsupported version 0x{value:04x} (0x0303 TLS 1.2 or 0x0304 TLS 1.3)"
+            )
+    if low > high:
+        raise InvalidOptions("min_version is above max_version")
+    return {"min_version": low, "max_version": high}
+
+
+def _suites(values: Sequence[int]) -> _Suites:
+    """One list of TLS 1.3 and TLS 1.2 suites, split per version; a version the list
+    names no suite of keeps its defaults."""
+    tls13 = [v for v in values if v in DEFAULT_CIPHER_SUITES]
+    tls12 = [v for v in values if v in DEFAULT_TLS12_CIPHER_SUITES]
+    unknown = [v for v in values if v not in DEFAULT_CIPHER_SUITES and v not in tls12]
+    if unknown:
+        raise InvalidOptions(f"unsupported cipher suites: {', '.join(hex(v) for v in unknown)}")
+    return {
+        "cipher_suites": tuple(tls13) or DEFAULT_CIPHER_SUITES,
+        "tls12_cipher_suites": tuple(tls12) or DEFAULT_TLS12_CIPHER_SUITES,
+    }
+
+
+def _schemes(values: Sequence[int]) -> _Schemes:
+    """Signature schemes, the TLS 1.2-only rsa_pkcs1_* ones split off; a list without
+    either kind keeps that kind's defaults."""
+    both = [v for v in values if v in DEFAULT_SIGNATURE_SCHEMES]
+    tls12 = [v for v in values if v in DEFAULT_TLS12_SIGNATURE_SCHEMES]
+    unknown = [v for v in values if v not in DEFAULT_SIGNATURE_SCHEMES and v not in tls12]
+    if unknown:
+        raise InvalidOptions(f"unsupported signature schemes: {', '.join(hex(v) for v in unknown)}")
+    return {
+        "signature_schemes": tuple(both) or DEFAULT_SIGNATURE_SCHEMES,
+        "tls12_signature_schemes": tuple(tls12) or DEFAULT_TLS12_SIGNATURE_SCHEMES,
+    }
 
 
 def _pem_anchors(pem: str, field: str, max_count: int) -> tuple[x509.Certificate, ...]:
@@ -363,23 +427,18 @@ class ConfigFactory:
         )
         try:
             return ClientConfig(
-                # TLS 1.3 only through the service until the proto and the client
-                # libraries carry TLS 1.2 keys (issue 10, items 5-service, 6).
-                min_version=ProtocolVersion.TLS1_3,
+                **_versions(options.min_version, options.max_version),
+                require_extended_master_secret=not options.allow_legacy_master_secret,
                 server_name=options.server_name or None,
                 trust_anchors=anchors,
                 shared_trust_store=self.trust_store(anchors),
                 verify_peer=not options.insecure_skip_verify,
                 check_hostname=not options.skip_hostname_check,
                 alpn_protocols=_alpn(options.alpn_protocols),
-                cipher_suites=_code_points(
-                    options.cipher_suites, DEFAULT_CIPHER_SUITES, "cipher suites"
-                ),
+                **_suites(options.cipher_suites),
                 supported_groups=groups,
                 key_share_groups=key_share_groups,
-                signature_schemes=_code_points(
-                    options.signature_schemes, DEFAULT_SIGNATURE_SCHEMES, "signature schemes"
-                ),
+                **_schemes(options.signature_schemes),
                 credential=credential,
                 keylog=options.keylog,
             )
@@ -436,19 +495,15 @@ class ConfigFactory:
             anchors = keystore.trust_bundle(DEFAULT_TRUST_BUNDLE)
         try:
             return ServerConfig(
-                # TLS 1.3 only through the service for now (see ClientConfig above).
-                min_version=ProtocolVersion.TLS1_3,
+                **_versions(options.min_version, options.max_version),
+                require_extended_master_secret=not options.allow_legacy_master_secret,
                 credential_selector=selector,
                 alpn_protocols=_alpn(options.alpn_protocols),
-                cipher_suites=_code_points(
-                    options.cipher_suites, DEFAULT_CIPHER_SUITES, "cipher suites"
-                ),
+                **_suites(options.cipher_suites),
                 supported_groups=_code_points(
                     options.groups, DEFAULT_GROUPS, "groups", SUPPORTED_GROUPS
                 ),
-                signature_schemes=_code_points(
-                    options.signature_schemes, DEFAULT_SIGNATURE_SCHEMES, "signature schemes"
-                ),
+                **_schemes(options.signature_schemes),
                 client_auth=client_auth,
                 client_trust_anchors=anchors,
                 shared_client_trust_store=self.trust_store(anchors),

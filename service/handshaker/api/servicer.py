@@ -57,6 +57,7 @@ from handshaker.tls import (
     HandshakeComplete,
     HandshakeFailed,
     HandshakeResult,
+    ProtocolVersion,
     ServerConfig,
     ServerConnection,
     TrafficKeys,
@@ -76,6 +77,16 @@ log = logging.getLogger("handshaker.api")
 # One request's handshake bytes; a whole flight with a long chain is far smaller.
 MAX_IN_BYTES = 1 << 20
 MAX_EXPORT_LENGTH = 16384
+# The PRF labels of RFC 5246 and RFC 7627, which an RFC 5705 exporter must not reuse.
+TLS12_RESERVED_LABELS = frozenset(
+    {
+        b"client finished",
+        b"server finished",
+        b"master secret",
+        b"key expansion",
+        b"extended master secret",
+    }
+)
 # Defaults of the bounds (serve flags say the same).
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 # Partial records and an unfinished handshake message; a flight with a long chain
@@ -180,6 +191,12 @@ def _fill_session_keys(
     _fill_traffic_keys(keys.read, result.read)
     _fill_traffic_keys(keys.write, result.write)
     keys.exporter_master_secret = result.exporter_master_secret
+    if result.version == ProtocolVersion.TLS1_2:
+        tls12 = keys.tls12
+        tls12.master_secret = result.master_secret
+        tls12.client_random = result.client_random
+        tls12.server_random = result.server_random
+        tls12.extended_master_secret = result.extended_master_secret
     keys.keylog.extend(result.keylog)
     keys.peer_record_size_limit = result.peer_record_size_limit
     keys.hello_retry = result.hello_retry
@@ -526,9 +543,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             session.connection = self._restore(session, owner)
         return session
 
-    def _restore(
-        self, session: Session, owner: Principal
-    ) -> ClientConnection | ServerConnection:
+    def _restore(self, session: Session, owner: Principal) -> ClientConnection | ServerConnection:
         """A shared store's snapshot as a live connection, with the config rebuilt from the
         session's start options for its owner (so a grant revoked since is PERMISSION_DENIED,
         a credential removed since NOT_FOUND)."""
@@ -639,9 +654,18 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         # HkdfLabel.label is <7..255> including the "tls13 " prefix.
         if not 1 <= len(request.label) <= 249:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "label must be 1 to 249 bytes")
-        if request.length > 255 * CipherSuiteParams.for_suite(result.cipher_suite).hash_len:
+        context_value: bytes | None = request.context
+        if result.version == ProtocolVersion.TLS1_2:
+            # RFC 5705 section 4: the labels the TLS PRF itself uses are not exporters.
+            if request.label in TLS12_RESERVED_LABELS:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "label is reserved by TLS 1.2")
+            if len(request.context) >= 2**16:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "context must be under 65536 bytes")
+            if request.no_context:
+                context_value = None
+        elif request.length > 255 * CipherSuiteParams.for_suite(result.cipher_suite).hash_len:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "length too large for the hash")
-        material = result.export_keying_material(request.label, request.context, request.length)
+        material = result.export_keying_material(request.label, context_value, request.length)
         return pb.ExportKeyingMaterialResponse(keying_material=material)
 
     @_unary

@@ -30,7 +30,7 @@ HANDSHAKE_STATE_COMPLETE: HandshakeState
 HANDSHAKE_STATE_FAILED: HandshakeState
 
 class ClientOptions(_message.Message):
-    __slots__ = ("server_name", "alpn_protocols", "trust_bundle", "trust_anchors_pem", "credential", "cipher_suites", "groups", "key_share_groups", "signature_schemes", "insecure_skip_verify", "skip_hostname_check", "keylog")
+    __slots__ = ("server_name", "alpn_protocols", "trust_bundle", "trust_anchors_pem", "credential", "cipher_suites", "groups", "key_share_groups", "signature_schemes", "insecure_skip_verify", "skip_hostname_check", "keylog", "min_version", "max_version", "allow_legacy_master_secret")
     SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
     ALPN_PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     TRUST_BUNDLE_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,9 @@ class ClientOptions(_message.Message):
     INSECURE_SKIP_VERIFY_FIELD_NUMBER: _ClassVar[int]
     SKIP_HOSTNAME_CHECK_FIELD_NUMBER: _ClassVar[int]
     KEYLOG_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_LEGACY_MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
     server_name: str
     alpn_protocols: _containers.RepeatedScalarFieldContainer[str]
     trust_bundle: str
@@ -55,10 +58,13 @@ class ClientOptions(_message.Message):
     insecure_skip_verify: bool
     skip_hostname_check: bool
     keylog: bool
-    def __init__(self, server_name: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., trust_bundle: _Optional[str] = ..., trust_anchors_pem: _Optional[str] = ..., credential: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., key_share_groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., insecure_skip_verify: _Optional[bool] = ..., skip_hostname_check: _Optional[bool] = ..., keylog: _Optional[bool] = ...) -> None: ...
+    min_version: int
+    max_version: int
+    allow_legacy_master_secret: bool
+    def __init__(self, server_name: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., trust_bundle: _Optional[str] = ..., trust_anchors_pem: _Optional[str] = ..., credential: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., key_share_groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., insecure_skip_verify: _Optional[bool] = ..., skip_hostname_check: _Optional[bool] = ..., keylog: _Optional[bool] = ..., min_version: _Optional[int] = ..., max_version: _Optional[int] = ..., allow_legacy_master_secret: _Optional[bool] = ...) -> None: ...
 
 class ServerOptions(_message.Message):
-    __slots__ = ("credential", "alpn_protocols", "client_auth", "client_trust_bundle", "client_trust_anchors_pem", "cipher_suites", "groups", "signature_schemes", "keylog")
+    __slots__ = ("credential", "alpn_protocols", "client_auth", "client_trust_bundle", "client_trust_anchors_pem", "cipher_suites", "groups", "signature_schemes", "keylog", "min_version", "max_version", "allow_legacy_master_secret")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     ALPN_PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_AUTH_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +74,9 @@ class ServerOptions(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_SCHEMES_FIELD_NUMBER: _ClassVar[int]
     KEYLOG_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_LEGACY_MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
     credential: str
     alpn_protocols: _containers.RepeatedScalarFieldContainer[str]
     client_auth: ClientAuth
@@ -77,7 +86,10 @@ class ServerOptions(_message.Message):
     groups: _containers.RepeatedScalarFieldContainer[int]
     signature_schemes: _containers.RepeatedScalarFieldContainer[int]
     keylog: bool
-    def __init__(self, credential: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., client_auth: _Optional[_Union[ClientAuth, str]] = ..., client_trust_bundle: _Optional[str] = ..., client_trust_anchors_pem: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., keylog: _Optional[bool] = ...) -> None: ...
+    min_version: int
+    max_version: int
+    allow_legacy_master_secret: bool
+    def __init__(self, credential: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., client_auth: _Optional[_Union[ClientAuth, str]] = ..., client_trust_bundle: _Optional[str] = ..., client_trust_anchors_pem: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., keylog: _Optional[bool] = ..., min_version: _Optional[int] = ..., max_version: _Optional[int] = ..., allow_legacy_master_secret: _Optional[bool] = ...) -> None: ...
 
 class StartClientRequest(_message.Message):
     __slots__ = ("options", "keys_in_response")
@@ -142,16 +154,18 @@ class GetKeysResponse(_message.Message):
     def __init__(self, keys: _Optional[_Union[SessionKeys, _Mapping]] = ...) -> None: ...
 
 class ExportKeyingMaterialRequest(_message.Message):
-    __slots__ = ("session_id", "label", "context", "length")
+    __slots__ = ("session_id", "label", "context", "no_context", "length")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    NO_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     label: bytes
     context: bytes
+    no_context: bool
     length: int
-    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[bytes] = ..., context: _Optional[bytes] = ..., length: _Optional[int] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[bytes] = ..., context: _Optional[bytes] = ..., no_context: _Optional[bool] = ..., length: _Optional[int] = ...) -> None: ...
 
 class ExportKeyingMaterialResponse(_message.Message):
     __slots__ = ("keying_material",)
@@ -303,8 +317,20 @@ class TrafficKeys(_message.Message):
     sequence_number: int
     def __init__(self, secret: _Optional[bytes] = ..., key: _Optional[bytes] = ..., iv: _Optional[bytes] = ..., sequence_number: _Optional[int] = ...) -> None: ...
 
+class Tls12Session(_message.Message):
+    __slots__ = ("master_secret", "client_random", "server_random", "extended_master_secret")
+    MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_RANDOM_FIELD_NUMBER: _ClassVar[int]
+    SERVER_RANDOM_FIELD_NUMBER: _ClassVar[int]
+    EXTENDED_MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    master_secret: bytes
+    client_random: bytes
+    server_random: bytes
+    extended_master_secret: bool
+    def __init__(self, master_secret: _Optional[bytes] = ..., client_random: _Optional[bytes] = ..., server_random: _Optional[bytes] = ..., extended_master_secret: _Optional[bool] = ...) -> None: ...
+
 class SessionKeys(_message.Message):
-    __slots__ = ("version", "cipher_suite", "group", "alpn_protocol", "resumed", "server_name", "peer", "read", "write", "exporter_master_secret", "keylog", "peer_record_size_limit", "hello_retry", "signature_scheme", "peer_signature_scheme")
+    __slots__ = ("version", "cipher_suite", "group", "alpn_protocol", "resumed", "server_name", "peer", "read", "write", "exporter_master_secret", "keylog", "peer_record_size_limit", "hello_retry", "signature_scheme", "peer_signature_scheme", "tls12")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CIPHER_SUITE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +346,7 @@ class SessionKeys(_message.Message):
     HELLO_RETRY_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_SCHEME_FIELD_NUMBER: _ClassVar[int]
     PEER_SIGNATURE_SCHEME_FIELD_NUMBER: _ClassVar[int]
+    TLS12_FIELD_NUMBER: _ClassVar[int]
     version: int
     cipher_suite: int
     group: int
@@ -335,4 +362,5 @@ class SessionKeys(_message.Message):
     hello_retry: bool
     signature_scheme: int
     peer_signature_scheme: int
-    def __init__(self, version: _Optional[int] = ..., cipher_suite: _Optional[int] = ..., group: _Optional[int] = ..., alpn_protocol: _Optional[str] = ..., resumed: _Optional[bool] = ..., server_name: _Optional[str] = ..., peer: _Optional[_Union[PeerIdentity, _Mapping]] = ..., read: _Optional[_Union[TrafficKeys, _Mapping]] = ..., write: _Optional[_Union[TrafficKeys, _Mapping]] = ..., exporter_master_secret: _Optional[bytes] = ..., keylog: _Optional[_Iterable[str]] = ..., peer_record_size_limit: _Optional[int] = ..., hello_retry: _Optional[bool] = ..., signature_scheme: _Optional[int] = ..., peer_signature_scheme: _Optional[int] = ...) -> None: ...
+    tls12: Tls12Session
+    def __init__(self, version: _Optional[int] = ..., cipher_suite: _Optional[int] = ..., group: _Optional[int] = ..., alpn_protocol: _Optional[str] = ..., resumed: _Optional[bool] = ..., server_name: _Optional[str] = ..., peer: _Optional[_Union[PeerIdentity, _Mapping]] = ..., read: _Optional[_Union[TrafficKeys, _Mapping]] = ..., write: _Optional[_Union[TrafficKeys, _Mapping]] = ..., exporter_master_secret: _Optional[bytes] = ..., keylog: _Optional[_Iterable[str]] = ..., peer_record_size_limit: _Optional[int] = ..., hello_retry: _Optional[bool] = ..., signature_scheme: _Optional[int] = ..., peer_signature_scheme: _Optional[int] = ..., tls12: _Optional[_Union[Tls12Session, _Mapping]] = ...) -> None: ...

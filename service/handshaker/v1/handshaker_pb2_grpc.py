@@ -122,7 +122,8 @@ class HandshakerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportKeyingMaterial(self, request, context):
-        """Derives keying material with the RFC 8446 section 7.5 exporter of a COMPLETE session.
+        """Derives keying material with the exporter of a COMPLETE session: RFC 8446
+        section 7.5 for TLS 1.3, RFC 5705 for TLS 1.2.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,4 +1,4 @@
-// The handshaker contract: TLS 1.3 handshakes run by the service, keys handed back.
+// The handshaker contract: TLS 1.3 and TLS 1.2 handshakes run by the service, keys handed back.
 //
 // The caller owns the socket and the record layer. It relays handshake bytes
 // between its peer and the service; when a handshake completes it receives the
@@ -173,23 +173,34 @@ type ClientOptions struct {
 	// The keystore name of the client certificate to present when the server asks
 	// for one. Empty: none.
 	Credential string `protobuf:"bytes,5,opt,name=credential,proto3" json:"credential,omitempty"`
-	// TLS cipher suites to offer (IANA), most preferred first. Empty: the defaults.
+	// TLS cipher suites to offer (IANA), most preferred first, TLS 1.3 and TLS 1.2
+	// suites in one list. Empty: the defaults. A version the list names no suite
+	// of keeps its default suites (min_version and max_version switch a version off).
 	CipherSuites []uint32 `protobuf:"varint,6,rep,packed,name=cipher_suites,json=cipherSuites,proto3" json:"cipher_suites,omitempty"`
 	// Named groups to offer in supported_groups (IANA). Empty: the defaults.
 	Groups []uint32 `protobuf:"varint,7,rep,packed,name=groups,proto3" json:"groups,omitempty"`
 	// Groups to send a key_share for in the first ClientHello (IANA); a subset of
 	// groups. Empty: the defaults.
 	KeyShareGroups []uint32 `protobuf:"varint,8,rep,packed,name=key_share_groups,json=keyShareGroups,proto3" json:"key_share_groups,omitempty"`
-	// Signature schemes to accept in CertificateVerify (IANA). Empty: the defaults.
+	// Signature schemes to accept in CertificateVerify and, in TLS 1.2, in
+	// ServerKeyExchange (IANA). Empty: the defaults. The rsa_pkcs1_* schemes are
+	// TLS 1.2 only; a list without any keeps their defaults for TLS 1.2.
 	SignatureSchemes []uint32 `protobuf:"varint,9,rep,packed,name=signature_schemes,json=signatureSchemes,proto3" json:"signature_schemes,omitempty"`
 	// Accept any server certificate. For tests only; the zero value verifies.
 	InsecureSkipVerify bool `protobuf:"varint,10,opt,name=insecure_skip_verify,json=insecureSkipVerify,proto3" json:"insecure_skip_verify,omitempty"`
 	// Validate the chain but not that it names server_name.
 	SkipHostnameCheck bool `protobuf:"varint,11,opt,name=skip_hostname_check,json=skipHostnameCheck,proto3" json:"skip_hostname_check,omitempty"`
 	// Fill SessionKeys.keylog with NSS key-log lines (SSLKEYLOGFILE format).
-	Keylog        bool `protobuf:"varint,12,opt,name=keylog,proto3" json:"keylog,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Keylog bool `protobuf:"varint,12,opt,name=keylog,proto3" json:"keylog,omitempty"`
+	// The lowest and the highest protocol version to offer (IANA: 0x0303 TLS 1.2,
+	// 0x0304 TLS 1.3). Zero: TLS 1.2 and TLS 1.3. Nothing below TLS 1.2 exists here.
+	MinVersion uint32 `protobuf:"varint,13,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	MaxVersion uint32 `protobuf:"varint,14,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	// TLS 1.2: accept a server without the RFC 7627 extended master secret.
+	// Off (the default), such a server is refused with handshake_failure.
+	AllowLegacyMasterSecret bool `protobuf:"varint,15,opt,name=allow_legacy_master_secret,json=allowLegacyMasterSecret,proto3" json:"allow_legacy_master_secret,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ClientOptions) Reset() {
@@ -317,6 +328,27 @@ func (x *ClientOptions) GetKeylog() bool {
 	return false
 }
 
+func (x *ClientOptions) GetMinVersion() uint32 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
+func (x *ClientOptions) GetMaxVersion() uint32 {
+	if x != nil {
+		return x.MaxVersion
+	}
+	return 0
+}
+
+func (x *ClientOptions) GetAllowLegacyMasterSecret() bool {
+	if x != nil {
+		return x.AllowLegacyMasterSecret
+	}
+	return false
+}
+
 type isClientOptions_Trust interface {
 	isClientOptions_Trust()
 }
@@ -356,12 +388,21 @@ type ServerOptions struct {
 	CipherSuites []uint32 `protobuf:"varint,6,rep,packed,name=cipher_suites,json=cipherSuites,proto3" json:"cipher_suites,omitempty"`
 	// Named groups to accept (IANA), most preferred first. Empty: the defaults.
 	Groups []uint32 `protobuf:"varint,7,rep,packed,name=groups,proto3" json:"groups,omitempty"`
-	// Signature schemes to accept in a client's CertificateVerify (IANA). Empty: the defaults.
+	// Signature schemes to accept in a client's CertificateVerify and to sign a
+	// TLS 1.2 ServerKeyExchange with (IANA). Empty: the defaults. The rsa_pkcs1_*
+	// schemes are TLS 1.2 only; a list without any keeps their defaults for TLS 1.2.
 	SignatureSchemes []uint32 `protobuf:"varint,8,rep,packed,name=signature_schemes,json=signatureSchemes,proto3" json:"signature_schemes,omitempty"`
 	// Fill SessionKeys.keylog with NSS key-log lines (SSLKEYLOGFILE format).
-	Keylog        bool `protobuf:"varint,9,opt,name=keylog,proto3" json:"keylog,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Keylog bool `protobuf:"varint,9,opt,name=keylog,proto3" json:"keylog,omitempty"`
+	// The lowest and the highest protocol version to accept (IANA: 0x0303 TLS 1.2,
+	// 0x0304 TLS 1.3). Zero: TLS 1.2 and TLS 1.3, TLS 1.3 preferred.
+	MinVersion uint32 `protobuf:"varint,10,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	MaxVersion uint32 `protobuf:"varint,11,opt,name=max_version,json=maxVersion,proto3" json:"max_version,omitempty"`
+	// TLS 1.2: accept a client without the RFC 7627 extended master secret.
+	// Off (the default), such a client is refused with handshake_failure.
+	AllowLegacyMasterSecret bool `protobuf:"varint,12,opt,name=allow_legacy_master_secret,json=allowLegacyMasterSecret,proto3" json:"allow_legacy_master_secret,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ServerOptions) Reset() {
@@ -464,6 +505,27 @@ func (x *ServerOptions) GetSignatureSchemes() []uint32 {
 func (x *ServerOptions) GetKeylog() bool {
 	if x != nil {
 		return x.Keylog
+	}
+	return false
+}
+
+func (x *ServerOptions) GetMinVersion() uint32 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
+func (x *ServerOptions) GetMaxVersion() uint32 {
+	if x != nil {
+		return x.MaxVersion
+	}
+	return 0
+}
+
+func (x *ServerOptions) GetAllowLegacyMasterSecret() bool {
+	if x != nil {
+		return x.AllowLegacyMasterSecret
 	}
 	return false
 }
@@ -908,6 +970,9 @@ type ExportKeyingMaterialRequest struct {
 	Label []byte `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
 	// The context value; in TLS 1.3 an absent context equals an empty one.
 	Context []byte `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	// TLS 1.2 (RFC 5705) tells an empty context from none: set this to derive
+	// with no context at all. TLS 1.3 ignores it.
+	NoContext bool `protobuf:"varint,5,opt,name=no_context,json=noContext,proto3" json:"no_context,omitempty"`
 	// How many bytes to derive.
 	Length        uint32 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -963,6 +1028,13 @@ func (x *ExportKeyingMaterialRequest) GetContext() []byte {
 		return x.Context
 	}
 	return nil
+}
+
+func (x *ExportKeyingMaterialRequest) GetNoContext() bool {
+	if x != nil {
+		return x.NoContext
+	}
+	return false
 }
 
 func (x *ExportKeyingMaterialRequest) GetLength() uint32 {
@@ -1678,7 +1750,7 @@ func (x *HandshakeFailure) GetSentByPeer() bool {
 // What a completed handshake negotiated, without any secret.
 type HandshakeSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The protocol version (IANA), 0x0304 for TLS 1.3.
+	// The protocol version (IANA): 0x0304 TLS 1.3, 0x0303 TLS 1.2.
 	Version     uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	CipherSuite uint32 `protobuf:"varint,2,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
 	// The key exchange group (IANA NamedGroup).
@@ -1690,9 +1762,11 @@ type HandshakeSummary struct {
 	Resumed    bool   `protobuf:"varint,6,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	// True when a HelloRetryRequest was part of the handshake.
 	HelloRetry bool `protobuf:"varint,7,opt,name=hello_retry,json=helloRetry,proto3" json:"hello_retry,omitempty"`
-	// The scheme this side signed its CertificateVerify with; 0 when it sent none.
+	// The scheme this side signed its CertificateVerify (a TLS 1.2 server: its
+	// ServerKeyExchange) with; 0 when it signed nothing.
 	SignatureScheme uint32 `protobuf:"varint,8,opt,name=signature_scheme,json=signatureScheme,proto3" json:"signature_scheme,omitempty"`
-	// The scheme of the peer's CertificateVerify; 0 when the peer sent no certificate.
+	// The scheme of the peer's CertificateVerify (a TLS 1.2 server's:
+	// ServerKeyExchange); 0 when the peer sent no certificate.
 	PeerSignatureScheme uint32        `protobuf:"varint,9,opt,name=peer_signature_scheme,json=peerSignatureScheme,proto3" json:"peer_signature_scheme,omitempty"`
 	Peer                *PeerIdentity `protobuf:"bytes,10,opt,name=peer,proto3" json:"peer,omitempty"`
 	unknownFields       protoimpl.UnknownFields
@@ -1879,11 +1953,17 @@ func (x *PeerIdentity) GetSubject() string {
 	return ""
 }
 
-// One direction's record protection state (RFC 8446 section 7.3).
+// One direction's record protection state.
+//
+// TLS 1.3 (RFC 8446 section 7.3): the traffic secret, and the key and 12-byte IV
+// derived from it. TLS 1.2 has no traffic secret (secret is empty) and no key
+// update: key and iv come from the key block (RFC 5246 section 6.3), iv being
+// the fixed IV: the 4-byte salt of AES-GCM (RFC 5288; the record carries the
+// other 8 nonce bytes) or the 12-byte IV of ChaCha20-Poly1305 (RFC 7905).
 type TrafficKeys struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The traffic secret this key and IV were derived from; with it a caller
-	// handles KeyUpdate itself.
+	// TLS 1.3: the traffic secret this key and IV were derived from; with it a
+	// caller handles KeyUpdate itself. Empty for TLS 1.2.
 	Secret []byte `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
 	Key    []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Iv     []byte `protobuf:"bytes,3,opt,name=iv,proto3" json:"iv,omitempty"`
@@ -1951,11 +2031,85 @@ func (x *TrafficKeys) GetSequenceNumber() uint64 {
 	return 0
 }
 
+// What a TLS 1.2 session has instead of TLS 1.3's exporter_master_secret: the
+// inputs of the RFC 5705 exporter (PRF(master_secret, label, client_random +
+// server_random [+ context])).
+type Tls12Session struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MasterSecret []byte                 `protobuf:"bytes,1,opt,name=master_secret,json=masterSecret,proto3" json:"master_secret,omitempty"`
+	ClientRandom []byte                 `protobuf:"bytes,2,opt,name=client_random,json=clientRandom,proto3" json:"client_random,omitempty"`
+	ServerRandom []byte                 `protobuf:"bytes,3,opt,name=server_random,json=serverRandom,proto3" json:"server_random,omitempty"`
+	// True when the master secret is RFC 7627's extended master secret.
+	ExtendedMasterSecret bool `protobuf:"varint,4,opt,name=extended_master_secret,json=extendedMasterSecret,proto3" json:"extended_master_secret,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Tls12Session) Reset() {
+	*x = Tls12Session{}
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tls12Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tls12Session) ProtoMessage() {}
+
+func (x *Tls12Session) ProtoReflect() protoreflect.Message {
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tls12Session.ProtoReflect.Descriptor instead.
+func (*Tls12Session) Descriptor() ([]byte, []int) {
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Tls12Session) GetMasterSecret() []byte {
+	if x != nil {
+		return x.MasterSecret
+	}
+	return nil
+}
+
+func (x *Tls12Session) GetClientRandom() []byte {
+	if x != nil {
+		return x.ClientRandom
+	}
+	return nil
+}
+
+func (x *Tls12Session) GetServerRandom() []byte {
+	if x != nil {
+		return x.ServerRandom
+	}
+	return nil
+}
+
+func (x *Tls12Session) GetExtendedMasterSecret() bool {
+	if x != nil {
+		return x.ExtendedMasterSecret
+	}
+	return false
+}
+
 // Everything a caller needs to protect the application records of a completed
 // handshake, and what the handshake negotiated.
 type SessionKeys struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The protocol version (IANA), 0x0304 for TLS 1.3.
+	// The protocol version (IANA): 0x0304 TLS 1.3, 0x0303 TLS 1.2. It says how
+	// to use the keys: TLS 1.2 records (RFC 5246 section 6.2.3.3) have their
+	// content type in the header and no KeyUpdate.
 	Version     uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	CipherSuite uint32 `protobuf:"varint,2,opt,name=cipher_suite,json=cipherSuite,proto3" json:"cipher_suite,omitempty"`
 	// The key exchange group (IANA NamedGroup).
@@ -1969,27 +2123,32 @@ type SessionKeys struct {
 	// Keys for records the peer sends.
 	Read *TrafficKeys `protobuf:"bytes,8,opt,name=read,proto3" json:"read,omitempty"`
 	// Keys for records this side sends.
-	Write                *TrafficKeys `protobuf:"bytes,9,opt,name=write,proto3" json:"write,omitempty"`
-	ExporterMasterSecret []byte       `protobuf:"bytes,10,opt,name=exporter_master_secret,json=exporterMasterSecret,proto3" json:"exporter_master_secret,omitempty"`
+	Write *TrafficKeys `protobuf:"bytes,9,opt,name=write,proto3" json:"write,omitempty"`
+	// TLS 1.3 only (empty for TLS 1.2, which has tls12 instead).
+	ExporterMasterSecret []byte `protobuf:"bytes,10,opt,name=exporter_master_secret,json=exporterMasterSecret,proto3" json:"exporter_master_secret,omitempty"`
 	// NSS key-log lines, when the start options asked for them.
 	Keylog []string `protobuf:"bytes,11,rep,name=keylog,proto3" json:"keylog,omitempty"`
 	// The most content bytes to put in one record to the peer: its RFC 8449
-	// record_size_limit less the content-type byte, at most 16384. Zero (from an
-	// older service) means 16384.
+	// record_size_limit (less the content-type byte in TLS 1.3), at most 16384.
+	// Zero (from an older service) means 16384.
 	PeerRecordSizeLimit uint32 `protobuf:"varint,12,opt,name=peer_record_size_limit,json=peerRecordSizeLimit,proto3" json:"peer_record_size_limit,omitempty"`
 	// True when a HelloRetryRequest was part of the handshake.
 	HelloRetry bool `protobuf:"varint,13,opt,name=hello_retry,json=helloRetry,proto3" json:"hello_retry,omitempty"`
-	// The scheme this side signed its CertificateVerify with; 0 when it sent none.
+	// The scheme this side signed its CertificateVerify (a TLS 1.2 server: its
+	// ServerKeyExchange) with; 0 when it signed nothing.
 	SignatureScheme uint32 `protobuf:"varint,14,opt,name=signature_scheme,json=signatureScheme,proto3" json:"signature_scheme,omitempty"`
-	// The scheme of the peer's CertificateVerify; 0 when the peer sent no certificate.
+	// The scheme of the peer's CertificateVerify (a TLS 1.2 server's:
+	// ServerKeyExchange); 0 when the peer sent no certificate.
 	PeerSignatureScheme uint32 `protobuf:"varint,15,opt,name=peer_signature_scheme,json=peerSignatureScheme,proto3" json:"peer_signature_scheme,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Set for TLS 1.2 only: the exporter's inputs.
+	Tls12         *Tls12Session `protobuf:"bytes,16,opt,name=tls12,proto3" json:"tls12,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionKeys) Reset() {
 	*x = SessionKeys{}
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2160,7 @@ func (x *SessionKeys) String() string {
 func (*SessionKeys) ProtoMessage() {}
 
 func (x *SessionKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_handshaker_v1_handshaker_proto_msgTypes[26]
+	mi := &file_handshaker_v1_handshaker_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2173,7 @@ func (x *SessionKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionKeys.ProtoReflect.Descriptor instead.
 func (*SessionKeys) Descriptor() ([]byte, []int) {
-	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{26}
+	return file_handshaker_v1_handshaker_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionKeys) GetVersion() uint32 {
@@ -2122,11 +2281,18 @@ func (x *SessionKeys) GetPeerSignatureScheme() uint32 {
 	return 0
 }
 
+func (x *SessionKeys) GetTls12() *Tls12Session {
+	if x != nil {
+		return x.Tls12
+	}
+	return nil
+}
+
 var File_handshaker_v1_handshaker_proto protoreflect.FileDescriptor
 
 const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehandshaker/v1/handshaker.proto\x12\rhandshaker.v1\"\xe1\x03\n" +
+	"\x1ehandshaker/v1/handshaker.proto\x12\rhandshaker.v1\"\xe0\x04\n" +
 	"\rClientOptions\x12\x1f\n" +
 	"\vserver_name\x18\x01 \x01(\tR\n" +
 	"serverName\x12%\n" +
@@ -2143,8 +2309,13 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x14insecure_skip_verify\x18\n" +
 	" \x01(\bR\x12insecureSkipVerify\x12.\n" +
 	"\x13skip_hostname_check\x18\v \x01(\bR\x11skipHostnameCheck\x12\x16\n" +
-	"\x06keylog\x18\f \x01(\bR\x06keylogB\a\n" +
-	"\x05trust\"\x91\x03\n" +
+	"\x06keylog\x18\f \x01(\bR\x06keylog\x12\x1f\n" +
+	"\vmin_version\x18\r \x01(\rR\n" +
+	"minVersion\x12\x1f\n" +
+	"\vmax_version\x18\x0e \x01(\rR\n" +
+	"maxVersion\x12;\n" +
+	"\x1aallow_legacy_master_secret\x18\x0f \x01(\bR\x17allowLegacyMasterSecretB\a\n" +
+	"\x05trust\"\x90\x04\n" +
 	"\rServerOptions\x12\x1e\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\tR\n" +
@@ -2157,7 +2328,13 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\rcipher_suites\x18\x06 \x03(\rR\fcipherSuites\x12\x16\n" +
 	"\x06groups\x18\a \x03(\rR\x06groups\x12+\n" +
 	"\x11signature_schemes\x18\b \x03(\rR\x10signatureSchemes\x12\x16\n" +
-	"\x06keylog\x18\t \x01(\bR\x06keylogB\x0e\n" +
+	"\x06keylog\x18\t \x01(\bR\x06keylog\x12\x1f\n" +
+	"\vmin_version\x18\n" +
+	" \x01(\rR\n" +
+	"minVersion\x12\x1f\n" +
+	"\vmax_version\x18\v \x01(\rR\n" +
+	"maxVersion\x12;\n" +
+	"\x1aallow_legacy_master_secret\x18\f \x01(\bR\x17allowLegacyMasterSecretB\x0e\n" +
 	"\fclient_trust\"v\n" +
 	"\x12StartClientRequest\x126\n" +
 	"\aoptions\x18\x01 \x01(\v2\x1c.handshaker.v1.ClientOptionsR\aoptions\x12(\n" +
@@ -2183,12 +2360,14 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"A\n" +
 	"\x0fGetKeysResponse\x12.\n" +
-	"\x04keys\x18\x01 \x01(\v2\x1a.handshaker.v1.SessionKeysR\x04keys\"\x84\x01\n" +
+	"\x04keys\x18\x01 \x01(\v2\x1a.handshaker.v1.SessionKeysR\x04keys\"\xa3\x01\n" +
 	"\x1bExportKeyingMaterialRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\fR\x05label\x12\x18\n" +
-	"\acontext\x18\x03 \x01(\fR\acontext\x12\x16\n" +
+	"\acontext\x18\x03 \x01(\fR\acontext\x12\x1d\n" +
+	"\n" +
+	"no_context\x18\x05 \x01(\bR\tnoContext\x12\x16\n" +
 	"\x06length\x18\x04 \x01(\rR\x06length\"L\n" +
 	"\x1cExportKeyingMaterialResponse\x12,\n" +
 	"\x0fkeying_material\x18\x01 \x01(\fB\x03\x80\x01\x01R\x0ekeyingMaterial\"-\n" +
@@ -2257,7 +2436,12 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\x06secret\x18\x01 \x01(\fB\x03\x80\x01\x01R\x06secret\x12\x15\n" +
 	"\x03key\x18\x02 \x01(\fB\x03\x80\x01\x01R\x03key\x12\x13\n" +
 	"\x02iv\x18\x03 \x01(\fB\x03\x80\x01\x01R\x02iv\x12'\n" +
-	"\x0fsequence_number\x18\x04 \x01(\x04R\x0esequenceNumber\"\xe0\x04\n" +
+	"\x0fsequence_number\x18\x04 \x01(\x04R\x0esequenceNumber\"\xb8\x01\n" +
+	"\fTls12Session\x12(\n" +
+	"\rmaster_secret\x18\x01 \x01(\fB\x03\x80\x01\x01R\fmasterSecret\x12#\n" +
+	"\rclient_random\x18\x02 \x01(\fR\fclientRandom\x12#\n" +
+	"\rserver_random\x18\x03 \x01(\fR\fserverRandom\x124\n" +
+	"\x16extended_master_secret\x18\x04 \x01(\bR\x14extendedMasterSecret\"\x93\x05\n" +
 	"\vSessionKeys\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\fcipher_suite\x18\x02 \x01(\rR\vcipherSuite\x12\x14\n" +
@@ -2276,7 +2460,8 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\vhello_retry\x18\r \x01(\bR\n" +
 	"helloRetry\x12)\n" +
 	"\x10signature_scheme\x18\x0e \x01(\rR\x0fsignatureScheme\x122\n" +
-	"\x15peer_signature_scheme\x18\x0f \x01(\rR\x13peerSignatureScheme*s\n" +
+	"\x15peer_signature_scheme\x18\x0f \x01(\rR\x13peerSignatureScheme\x121\n" +
+	"\x05tls12\x18\x10 \x01(\v2\x1b.handshaker.v1.Tls12SessionR\x05tls12*s\n" +
 	"\n" +
 	"ClientAuth\x12\x1b\n" +
 	"\x17CLIENT_AUTH_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2313,7 +2498,7 @@ func file_handshaker_v1_handshaker_proto_rawDescGZIP() []byte {
 }
 
 var file_handshaker_v1_handshaker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_handshaker_v1_handshaker_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_handshaker_v1_handshaker_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_handshaker_v1_handshaker_proto_goTypes = []any{
 	(ClientAuth)(0),                      // 0: handshaker.v1.ClientAuth
 	(HandshakeState)(0),                  // 1: handshaker.v1.HandshakeState
@@ -2343,23 +2528,24 @@ var file_handshaker_v1_handshaker_proto_goTypes = []any{
 	(*HandshakeSummary)(nil),             // 25: handshaker.v1.HandshakeSummary
 	(*PeerIdentity)(nil),                 // 26: handshaker.v1.PeerIdentity
 	(*TrafficKeys)(nil),                  // 27: handshaker.v1.TrafficKeys
-	(*SessionKeys)(nil),                  // 28: handshaker.v1.SessionKeys
+	(*Tls12Session)(nil),                 // 28: handshaker.v1.Tls12Session
+	(*SessionKeys)(nil),                  // 29: handshaker.v1.SessionKeys
 }
 var file_handshaker_v1_handshaker_proto_depIdxs = []int32{
 	0,  // 0: handshaker.v1.ServerOptions.client_auth:type_name -> handshaker.v1.ClientAuth
 	2,  // 1: handshaker.v1.StartClientRequest.options:type_name -> handshaker.v1.ClientOptions
 	23, // 2: handshaker.v1.StartClientResponse.step:type_name -> handshaker.v1.HandshakeStep
-	28, // 3: handshaker.v1.StartClientResponse.keys:type_name -> handshaker.v1.SessionKeys
+	29, // 3: handshaker.v1.StartClientResponse.keys:type_name -> handshaker.v1.SessionKeys
 	3,  // 4: handshaker.v1.StartServerRequest.options:type_name -> handshaker.v1.ServerOptions
 	23, // 5: handshaker.v1.StartServerResponse.step:type_name -> handshaker.v1.HandshakeStep
-	28, // 6: handshaker.v1.StartServerResponse.keys:type_name -> handshaker.v1.SessionKeys
+	29, // 6: handshaker.v1.StartServerResponse.keys:type_name -> handshaker.v1.SessionKeys
 	23, // 7: handshaker.v1.FeedResponse.step:type_name -> handshaker.v1.HandshakeStep
-	28, // 8: handshaker.v1.FeedResponse.keys:type_name -> handshaker.v1.SessionKeys
-	28, // 9: handshaker.v1.GetKeysResponse.keys:type_name -> handshaker.v1.SessionKeys
+	29, // 8: handshaker.v1.FeedResponse.keys:type_name -> handshaker.v1.SessionKeys
+	29, // 9: handshaker.v1.GetKeysResponse.keys:type_name -> handshaker.v1.SessionKeys
 	2,  // 10: handshaker.v1.HandshakeRequest.client:type_name -> handshaker.v1.ClientOptions
 	3,  // 11: handshaker.v1.HandshakeRequest.server:type_name -> handshaker.v1.ServerOptions
 	23, // 12: handshaker.v1.HandshakeResponse.step:type_name -> handshaker.v1.HandshakeStep
-	28, // 13: handshaker.v1.HandshakeResponse.keys:type_name -> handshaker.v1.SessionKeys
+	29, // 13: handshaker.v1.HandshakeResponse.keys:type_name -> handshaker.v1.SessionKeys
 	19, // 14: handshaker.v1.MultiplexRequest.frames:type_name -> handshaker.v1.ConnectionFrame
 	16, // 15: handshaker.v1.ConnectionFrame.request:type_name -> handshaker.v1.HandshakeRequest
 	21, // 16: handshaker.v1.MultiplexResponse.results:type_name -> handshaker.v1.ConnectionResult
@@ -2372,27 +2558,28 @@ var file_handshaker_v1_handshaker_proto_depIdxs = []int32{
 	26, // 23: handshaker.v1.SessionKeys.peer:type_name -> handshaker.v1.PeerIdentity
 	27, // 24: handshaker.v1.SessionKeys.read:type_name -> handshaker.v1.TrafficKeys
 	27, // 25: handshaker.v1.SessionKeys.write:type_name -> handshaker.v1.TrafficKeys
-	4,  // 26: handshaker.v1.Handshaker.StartClient:input_type -> handshaker.v1.StartClientRequest
-	6,  // 27: handshaker.v1.Handshaker.StartServer:input_type -> handshaker.v1.StartServerRequest
-	8,  // 28: handshaker.v1.Handshaker.Feed:input_type -> handshaker.v1.FeedRequest
-	10, // 29: handshaker.v1.Handshaker.GetKeys:input_type -> handshaker.v1.GetKeysRequest
-	12, // 30: handshaker.v1.Handshaker.ExportKeyingMaterial:input_type -> handshaker.v1.ExportKeyingMaterialRequest
-	14, // 31: handshaker.v1.Handshaker.Abort:input_type -> handshaker.v1.AbortRequest
-	16, // 32: handshaker.v1.Handshaker.Handshake:input_type -> handshaker.v1.HandshakeRequest
-	18, // 33: handshaker.v1.Handshaker.Multiplex:input_type -> handshaker.v1.MultiplexRequest
-	5,  // 34: handshaker.v1.Handshaker.StartClient:output_type -> handshaker.v1.StartClientResponse
-	7,  // 35: handshaker.v1.Handshaker.StartServer:output_type -> handshaker.v1.StartServerResponse
-	9,  // 36: handshaker.v1.Handshaker.Feed:output_type -> handshaker.v1.FeedResponse
-	11, // 37: handshaker.v1.Handshaker.GetKeys:output_type -> handshaker.v1.GetKeysResponse
-	13, // 38: handshaker.v1.Handshaker.ExportKeyingMaterial:output_type -> handshaker.v1.ExportKeyingMaterialResponse
-	15, // 39: handshaker.v1.Handshaker.Abort:output_type -> handshaker.v1.AbortResponse
-	17, // 40: handshaker.v1.Handshaker.Handshake:output_type -> handshaker.v1.HandshakeResponse
-	20, // 41: handshaker.v1.Handshaker.Multiplex:output_type -> handshaker.v1.MultiplexResponse
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	28, // 26: handshaker.v1.SessionKeys.tls12:type_name -> handshaker.v1.Tls12Session
+	4,  // 27: handshaker.v1.Handshaker.StartClient:input_type -> handshaker.v1.StartClientRequest
+	6,  // 28: handshaker.v1.Handshaker.StartServer:input_type -> handshaker.v1.StartServerRequest
+	8,  // 29: handshaker.v1.Handshaker.Feed:input_type -> handshaker.v1.FeedRequest
+	10, // 30: handshaker.v1.Handshaker.GetKeys:input_type -> handshaker.v1.GetKeysRequest
+	12, // 31: handshaker.v1.Handshaker.ExportKeyingMaterial:input_type -> handshaker.v1.ExportKeyingMaterialRequest
+	14, // 32: handshaker.v1.Handshaker.Abort:input_type -> handshaker.v1.AbortRequest
+	16, // 33: handshaker.v1.Handshaker.Handshake:input_type -> handshaker.v1.HandshakeRequest
+	18, // 34: handshaker.v1.Handshaker.Multiplex:input_type -> handshaker.v1.MultiplexRequest
+	5,  // 35: handshaker.v1.Handshaker.StartClient:output_type -> handshaker.v1.StartClientResponse
+	7,  // 36: handshaker.v1.Handshaker.StartServer:output_type -> handshaker.v1.StartServerResponse
+	9,  // 37: handshaker.v1.Handshaker.Feed:output_type -> handshaker.v1.FeedResponse
+	11, // 38: handshaker.v1.Handshaker.GetKeys:output_type -> handshaker.v1.GetKeysResponse
+	13, // 39: handshaker.v1.Handshaker.ExportKeyingMaterial:output_type -> handshaker.v1.ExportKeyingMaterialResponse
+	15, // 40: handshaker.v1.Handshaker.Abort:output_type -> handshaker.v1.AbortResponse
+	17, // 41: handshaker.v1.Handshaker.Handshake:output_type -> handshaker.v1.HandshakeResponse
+	20, // 42: handshaker.v1.Handshaker.Multiplex:output_type -> handshaker.v1.MultiplexResponse
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_handshaker_v1_handshaker_proto_init() }
@@ -2418,7 +2605,7 @@ func file_handshaker_v1_handshaker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_handshaker_v1_handshaker_proto_rawDesc), len(file_handshaker_v1_handshaker_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

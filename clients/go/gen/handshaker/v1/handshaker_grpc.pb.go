@@ -1,4 +1,4 @@
-// The handshaker contract: TLS 1.3 handshakes run by the service, keys handed back.
+// The handshaker contract: TLS 1.3 and TLS 1.2 handshakes run by the service, keys handed back.
 //
 // The caller owns the socket and the record layer. It relays handshake bytes
 // between its peer and the service; when a handshake completes it receives the
@@ -69,7 +69,8 @@ type HandshakerClient interface {
 	Feed(ctx context.Context, in *FeedRequest, opts ...grpc.CallOption) (*FeedResponse, error)
 	// Returns the traffic keys of a COMPLETE session.
 	GetKeys(ctx context.Context, in *GetKeysRequest, opts ...grpc.CallOption) (*GetKeysResponse, error)
-	// Derives keying material with the RFC 8446 section 7.5 exporter of a COMPLETE session.
+	// Derives keying material with the exporter of a COMPLETE session: RFC 8446
+	// section 7.5 for TLS 1.3, RFC 5705 for TLS 1.2.
 	ExportKeyingMaterial(ctx context.Context, in *ExportKeyingMaterialRequest, opts ...grpc.CallOption) (*ExportKeyingMaterialResponse, error)
 	// Ends a session and frees it, whatever its state.
 	Abort(ctx context.Context, in *AbortRequest, opts ...grpc.CallOption) (*AbortResponse, error)
@@ -202,7 +203,8 @@ type HandshakerServer interface {
 	Feed(context.Context, *FeedRequest) (*FeedResponse, error)
 	// Returns the traffic keys of a COMPLETE session.
 	GetKeys(context.Context, *GetKeysRequest) (*GetKeysResponse, error)
-	// Derives keying material with the RFC 8446 section 7.5 exporter of a COMPLETE session.
+	// Derives keying material with the exporter of a COMPLETE session: RFC 8446
+	// section 7.5 for TLS 1.3, RFC 5705 for TLS 1.2.
 	ExportKeyingMaterial(context.Context, *ExportKeyingMaterialRequest) (*ExportKeyingMaterialResponse, error)
 	// Ends a session and frees it, whatever its state.
 	Abort(context.Context, *AbortRequest) (*AbortResponse, error)
