@@ -201,3 +201,16 @@ def test_terminate_max_version_1_2_serves_a_tls13_capable_client(service: Servic
             while not received.endswith(b"\n"):
                 received += tls.recv(4096)
     assert received == b"UPPER ME\n"
+
+
+def test_curl_tls_max_1_2_through_terminate(service: Service, curl: str) -> None:
+    with terminate_process(service, "--key", "localhost", "--http-hello") as (process, port):
+        url = f"https://localhost:{port}/"
+        result = subprocess.run(
+            [curl, "-sS", "-v", "--tls-max", "1.2", "--cacert", str(service.ca_file), url],
+            capture_output=True, timeout=30, check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout == b"hello from handshaker\n"
+        assert "TLSv1.2" in result.stderr.decode()
+        process.wait_for(r"127\.0\.0\.1:\d+: TLSv1\.2 TLS_ECDHE_ECDSA_\S+ group=\S+ alpn=http/1\.1")

@@ -31,6 +31,7 @@ type options struct {
 	curves     string
 	clientAuth string
 	tls13Only  bool
+	tls12Only  bool
 	message    string
 	timeout    time.Duration
 }
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.curves, "curves", "", "comma-separated curve preferences (X25519MLKEM768,SecP256r1MLKEM768,SecP384r1MLKEM1024,X25519,P256,P384,P521)")
 	flag.StringVar(&o.clientAuth, "clientauth", "none", "server: none, request or require")
 	flag.BoolVar(&o.tls13Only, "tls13", true, "offer and accept TLS 1.3 only")
+	flag.BoolVar(&o.tls12Only, "tls12", false, "offer and accept TLS 1.2 only (overrides -tls13)")
 	flag.StringVar(&o.message, "message", "hello from go", "client: line to send")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Second, "deadline for the whole exchange")
 	flag.Parse()
@@ -101,7 +103,10 @@ func report(v any) {
 
 func baseConfig(o options) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.tls13Only {
+	switch {
+	case o.tls12Only:
+		cfg.MaxVersion = tls.VersionTLS12
+	case o.tls13Only:
 		cfg.MinVersion = tls.VersionTLS13
 	}
 	if o.certFile != "" {
