@@ -213,7 +213,7 @@ def issue_leaf(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),  # TLS 1.2 RSA kex
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=False,

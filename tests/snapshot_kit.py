@@ -75,7 +75,13 @@ def _credential(files: dict[str, str]) -> Credential:
 
 def build_config(spec: Spec) -> ClientConfig | ServerConfig:
     settings: dict[str, Any] = {}
-    for name in ("supported_groups", "key_share_groups", "cipher_suites"):
+    for name in (
+        "supported_groups",
+        "key_share_groups",
+        "cipher_suites",
+        "tls12_cipher_suites",
+        "signature_schemes",
+    ):
         if name in spec:
             settings[name] = tuple(spec[name])
     if "alpn" in spec:

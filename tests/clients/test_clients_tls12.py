@@ -8,17 +8,28 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
+import handshaker_client as hc
 import pytest
-from clients_kit import Service, connect_command, echo_upper, free_port, running, tcp_server
+from clients_kit import (
+    HANDSHAKER,
+    Service,
+    connect_command,
+    echo_upper,
+    free_port,
+    running,
+    tcp_server,
+)
 from clients_kit import terminate as terminate_process
 from conftest import CLIENT_CREDENTIAL
-from handshaker_client import Tls12RecordLayer, connect, wrap_server_socket
+from handshaker_client import Tls12RecordLayer, connect, server_options, wrap_server_socket
 
 pytestmark = pytest.mark.interop
 
 TLS1_2, TLS1_3 = 0x0303, 0x0304
+RSA_AES_128_GCM = 0x009C  # TLS_RSA_WITH_AES_128_GCM_SHA256, opt-in
 # More than one record each way, so fragmenting and sequence numbers are exercised.
 BIG = bytes(range(256)) * 200
 
@@ -214,3 +225,55 @@ def test_curl_tls_max_1_2_through_terminate(service: Service, curl: str) -> None
         assert result.stdout == b"hello from handshaker\n"
         assert "TLSv1.2" in result.stderr.decode()
         process.wait_for(r"127\.0\.0\.1:\d+: TLSv1\.2 TLS_ECDHE_ECDSA_\S+ group=\S+ alpn=http/1\.1")
+
+
+def test_the_opt_in_rsa_key_exchange_through_the_service_is_audited(service: Service) -> None:
+    """Server role with TLS_RSA_WITH_AES_128_GCM_SHA256 named in the options: the keystore's
+    RSA key decrypts the premaster secret, and the audit log says so."""
+    subprocess.run(
+        [str(HANDSHAKER), "keys", "generate", "rsa-kex", "--key-type", "rsa-2048",
+         "--san", "DNS:localhost", "--allow", "local", "--keystore", str(service.keystore)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = server_options(credential="rsa-kex", cipher_suites=[RSA_AES_128_GCM])
+    deadline = time.monotonic() + 10
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    outcome: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = wrap_server_socket(conn, options=options, handshaker=service.address)
+        try:
+            outcome["suite"] = tls.cipher_suite
+            tls.sendall(tls.recv(1024).upper())
+        finally:
+            tls.close()
+
+    while True:  # the keystore is re-read at most once a second
+        with hc.HandshakerClient(service.address) as client:
+            try:
+                client.abort(client.start_server(options).session_id)
+                break
+            except hc.HandshakerRpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    context = ssl.create_default_context(cafile=str(service.ca_file))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-GCM-SHA256")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as raw, context.wrap_socket(
+            raw, server_hostname="localhost"
+        ) as tls:
+            assert tls.cipher()[0] == "AES128-GCM-SHA256"
+            tls.sendall(b"no forward secrecy\n")
+            assert tls.recv(1024) == b"NO FORWARD SECRECY\n"
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+    assert outcome["suite"] == RSA_AES_128_GCM
+    service.process.wait_for(r'"operation": "decrypt".*"credential": "rsa-kex"|'
+                             r'"credential": "rsa-kex".*"operation": "decrypt"')  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -319,3 +320,87 @@ def test_engine_exporter_matches_s_client_keying_material(
         exchange_with_s_client(session.channel(), peer)
     ours = result.export_keying_material(b"EXPERIMENTAL-handshaker", None, 20)
     assert f"Keying material: {ours.hex().upper()}" in peer.stdout
+
+
+# --- the opt-in key exchanges: RSA (no forward secrecy) and DHE_RSA over RFC 7919 groups ---
+
+OPT_IN = [
+    (_S.TLS_RSA_WITH_AES_128_GCM_SHA256, "AES128-GCM-SHA256", 0),
+    (_S.TLS_RSA_WITH_AES_256_GCM_SHA384, "AES256-GCM-SHA384", 0),
+    (_S.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256, "DHE-RSA-AES128-GCM-SHA256", NamedGroup.FFDHE2048),
+    (_S.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384, "DHE-RSA-AES256-GCM-SHA384", NamedGroup.FFDHE3072),
+    (_S.TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256, "DHE-RSA-CHACHA20-POLY1305",
+     NamedGroup.FFDHE2048),
+]  # fmt: skip
+OptIn = tuple[int, str, int]
+
+
+def _groups_for(group: int) -> tuple[int, ...]:
+    return (group,) if group else (NamedGroup.X25519,)
+
+
+def _rfc7919_dhparam(openssl: str, group: int, folder: Path) -> Path:
+    """s_server's -dhparam file for an RFC 7919 group (OpenSSL 3.0's automatic DH
+    parameters for TLS 1.2 are not RFC 7919 primes, which the engine refuses)."""
+    path = folder / f"{NamedGroup(group).name.lower()}.pem"
+    subprocess.run(
+        [openssl, "genpkey", "-genparam", "-algorithm", "DH",
+         "-pkeyopt", f"group:{NamedGroup(group).name.lower()}", "-out", str(path)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("case", OPT_IN, ids=lambda c: c[1])
+def test_engine_client_opt_in_key_exchange_with_s_server(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, case: OptIn, tmp_path: Path
+) -> None:
+    suite, name, group = case
+    options: tuple[str | Path, ...] = ("-cipher", name)
+    if group:
+        options += ("-dhparam", _rfc7919_dhparam(openssl_cli, group, tmp_path))
+    config = client_config(pki, tls12_cipher_suites=(suite,), max_version=TLS12,
+                           supported_groups=_groups_for(group),
+                           key_share_groups=_groups_for(group))  # fmt: skip
+    with (
+        s_server_tls12(openssl_cli, pki_files, pki.servers["rsa-2048"], *options) as (peer, port),
+        engine_client(port, config) as session,
+    ):
+        result = session.outcome.result
+        assert (result.version, result.cipher_suite, result.group) == (TLS12, suite, group)
+        exchange_with_s_server(session.channel(), peer)
+    assert f"CIPHER is {name}" in peer.stdout
+
+
+@pytest.mark.parametrize("case", OPT_IN, ids=lambda c: c[1])
+def test_engine_server_opt_in_key_exchange_with_s_client(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles, case: OptIn
+) -> None:
+    suite, name, group = case
+    config = server_config(pki.servers["rsa-2048"], tls12_cipher_suites=(suite,))
+    with (
+        s_client_tls12(openssl_cli, pki_files, "-cipher", name) as (peer, listener),
+        engine_server(listener, config) as session,
+    ):
+        result = session.outcome.result
+        # OpenSSL 3.0 names no FFDHE group in a TLS 1.2 ClientHello (a legacy client in
+        # RFC 7919's terms): the server takes its first RFC 7919 group, ffdhe2048.
+        expected_group = NamedGroup.FFDHE2048 if group else 0
+        assert (result.version, result.cipher_suite, result.group) == (TLS12, suite, expected_group)
+        exchange_with_s_client(session.channel(), peer)
+    assert f"New, TLSv1.2, Cipher is {name}" in peer.stdout
+    assert "Extended master secret: yes" in peer.stdout
+
+
+def test_engine_client_refuses_openssl_automatic_dh_parameters(
+    openssl_cli: str, pki: TestPKI, pki_files: PkiFiles
+) -> None:
+    suite = _S.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
+    config = client_config(pki, tls12_cipher_suites=(suite,), max_version=TLS12)
+    options = ("-cipher", "DHE-RSA-AES128-GCM-SHA256")
+    with (
+        s_server_tls12(openssl_cli, pki_files, pki.servers["rsa-2048"], *options) as (_peer, port),
+        engine_client(port, config) as session,
+    ):
+        failed = session.outcome.failed
+    assert failed is not None and failed.alert == AlertDescription.INSUFFICIENT_SECURITY

@@ -130,11 +130,11 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
+def _key_usage(*, ca: bool, key_encipherment: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=False,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=ca,
@@ -208,7 +208,11 @@ def _leaf_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(_key_usage(ca=False), critical=True)
+        # An RSA leaf may decrypt too: the opt-in TLS 1.2 RSA key exchange.
+        .add_extension(
+            _key_usage(ca=False, key_encipherment=isinstance(key, rsa.RSAPrivateKey)),
+            critical=True,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,

@@ -28,6 +28,7 @@ from handshaker.tls.messages import (
     parse_server_hello,
 )
 from handshaker.tls.tls12.messages import (
+    ecdh_client_key_exchange_body,
     encode_client_key_exchange,
     encode_finished,
     encode_server_key_exchange,
@@ -445,7 +446,8 @@ def test_a_change_cipher_spec_before_client_key_exchange_is_an_unexpected_messag
 )
 def test_a_bad_client_key_exchange_point(engine_pki: EnginePKI, public: bytes, alert: int) -> None:
     ex = Exchange(engine_pki)
-    ex.server.receive_data(handshake_records(encode_client_key_exchange(public)))
+    body = ecdh_client_key_exchange_body(public)
+    ex.server.receive_data(handshake_records(encode_client_key_exchange(body)))
     assert_fails_with(ex.server, alert)
 
 

@@ -272,3 +272,47 @@ def test_one_pre_server_hello_snapshot_continues_as_either_version(
         versions.append(_result(client).version)
         assert _result(server).version == versions[-1]
     assert versions == [ProtocolVersion.TLS1_3, TLS12]
+
+
+@pytest.fixture(scope="module")
+def rsa_files(pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An RSA server leaf (with keyEncipherment) for the opt-in key exchanges."""
+    directory = tmp_path_factory.mktemp("tls12-snapshot-rsa")
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = issue_leaf("snapshot rsa server", pki.intermediate, key_type="rsa-2048", now=now)
+    files = write_pem_files(directory, leaf)
+    return {"server_chain": files.chain, "server_key": files.key}
+
+
+@pytest.mark.parametrize(
+    ("suite", "group"),
+    [(0x009C, NamedGroup.X25519), (0x009F, NamedGroup.FFDHE2048)],
+    ids=["RSA", "DHE_RSA"],
+)
+@pytest.mark.parametrize("role", ["client", "server"])
+def test_the_opt_in_key_exchanges_restore_at_every_step_in_a_fresh_process(
+    *, worker: Worker, pki_files: PkiFiles, rsa_files: dict[str, Path], role: str, suite: int,
+    group: int,
+) -> None:
+    client_spec, server_spec = _specs(pki_files, rsa_files, group, client_auth=False)
+    for spec in (client_spec, server_spec):
+        spec["tls12_cipher_suites"] = [suite]
+        spec["max_version"] = TLS12
+    # RSA-PSS signatures and PKCS#1 encryption are randomized inside OpenSSL, so the
+    # flights cannot be compared with an uninterrupted run: the two sides' keys must agree.
+    seeds = {"client": f"c12/{suite}", "server": f"s12/{suite}"}
+    subject = RemoteConnection(
+        worker, client_spec if role == "client" else server_spec, SeededRandom(seeds[role])
+    )
+    peer_role = "server" if role == "client" else "client"
+    peer = new_connection(
+        server_spec if role == "client" else client_spec, SeededRandom(seeds[peer_role])
+    )
+    client, server = (subject, peer) if role == "client" else (peer, subject)
+    _pump(client, server)
+    assert "worker" in subject.hops
+    client_result, server_result = _result(client), _result(server)
+    assert client_result.cipher_suite == server_result.cipher_suite == suite
+    assert client_result.write == server_result.read
+    assert client_result.read == server_result.write
+    assert client_result.group == server_result.group == (group if suite == 0x009F else 0)

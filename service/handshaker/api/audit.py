@@ -142,6 +142,26 @@ class AuditedSigner:
             record(use)
 
 
+class AuditedDecryptingSigner(AuditedSigner):
+    """An AuditedSigner over a key that also decrypts (the TLS 1.2 RSA key exchange)."""
+
+    __slots__ = ()
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        # The result is not checked here: a failed decryption is b"" by design, turned
+        # into a random premaster secret by the engine (implicit rejection), so the audit
+        # line must not tell a good ciphertext from a bad one either.
+        use = KeyUse(self._credential, "decrypt", 0)
+        try:
+            plaintext: bytes = self._signer.decrypt(ciphertext)  # type: ignore[attr-defined]
+            return plaintext
+        except BaseException:
+            use.ok = False
+            raise
+        finally:
+            record(use)
+
+
 class AuditedCredentials:
     """Each keystore credential with its signer wrapped, built once per credential object."""
 
@@ -156,6 +176,11 @@ class AuditedCredentials:
         twin = self._twins.get(name)
         if twin is not None and twin[0] is credential:
             return twin[1]
-        audited = Credential(credential.certificate_chain, AuditedSigner(credential.signer, name))
+        wrapper = (
+            AuditedDecryptingSigner
+            if callable(getattr(credential.signer, "decrypt", None))
+            else AuditedSigner
+        )
+        audited = Credential(credential.certificate_chain, wrapper(credential.signer, name))
         self._twins[name] = (credential, audited)
         return audited

@@ -51,7 +51,7 @@ from handshaker.tls.config import (
     DEFAULT_TLS12_SIGNATURE_SCHEMES,
 )
 from handshaker.tls.groups import SUPPORTED_GROUPS
-from handshaker.tls.tls12.suites import DEFAULT_TLS12_CIPHER_SUITES
+from handshaker.tls.tls12.suites import DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES
 from handshaker.v1 import handshaker_pb2 as pb
 
 from . import audit
@@ -204,7 +204,8 @@ def _suites(values: Sequence[int]) -> _Suites:
     """One list of TLS 1.3 and TLS 1.2 suites, split per version; a version the list
     names no suite of keeps its defaults."""
     tls13 = [v for v in values if v in DEFAULT_CIPHER_SUITES]
-    tls12 = [v for v in values if v in DEFAULT_TLS12_CIPHER_SUITES]
+    # TLS12_SUITES holds the opt-in RSA and DHE_RSA suites too: naming them opts in.
+    tls12 = [v for v in values if v in TLS12_SUITES]
     unknown = [v for v in values if v not in DEFAULT_CIPHER_SUITES and v not in tls12]
     if unknown:
         raise InvalidOptions(f"unsupported cipher suites: {', '.join(hex(v) for v in unknown)}")

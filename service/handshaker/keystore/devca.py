@@ -179,7 +179,8 @@ def issue_for_public_key(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=False,
+                # RSA leaves may also serve the opt-in TLS 1.2 RSA key exchange.
+                key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=False,

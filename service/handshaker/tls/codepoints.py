@@ -88,9 +88,14 @@ class CipherSuite(IntEnum):
 
 
 class Tls12CipherSuite(IntEnum):
-    """TLS 1.2 suites (RFC 5289, RFC 7905): ECDHE with an AEAD only; a class of their own
-    so that the TLS 1.3 suites stay `CipherSuite`."""
+    """TLS 1.2 suites (RFC 5288, 5289, 7905): AEAD only; a class of their own so that the
+    TLS 1.3 suites stay `CipherSuite`. The RSA and DHE_RSA key exchanges are opt-in."""
 
+    TLS_RSA_WITH_AES_128_GCM_SHA256 = 0x009C
+    TLS_RSA_WITH_AES_256_GCM_SHA384 = 0x009D
+    TLS_DHE_RSA_WITH_AES_128_GCM_SHA256 = 0x009E
+    TLS_DHE_RSA_WITH_AES_256_GCM_SHA384 = 0x009F
+    TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256 = 0xCCAA
     TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 = 0xC02B
     TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 = 0xC02C
     TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 = 0xC02F

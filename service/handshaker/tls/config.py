@@ -162,7 +162,7 @@ def _check_versions(
     if min_version > max_version:
         raise ValueError("min_version is above max_version")
     if not set(tls12_cipher_suites) <= set(TLS12_SUITES):
-        raise ValueError("tls12_cipher_suites must be a subset of the ECDHE AEAD suites")
+        raise ValueError("tls12_cipher_suites must be a subset of the TLS 1.2 AEAD suites")
     if min_version == ProtocolVersion.TLS1_2 and not tls12_cipher_suites:
         raise ValueError("TLS 1.2 is enabled but tls12_cipher_suites is empty")
     if not set(tls12_signature_schemes) <= set(DEFAULT_TLS12_SIGNATURE_SCHEMES):

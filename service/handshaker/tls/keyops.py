@@ -10,8 +10,8 @@ The engine stays free of I/O, threads and clocks: waiting is a state, not a call
 
 One mechanism serves every operation a handshake needs: SIGN for TLS 1.3
 CertificateVerify (and TLS 1.2 CertificateVerify and ServerKeyExchange), DECRYPT
-for TLS 1.2's RSA key exchange (the premaster secret, with implicit rejection
-in the caller's backend).
+for TLS 1.2's RSA key exchange (the premaster secret; implicit rejection is the
+engine's, tls12/rsa_kex.py, whatever the backend returns).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import HandshakeFailure
 from .signer import Signer, SignerError
 
 if TYPE_CHECKING:
@@ -121,6 +122,31 @@ def sign_then(
     return then(conn, key.sign(scheme, content))
 
 
+def decrypt_then(
+    conn: Connection,
+    key: PrivateKeyHandle,
+    ciphertext: bytes,
+    then: Continuation,
+) -> HandshakeState:
+    """RSAES-PKCS1-v1_5-decrypt `ciphertext` inline, or stop for a DeferredKey; then `then`.
+
+    `then` gets the plaintext, or b"" when an inline key's decryption failed: the TLS 1.2
+    caller turns every failure into a random premaster secret (RFC 5246 section 7.4.7.1),
+    so a failure must not be an exception that takes another path.
+    """
+    if isinstance(key, DeferredKey):
+        if not key.decrypts:
+            raise HandshakeFailure("the credential's key may not decrypt")
+        return AwaitPrivateKeyOperation(
+            PrivateKeyOperation(OperationKind.DECRYPT, key, 0, ciphertext), then
+        )
+    decrypt = getattr(key, "decrypt", None)
+    if decrypt is None:
+        raise HandshakeFailure("the credential's key cannot decrypt")
+    plaintext: bytes = decrypt(ciphertext)
+    return then(conn, plaintext)
+
+
 __all__ = [
     "AwaitPrivateKeyOperation",
     "Continuation",
@@ -130,5 +156,6 @@ __all__ = [
     "PrivateKeyOperation",
     "PrivateKeyOperationFailed",
     "SignerError",
+    "decrypt_then",
     "sign_then",
 ]

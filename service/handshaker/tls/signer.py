@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .codepoints import SignatureScheme
 from .sigschemes import ECDSA_SCHEME_FOR_CURVE, SCHEMES, SchemeFamily, schemes_of
@@ -96,6 +96,23 @@ class PrivateKeySigner:
             assert params.rsa_padding is not None and params.hash is not None
             return key.sign(message, params.rsa_padding, params.hash)
         return key.sign(message)
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """RSAES-PKCS1-v1_5 decryption for the TLS 1.2 RSA key exchange; b"" on failure.
+
+        OpenSSL (3.2 and later, which `cryptography` bundles) answers a bad padding with
+        a deterministic pseudo-random plaintext ("implicit rejection") rather than an
+        error, so the common failure takes no other path; what still fails (a key that
+        is not RSA, a ciphertext longer than the modulus) is b"", which the caller treats
+        as every other failure (tls12/rsa_kex.py).
+        """
+        key = self._key
+        if not isinstance(key, rsa.RSAPrivateKey):
+            return b""
+        try:
+            return key.decrypt(ciphertext, padding.PKCS1v15())
+        except ValueError:
+            return b""
 
     def __repr__(self) -> str:
         # Never print key material.

@@ -2,7 +2,7 @@
 
     handle_server_hello     (called by the version-neutral client_hello.ExpectServerHello)
     ExpectCertificate
-    ExpectServerKeyExchange
+    ExpectServerKeyExchange         (not for the RSA key exchange, rsa_kex.py)
     ExpectCertificateRequest        (a CertificateRequest, or straight to ServerHelloDone)
     ExpectServerHelloDone   -> [Certificate,] ClientKeyExchange, [CertificateVerify,]
                                ChangeCipherSpec, Finished sent
@@ -39,7 +39,7 @@ from ..keyops import sign_then
 from ..messages import ClientHello, ServerHello, parse_alpn, parse_uint16
 from ..sigschemes import SCHEMES
 from ..versions import offers_tls13, signature_algorithms
-from . import prf
+from . import dhe, prf, rsa_kex
 from .common import (
     DOWNGRADE_TLS12,
     Handshake,
@@ -54,18 +54,21 @@ from .common import (
 from .messages import (
     ECDSA_SIGN,
     RSA_SIGN,
+    ecdh_client_key_exchange_body,
     encode_certificate,
     encode_certificate_verify,
     encode_client_key_exchange,
     encode_ecdh_params,
+    opaque16_client_key_exchange_body,
     parse_certificate,
     parse_certificate_request,
     parse_ec_point_formats,
     parse_renegotiation_info,
+    parse_server_dh_key_exchange,
     parse_server_hello_done,
     parse_server_key_exchange,
 )
-from .suites import TLS12_GROUPS, Authentication
+from .suites import TLS12_DHE_GROUPS, TLS12_GROUPS, Authentication, KeyExchange
 
 # RFC 8446 section 4.1.3: the sentinel of a TLS 1.3 server negotiating TLS 1.1 or below.
 DOWNGRADE_TLS11 = bytes.fromhex("444F574E47524400")
@@ -197,7 +200,17 @@ class ExpectCertificate:
             raise UnsupportedCertificate("server certificate does not suit the cipher suite")
         handshake.peer_chain = chain
         handshake.transcript.update(message)
-        return ExpectServerKeyExchange(config, handshake)
+        if handshake.params.key_exchange is not KeyExchange.RSA:
+            return ExpectServerKeyExchange(config, handshake)
+        if not rsa_kex.allows_key_encipherment(leaf):
+            raise UnsupportedCertificate("server certificate may not encipher keys (RSA)")
+        # RFC 5246 section 7.4.7.1: "client_version: The latest (newest) version supported
+        # by the client", the version of our ClientHello.
+        premaster = rsa_kex.client_premaster(0x0303, conn.random(rsa_kex.PREMASTER_LEN - 2))
+        encrypted = rsa_kex.encrypt_premaster(leaf, premaster)
+        handshake.pre_master_secret = premaster
+        handshake.client_public = opaque16_client_key_exchange_body(encrypted)
+        return ExpectCertificateRequest(config, handshake)
 
 
 class ExpectServerKeyExchange:
@@ -207,28 +220,51 @@ class ExpectServerKeyExchange:
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.SERVER_KEY_EXCHANGE, "waiting for ServerKeyExchange")
-        config = self.config
         handshake = self.handshake
-        exchange = parse_server_key_exchange(message[4:])
+        if handshake.params.key_exchange is KeyExchange.DHE:
+            scheme, signature, params, finish = self._dhe(conn, message[4:])
+        else:
+            scheme, signature, params, finish = self._ecdhe(conn, message[4:])
+        leaf = load_chain(handshake.peer_chain[:1])[0]
+        content = server_params_content(handshake.client_random, handshake.server_random, params)
+        verify_signature(leaf, scheme, signature, content, signature_algorithms(self.config))
+        # Only a verified server's share is used.
+        group, share, peer_public = finish
+        shared = share.complete(peer_public)
+        if handshake.params.key_exchange is KeyExchange.DHE:
+            handshake.pre_master_secret = dhe.premaster(shared)
+            handshake.client_public = opaque16_client_key_exchange_body(
+                share.key_exchange.lstrip(b"\x00")
+            )
+        else:
+            handshake.pre_master_secret = shared
+            handshake.client_public = ecdh_client_key_exchange_body(share.key_exchange)
+        handshake.group = group
+        handshake.peer_scheme = scheme
+        handshake.transcript.update(message)
+        return ExpectCertificateRequest(self.config, handshake)
+
+    def _ecdhe(
+        self, conn: Connection, body: bytes
+    ) -> tuple[int, bytes, bytes, tuple[int, KeyShare, bytes]]:
+        exchange = parse_server_key_exchange(body)
+        config = self.config
         if exchange.group not in config.supported_groups or exchange.group not in TLS12_GROUPS:
             # RFC 8422 section 5.4: the server must pick a curve the client offered.
             raise IllegalParameter("ServerKeyExchange uses a group we did not offer")
-        leaf = load_chain(handshake.peer_chain[:1])[0]
-        content = server_params_content(
-            handshake.client_random,
-            handshake.server_random,
-            encode_ecdh_params(exchange.group, exchange.public),
-        )
-        verify_signature(
-            leaf, exchange.scheme, exchange.signature, content, signature_algorithms(config)
-        )
+        params = encode_ecdh_params(exchange.group, exchange.public)
         share = KeyShare(exchange.group, conn.random)
-        handshake.pre_master_secret = share.complete(exchange.public)
-        handshake.client_public = share.key_exchange
-        handshake.group = exchange.group
-        handshake.peer_scheme = exchange.scheme
-        handshake.transcript.update(message)
-        return ExpectCertificateRequest(config, handshake)
+        return exchange.scheme, exchange.signature, params, (exchange.group, share, exchange.public)
+
+    def _dhe(
+        self, conn: Connection, body: bytes
+    ) -> tuple[int, bytes, bytes, tuple[int, KeyShare, bytes]]:
+        exchange = parse_server_dh_key_exchange(body)
+        offered = tuple(g for g in self.config.supported_groups if g in TLS12_DHE_GROUPS)
+        group = dhe.named_group(exchange.p, exchange.g, offered)
+        public = dhe.full_length(group, exchange.ys)
+        share = KeyShare(group, conn.random)
+        return exchange.scheme, exchange.signature, exchange.params_bytes, (group, share, public)
 
 
 class ExpectCertificateRequest:

@@ -254,9 +254,10 @@ class Handshake:
     peer_scheme: int | None = None
     # The scheme we signed with (server: ServerKeyExchange; client: CertificateVerify).
     signature_scheme: int | None = None
-    # Our ECDHE private key (server, until ClientKeyExchange).
+    # Our ECDHE or DHE private key (server, until ClientKeyExchange).
     ephemeral_private: bytes = b""
-    # Client, from ServerKeyExchange to its flight: the premaster secret and our public point.
+    # Client, from ServerKeyExchange (or, RSA, the Certificate) to its flight: the premaster
+    # secret and the body of our ClientKeyExchange (messages.*_client_key_exchange_body).
     pre_master_secret: bytes = b""
     client_public: bytes = b""
     # Client: the server's CertificateRequest (certificate_types, signature algorithms).
@@ -265,6 +266,12 @@ class Handshake:
     # RFC 8449: the largest plaintext we may send the peer (its record_size_limit, at most
     # 2^14 in TLS 1.2, where the limit counts no content type byte).
     peer_record_size_limit: int = 2**14
+    # Server, RSA key exchange: ClientHello.client_version (the premaster secret's first
+    # two bytes, RFC 5246 section 7.4.7.1), the client's signature_algorithms and the
+    # SHA-256 of our leaf, so that a restored connection finds the same credential.
+    client_version: int = 0x0303
+    client_signature_algorithms: tuple[int, ...] = ()
+    credential_digest: bytes = b""
 
     @property
     def params(self) -> Tls12SuiteParams:

@@ -81,11 +81,63 @@ def encode_ecdh_params(group: int, public: bytes) -> bytes:
 
 
 def encode_server_key_exchange(exchange: ServerKeyExchange) -> bytes:
+    return encode_signed_params(exchange.params_bytes, exchange.scheme, exchange.signature)
+
+
+def encode_signed_params(params: bytes, scheme: int, signature: bytes) -> bytes:
+    """A ServerKeyExchange: the (EC)DH parameters, then their digitally-signed struct."""
     w = Writer()
-    w.raw(exchange.params_bytes)
-    w.uint16(exchange.scheme)
-    w.opaque(2, exchange.signature)
+    w.raw(params)
+    w.uint16(scheme)
+    w.opaque(2, signature)
     return handshake_message(HandshakeType.SERVER_KEY_EXCHANGE, w.getvalue())
+
+
+# --- ServerKeyExchange (DHE, RFC 5246 section 7.4.3) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDhKeyExchange:
+    """
+    struct {
+        opaque dh_p<1..2^16-1>;
+        opaque dh_g<1..2^16-1>;
+        opaque dh_Ys<1..2^16-1>;
+    } ServerDHParams;     /* Ephemeral DH parameters */
+    """
+
+    p: int
+    g: int
+    ys: bytes
+    scheme: int
+    signature: bytes
+    # The ServerDHParams exactly as sent: what the signature covers.
+    params_bytes: bytes
+
+
+def _minimal(value: int) -> bytes:
+    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
+
+
+def encode_dh_params(p: int, g: int, ys: bytes) -> bytes:
+    """ServerDHParams with p and g minimal, and Ys without leading zero bytes (as OpenSSL)."""
+    w = Writer()
+    w.opaque(2, _minimal(p))
+    w.opaque(2, _minimal(g))
+    w.opaque(2, ys.lstrip(b"\x00") or b"\x00")
+    return w.getvalue()
+
+
+def parse_server_dh_key_exchange(body: bytes) -> ServerDhKeyExchange:
+    r = Reader(body)
+    p = int.from_bytes(r.opaque(2, minimum=1), "big")
+    g = int.from_bytes(r.opaque(2, minimum=1), "big")
+    ys = r.opaque(2, minimum=1)
+    params_len = len(body) - r.remaining()
+    scheme = r.uint16()
+    signature = r.opaque(2)
+    r.finish()
+    return ServerDhKeyExchange(p, g, ys, scheme, signature, body[:params_len])
 
 
 def parse_server_key_exchange(body: bytes) -> ServerKeyExchange:
@@ -150,16 +202,36 @@ def parse_server_hello_done(body: bytes) -> None:
         raise DecodeError("ServerHelloDone is not empty")
 
 
-def encode_client_key_exchange(public: bytes) -> bytes:
+def ecdh_client_key_exchange_body(public: bytes) -> bytes:
     """struct { opaque point <1..2^8-1>; } ClientECDiffieHellmanPublic (RFC 8422 section 5.7)."""
-    return handshake_message(HandshakeType.CLIENT_KEY_EXCHANGE, bytes((len(public),)) + public)
+    return bytes((len(public),)) + public
+
+
+def opaque16_client_key_exchange_body(value: bytes) -> bytes:
+    """opaque dh_Yc<1..2^16-1> (ClientDiffieHellmanPublic), or the RSA EncryptedPreMasterSecret
+    (RFC 5246 section 7.4.7.1: "public-key-encrypted PreMasterSecret pre_master_secret")."""
+    return len(value).to_bytes(2, "big") + value
+
+
+def encode_client_key_exchange(body: bytes) -> bytes:
+    """The ClientKeyExchange message around a body made by one of the two functions above."""
+    return handshake_message(HandshakeType.CLIENT_KEY_EXCHANGE, body)
 
 
 def parse_client_key_exchange(body: bytes) -> bytes:
+    """The ECDHE point of a ClientKeyExchange."""
     r = Reader(body)
     public = r.opaque(1, minimum=1)
     r.finish()
     return public
+
+
+def parse_client_key_exchange16(body: bytes) -> bytes:
+    """dh_Yc or the RSA-encrypted premaster secret of a ClientKeyExchange."""
+    r = Reader(body)
+    value = r.opaque(2, minimum=1)
+    r.finish()
+    return value
 
 
 def encode_certificate_verify(scheme: int, signature: bytes) -> bytes:

@@ -1,7 +1,8 @@
 """The TLS 1.2 server (RFC 5246 section 7.3): one class per step, each returning the next.
 
-    ExpectClientHello       -> ServerHello, Certificate, ServerKeyExchange,
-                               [CertificateRequest,] ServerHelloDone sent
+    ExpectClientHello       -> ServerHello, Certificate, ServerKeyExchange (not for
+                               the RSA key exchange), [CertificateRequest,]
+                               ServerHelloDone sent
     ExpectClientCertificate         (only when a certificate was requested)
     ExpectClientKeyExchange
     ExpectCertificateVerify         (only when the client sent a certificate)
@@ -11,12 +12,14 @@
 The ClientHello is answered in two parts: negotiate(), a pure function that returns
 a Selection, then small emit steps. The ServerKeyExchange signature goes through
 sign_then, so it may wait for a private-key operation (keyops.py) as TLS 1.3's
-CertificateVerify does. States hold a common.Handshake of plain fields
+CertificateVerify does; the RSA key exchange's decryption goes through decrypt_then
+the same way (rsa_kex.py). States hold a common.Handshake of plain fields
 (tls12/snapshot.py writes it) and the config, which is never in a snapshot.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -40,10 +43,10 @@ from ..errors import (
     UnrecognizedName,
 )
 from ..groups import KeyShare
-from ..keyops import sign_then
+from ..keyops import DeferredKey, PrivateKeyHandle, decrypt_then, sign_then
 from ..messages import ClientHello, ServerHello, encode_alpn, encode_server_hello, encode_uint16
 from ..sigschemes import SCHEMES, SchemeFamily
-from . import prf
+from . import dhe, prf, rsa_kex
 from .common import (
     DOWNGRADE_TLS12,
     Handshake,
@@ -61,18 +64,24 @@ from .messages import (
     RSA_SIGN,
     SERVER_HELLO_DONE,
     CertificateRequest,
-    ServerKeyExchange,
     encode_certificate,
     encode_certificate_request,
     encode_ecdh_params,
-    encode_server_key_exchange,
+    encode_signed_params,
     parse_certificate,
     parse_certificate_verify,
     parse_client_key_exchange,
+    parse_client_key_exchange16,
     parse_ec_point_formats,
     parse_renegotiation_info,
 )
-from .suites import TLS12_GROUPS, Authentication, Tls12SuiteParams
+from .suites import (
+    TLS12_DHE_GROUPS,
+    TLS12_GROUPS,
+    Authentication,
+    KeyExchange,
+    Tls12SuiteParams,
+)
 
 _CURVE_GROUPS = {
     "secp256r1": NamedGroup.SECP256R1,
@@ -94,8 +103,10 @@ class Selection:
     """What the server chose from a ClientHello: the outcome of negotiate()."""
 
     params: Tls12SuiteParams
+    # The ECDHE curve or the RFC 7919 DHE group; 0 for the RSA key exchange.
     group: int
     credential: Credential
+    # What signs the ServerKeyExchange; 0 for the RSA key exchange (nothing is signed).
     signature_scheme: int
     alpn_protocol: bytes | None
     extended_master_secret: bool
@@ -141,14 +152,55 @@ def _select_scheme(
     return None
 
 
-def _select_group(config: ServerConfig, hello: ClientHello) -> int:
-    ours = [g for g in config.supported_groups if g in TLS12_GROUPS]
+def _select_groups(config: ServerConfig, hello: ClientHello) -> dict[KeyExchange, int]:
+    """The group each key exchange would use: ECDHE's curve, DHE's RFC 7919 group."""
     client_groups = hello.supported_groups
+    chosen: dict[KeyExchange, int] = {KeyExchange.RSA: 0}
+    ecdhe = [g for g in config.supported_groups if g in TLS12_GROUPS]
     # RFC 8422 section 4: without the extension a server may use any curve.
-    common = ours if client_groups is None else [g for g in ours if g in client_groups]
-    if not common:
-        raise HandshakeFailure("no ECDHE group in common")
-    return common[0]
+    common = ecdhe if client_groups is None else [g for g in ecdhe if g in client_groups]
+    if common:
+        chosen[KeyExchange.ECDHE] = common[0]
+    # RFC 7919 section 4: a client that names FFDHE groups gets one of them or no DHE
+    # suite; a client that names none (a legacy one) gets our first RFC 7919 group. We
+    # never send a prime that is not one of RFC 7919's.
+    dhe_groups = [g for g in config.supported_groups if g in TLS12_DHE_GROUPS]
+    names_ffdhe = client_groups is not None and any(256 <= g <= 511 for g in client_groups)
+    if names_ffdhe:
+        assert client_groups is not None
+        dhe_groups = [g for g in dhe_groups if g in client_groups]
+    if dhe_groups:
+        chosen[KeyExchange.DHE] = dhe_groups[0]
+    return chosen
+
+
+def _can_decrypt(key: PrivateKeyHandle) -> bool:
+    if isinstance(key, DeferredKey):
+        return key.decrypts
+    return callable(getattr(key, "decrypt", None))
+
+
+def _select_suite(
+    config: ServerConfig,
+    hello: ClientHello,
+    credential: Credential,
+    authentication: Authentication,
+    groups: dict[KeyExchange, int],
+) -> Tls12SuiteParams | None:
+    """Our most preferred suite the client offers that the credential and groups allow."""
+    leaf = credential.certificate_chain[0]
+    for suite in config.tls12_cipher_suites:
+        if suite not in hello.cipher_suites:
+            continue
+        params = Tls12SuiteParams.for_suite(suite)
+        if params.authentication is not authentication or params.key_exchange not in groups:
+            continue
+        if params.key_exchange is KeyExchange.RSA and not (
+            rsa_kex.allows_key_encipherment(leaf) and _can_decrypt(credential.signer)
+        ):
+            continue
+        return params
+    return None
 
 
 def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
@@ -189,23 +241,19 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
         if hello.server_name is not None:
             raise UnrecognizedName("no credential for the requested server name")
         raise HandshakeFailure("no credential for this connection")
-    group = _select_group(config, hello)
+    groups = _select_groups(config, hello)
     leaf = credential.certificate_chain[0]
     authentication = _authentication_of(leaf)
     if authentication is None or not _curve_allowed(leaf, hello.supported_groups):
         raise HandshakeFailure("our certificate suits no curve or suite the client offers")
-    scheme = _select_scheme(credential, authentication, algorithms)
-    suite = next(
-        (
-            s
-            for s in config.tls12_cipher_suites
-            if s in hello.cipher_suites
-            and Tls12SuiteParams.for_suite(s).authentication is authentication
-        ),
-        None,
-    )
-    if suite is None or scheme is None:
-        raise HandshakeFailure("no TLS 1.2 cipher suite or signature scheme in common")
+    params = _select_suite(config, hello, credential, authentication, groups)
+    if params is None:
+        raise HandshakeFailure("no TLS 1.2 cipher suite and group in common")
+    scheme = 0
+    if params.key_exchange is not KeyExchange.RSA:
+        scheme = _select_scheme(credential, authentication, algorithms) or 0
+        if not scheme:
+            raise HandshakeFailure("no TLS 1.2 signature scheme in common")
     alpn_protocol = None
     if hello.alpn_protocols is not None and config.alpn_protocols:
         alpn_protocol = next((p for p in config.alpn_protocols if p in hello.alpn_protocols), None)
@@ -217,8 +265,8 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
             raise IllegalParameter("record_size_limit below 64")
         peer_limit = min(hello.record_size_limit, 2**14)
     return Selection(
-        params=Tls12SuiteParams.for_suite(suite),
-        group=group,
+        params=params,
+        group=groups[params.key_exchange],
         credential=credential,
         signature_scheme=scheme,
         alpn_protocol=alpn_protocol,
@@ -243,7 +291,6 @@ class ExpectClientHello:
             # RFC 8446 section 4.1.3: a TLS 1.3 server negotiating TLS 1.2 "MUST set the
             # last 8 bytes of their Random value" to 44 4F 57 4E 47 52 44 01.
             server_random = server_random[:24] + DOWNGRADE_TLS12
-        share = KeyShare(selection.group, conn.random)
         handshake = Handshake(
             suite=selection.params.suite,
             client_random=hello.random,
@@ -253,8 +300,7 @@ class ExpectClientHello:
             extended_master_secret=selection.extended_master_secret,
             alpn_protocol=selection.alpn_protocol,
             server_name=hello.server_name,
-            signature_scheme=selection.signature_scheme,
-            ephemeral_private=share.private_bytes(),
+            signature_scheme=selection.signature_scheme or None,
         )
         if selection.peer_record_size_limit is not None and config.record_size_limit is not None:
             handshake.peer_record_size_limit = selection.peer_record_size_limit
@@ -262,24 +308,48 @@ class ExpectClientHello:
             conn.read_fragment_limit = min(config.record_size_limit, 2**14)
         _send(conn, handshake, _server_hello(config, hello, selection, server_random))
         _send(conn, handshake, _certificate_message(selection.credential))
-        params = encode_ecdh_params(selection.group, share.key_exchange)
+        if selection.params.key_exchange is KeyExchange.RSA:
+            # Kept for the decryption (rsa_kex.py) and for finding the key after a restore.
+            handshake.client_version = hello.legacy_version
+            handshake.client_signature_algorithms = tuple(hello.signature_algorithms or ())
+            handshake.credential_digest = _leaf_digest(selection.credential)
+            return _finish_flight(conn, config, handshake, selection.credential)
+        share = KeyShare(selection.group, conn.random)
+        handshake.ephemeral_private = share.private_bytes()
+        if selection.params.key_exchange is KeyExchange.DHE:
+            params = dhe.server_dh_params(selection.group, share.key_exchange)
+        else:
+            params = encode_ecdh_params(selection.group, share.key_exchange)
         content = server_params_content(hello.random, server_random, params)
 
-        def finish_flight(conn: Connection, signature: bytes) -> HandshakeState:
-            exchange = ServerKeyExchange(
-                selection.group, share.key_exchange, selection.signature_scheme, signature
-            )
-            _send(conn, handshake, encode_server_key_exchange(exchange))
-            if config.client_auth is not ClientAuth.NONE:
-                _send(conn, handshake, _certificate_request(config))
-            _send(conn, handshake, SERVER_HELLO_DONE)
-            if config.client_auth is ClientAuth.NONE:
-                return ExpectClientKeyExchange(config, handshake)
-            return ExpectClientCertificate(config, handshake)
+        def send_key_exchange(conn: Connection, signature: bytes) -> HandshakeState:
+            scheme = selection.signature_scheme
+            _send(conn, handshake, encode_signed_params(params, scheme, signature))
+            return _finish_flight(conn, config, handshake, None)
 
         return sign_then(
-            conn, selection.credential.signer, selection.signature_scheme, content, finish_flight
+            conn,
+            selection.credential.signer,
+            selection.signature_scheme,
+            content,
+            send_key_exchange,
         )
+
+
+def _leaf_digest(credential: Credential) -> bytes:
+    return hashlib.sha256(credential.chain_der[0]).digest()
+
+
+def _finish_flight(
+    conn: Connection, config: ServerConfig, handshake: Handshake, credential: Credential | None
+) -> HandshakeState:
+    """[CertificateRequest,] ServerHelloDone; `credential` only for the RSA key exchange."""
+    if config.client_auth is not ClientAuth.NONE:
+        _send(conn, handshake, _certificate_request(config))
+    _send(conn, handshake, SERVER_HELLO_DONE)
+    if config.client_auth is ClientAuth.NONE:
+        return ExpectClientKeyExchange(config, handshake, credential)
+    return ExpectClientCertificate(config, handshake, credential)
 
 
 def _send(conn: Connection, handshake: Handshake, message: bytes) -> None:
@@ -341,9 +411,13 @@ def _certificate_request(config: ServerConfig) -> bytes:
 
 
 class ExpectClientCertificate:
-    def __init__(self, config: ServerConfig, handshake: Handshake) -> None:
+    def __init__(
+        self, config: ServerConfig, handshake: Handshake, credential: Credential | None = None
+    ) -> None:
         self.config = config
         self.handshake = handshake
+        # The RSA key exchange's credential (None after a restore: looked up again).
+        self.credential = credential
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CERTIFICATE, "waiting for the client's Certificate")
@@ -355,25 +429,65 @@ class ExpectClientCertificate:
                 # RFC 5246 section 7.4.6: a server that requires one "may respond with a
                 # fatal handshake_failure alert".
                 raise HandshakeFailure("client sent no certificate")
-            return ExpectClientKeyExchange(config, self.handshake)
+            return ExpectClientKeyExchange(config, self.handshake, self.credential)
         config.client_trust_store.verify_client(chain, conn.clock())
         self.handshake.peer_chain = chain
-        return ExpectClientKeyExchange(config, self.handshake)
+        return ExpectClientKeyExchange(config, self.handshake, self.credential)
+
+
+def _decrypting_credential(config: ServerConfig, handshake: Handshake) -> Credential:
+    """The credential a restored RSA-key-exchange connection decrypts with: the one it
+    sent its Certificate for, chosen again the way negotiate() chose it."""
+    if config.credential_selector is not None:
+        credential = config.credential_selector(
+            handshake.server_name, handshake.client_signature_algorithms
+        )
+    else:
+        credential = config.credential
+    if credential is None or _leaf_digest(credential) != handshake.credential_digest:
+        raise HandshakeFailure("the credential changed during the handshake")
+    return credential
 
 
 class ExpectClientKeyExchange:
-    def __init__(self, config: ServerConfig, handshake: Handshake) -> None:
+    def __init__(
+        self, config: ServerConfig, handshake: Handshake, credential: Credential | None = None
+    ) -> None:
         self.config = config
         self.handshake = handshake
+        self.credential = credential
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, HandshakeType.CLIENT_KEY_EXCHANGE, "waiting for ClientKeyExchange")
         handshake = self.handshake
-        public = parse_client_key_exchange(message[4:])
+        key_exchange = handshake.params.key_exchange
+        if key_exchange is KeyExchange.RSA:
+            ciphertext = parse_client_key_exchange16(message[4:])
+            handshake.transcript.update(message)
+            # R is drawn whatever the outcome, before the key is asked (rsa_kex.py).
+            random46 = conn.random(rsa_kex.PREMASTER_LEN - 2)
+            credential = self.credential or _decrypting_credential(self.config, handshake)
+
+            def derive(conn: Connection, decrypted: bytes) -> HandshakeState:
+                premaster = rsa_kex.server_premaster(
+                    decrypted, handshake.client_version, random46
+                )
+                return self._derive(premaster)
+
+            return decrypt_then(conn, credential.signer, ciphertext, derive)
         share = KeyShare.from_private_bytes(handshake.group, handshake.ephemeral_private)
-        # RFC 8422 section 5.11 / RFC 8446 4.2.8: the peer's point is validated here.
-        pre_master_secret = share.complete(public)
+        if key_exchange is KeyExchange.DHE:
+            public = dhe.full_length(handshake.group, parse_client_key_exchange16(message[4:]))
+            # ffdhe.py checks 1 < dh_Yc < p - 1 (RFC 7919 section 5.1).
+            premaster = dhe.premaster(share.complete(public))
+        else:
+            # RFC 8422 section 5.11 / RFC 8446 4.2.8: the peer's point is validated here.
+            premaster = share.complete(parse_client_key_exchange(message[4:]))
         handshake.transcript.update(message)
+        return self._derive(premaster)
+
+    def _derive(self, pre_master_secret: bytes) -> HandshakeState:
+        handshake = self.handshake
         secrets = Secrets.derive(
             handshake.params,
             pre_master_secret,

@@ -69,6 +69,9 @@ def write_state(w: SnapshotWriter, state: HandshakeState) -> None:
         w.u16_list(request[1])
     w.blob(handshake.master_secret)
     w.u16(handshake.peer_record_size_limit)
+    w.u16(handshake.client_version)
+    w.u16_list(handshake.client_signature_algorithms)
+    w.blob(handshake.credential_digest)
 
 
 def _read_handshake(r: SnapshotReader) -> Handshake:
@@ -106,6 +109,9 @@ def _read_handshake(r: SnapshotReader) -> Handshake:
         handshake.certificate_request = (r.blob(), r.u16_list())
     handshake.master_secret = r.blob()
     handshake.peer_record_size_limit = r.u16()
+    handshake.client_version = r.u16()
+    handshake.client_signature_algorithms = r.u16_list()
+    handshake.credential_digest = r.blob()
     if not 64 <= handshake.peer_record_size_limit <= 2**14:
         raise SnapshotError("snapshot has a record size limit out of range")
     if len(client_random) != 32 or len(server_random) != 32:
