@@ -201,6 +201,9 @@ def _add_port(
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's fields."""
 
+    # In a worker process (workers.py), every line says which worker wrote it.
+    worker: int | None = None
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -209,6 +212,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            entry["worker"] = self.worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -604,6 +609,7 @@ def _check_start(settings: Settings) -> None:
 
 def run(settings: Settings) -> int:
     """The `handshaker serve` command: bootstrap the keystore, then serve (or supervise)."""
+    JsonFormatter.worker = settings.worker_index
     try:
         configure_logging(LOG_LEVELS[settings.log_level], settings.audit_log)
     except OSError as error:
