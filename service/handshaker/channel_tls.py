@@ -29,6 +29,7 @@ CHECK_INTERVAL = 1.0
 Stamp = tuple[int, int, int] | None
 
 
+
 class ChannelTlsError(ValueError):
     """The channel's certificate, key or client CA cannot be read at start (one line)."""
 
@@ -111,7 +112,9 @@ class ReloadingCredentials:
             self._lock.release()
 
     def credentials(self) -> grpc.ServerCredentials:
+        """The server credentials (client certificates required when there is a client CA)."""
         return grpc.dynamic_ssl_server_credentials(
             self.initial,
-            self.fetch,  # type: ignore[arg-type]  # grpc takes None as "unchanged" require_client_authentication=self.client_ca is not None
+            self.fetch,  # type: ignore[arg-type]  # grpc takes None as "unchanged"
+            require_client_authentication=self.client_ca is not None,
         )

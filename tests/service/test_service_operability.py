@@ -25,6 +25,7 @@ from service_kit import (
     ChannelPki,
     StartService,
     StreamHandshake,
+    development_keystore,
     handshaker_stub,
     make_channel_pki,
 )
@@ -123,6 +124,7 @@ def test_the_channel_certificate_and_client_ca_reload_without_dropping_streams(
     service = start_service(
         "--tls-cert", str(served / "server.pem"), "--tls-key", str(served / "server.key"),
         "--tls-client-ca", str(served / "ca.pem"),
+        keystore=development_keystore(tmp_path / "ks", "dns:alice.test"),
     )  # fmt: skip
     (tmp_path / "renewed").mkdir()
     renewed = make_channel_pki(tmp_path / "renewed", ("carol.test",))
@@ -140,6 +142,12 @@ def test_the_channel_certificate_and_client_ca_reload_without_dropping_streams(
     with _connect(service.address, renewed, "carol.test") as fresh:
         eventually(lambda: _healthy(fresh))
     assert any(e.get("message") == "channel TLS reloaded" for e in service.log_entries())
+    # Client certificates are still required, now from the new CA.
+    no_certificate = grpc.ssl_channel_credentials(root_certificates=renewed.ca_pem)
+    with grpc.secure_channel(
+        service.address, no_certificate, options=[("grpc.ssl_target_name_override", "localhost")]
+    ) as anonymous:
+        assert not _healthy(anonymous)
     # The old CA's callers are not let in any more on a new connection.
     with _connect(service.address, channel_pki, "bob.test") as stale:
         assert not _healthy(stale)
