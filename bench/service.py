@@ -26,6 +26,13 @@ on the same keystore with `--session-store` on a redis-server started here (Unix
 socket, no disk) runs the unary API in the same rounds: `redis_ratio` is its rate
 over the memory store's (every unary step loads, restores, seals and saves).
 
+With redis-server (and unless --no-workers), a `serve --workers 2` service on that Redis
+runs the Handshake stream in the same rounds against the one-process service, both over
+WORKER_CONNS connections (the kernel spreads connections, not RPCs, over the workers):
+`workers2_ratio` is the two workers' rate over the one process's, and
+`workers{1,2}_service_cpu_seconds_per_handshake` the service's CPU per handshake (the
+process and all its children, from /proc/PID/stat).
+
 The callers keep 64 handshakes in flight by default: a throughput figure needs
 the service saturated (at 32, one service process was measured 84-87% busy on
 the Multiplex stream, so the rate there also measures round trips).
@@ -35,7 +42,7 @@ the engine's server time, and the load generator's next to it. The last line
 printed is one JSON object.
 
     python bench/service.py [--json] [--seconds S] [--rounds N] [--concurrency C]
-                            [--load go|python] [--peer ssl|engine] [--no-redis]
+                            [--load go|python] [--peer ssl|engine] [--no-redis] [--no-workers]
 
 With `--hsm` it measures instead HSM-backed against file-backed handshakes: two
 service processes, one serving a credential whose ECDSA P-256 key is in a SoftHSM2
