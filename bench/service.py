@@ -26,6 +26,13 @@ on the same keystore with `--session-store` on a redis-server started here (Unix
 socket, no disk) runs the unary API in the same rounds: `redis_ratio` is its rate
 over the memory store's (every unary step loads, restores, seals and saves).
 
+With redis-server (and unless --no-workers), a `serve --workers 2` service on that Redis
+runs the Handshake stream in the same rounds against the one-process service, both over
+WORKER_CONNS connections (the kernel spreads connections, not RPCs, over the workers):
+`workers2_ratio` is the two workers' rate over the one process's, and
+`workers{1,2}_service_cpu_seconds_per_handshake` the service's CPU per handshake (the
+process and all its children, from /proc/PID/stat).
+
 The callers keep 64 handshakes in flight by default: a throughput figure needs
 the service saturated (at 32, one service process was measured 84-87% busy on
 the Multiplex stream, so the rate there also measures round trips).
@@ -35,7 +42,7 @@ the engine's server time, and the load generator's next to it. The last line
 printed is one JSON object.
 
     python bench/service.py [--json] [--seconds S] [--rounds N] [--concurrency C]
-                            [--load go|python] [--peer ssl|engine] [--no-redis]
+                            [--load go|python] [--peer ssl|engine] [--no-redis] [--no-workers]
 
 With `--hsm` it measures instead HSM-backed against file-backed handshakes: two
 service processes, one serving a credential whose ECDSA P-256 key is in a SoftHSM2
@@ -129,10 +136,9 @@ class Service:
                 self._listening.set()
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of the service process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        # After the command name: state is field 3, utime field 14, stime field 15.
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User plus system CPU time so far of the service process and of its worker
+        processes (`serve --workers N`: the supervisor's children)."""
+        return sum(_process_cpu_seconds(pid) for pid in _with_descendants(self.process.pid))
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -144,6 +150,28 @@ class Service:
                 self.process.wait()
         self._reader.join(5)
         return self.process.returncode
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0  # gone meanwhile
+    # After the command name: state is field 3, utime field 14, stime field 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        pending.extend(int(child) for child in children)
+    return found
 
 
 class RedisProcess:
@@ -359,7 +387,7 @@ class ServiceRound:
 
 
 async def service_round(
-    stub: pb_grpc.HandshakerStub,
+    stub: pb_grpc.HandshakerStub | list[pb_grpc.HandshakerStub],
     handshake: Handshake,
     *,
     new_peer: PeerFactory,
@@ -373,11 +401,14 @@ async def service_round(
     cpu_before = service.cpu_seconds()
     bench_before = time.process_time()
 
-    async def caller() -> None:
-        while time.perf_counter() < deadline:
-            result.latencies.append(await handshake(stub, new_peer))
+    # Callers spread over the stubs' connections (a --workers service spreads those).
+    stubs = stub if isinstance(stub, list) else [stub]
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    async def caller(mine: pb_grpc.HandshakerStub) -> None:
+        while time.perf_counter() < deadline:
+            result.latencies.append(await handshake(mine, new_peer))
+
+    await asyncio.gather(*(caller(stubs[i % len(stubs)]) for i in range(concurrency)))
     result.seconds = time.perf_counter() - began
     result.service_cpu_seconds = service.cpu_seconds() - cpu_before
     result.bench_cpu_seconds = time.process_time() - bench_before
@@ -410,12 +441,14 @@ class GoLoad:
         self.ca_file = ca_file
         self.concurrency = concurrency
         self.group = 0
+        self.conns = 1
 
-    def for_service(self, service: Service) -> GoLoad:
-        """The same binary, driving another service process."""
+    def for_service(self, service: Service, conns: int = 1) -> GoLoad:
+        """The same binary, driving another service process over `conns` connections."""
         load = object.__new__(GoLoad)
         load.__dict__.update(self.__dict__)
         load.service = service
+        load.conns = conns
         return load
 
     def round(self, api: str, seconds: float) -> ServiceRound:
@@ -432,6 +465,8 @@ class GoLoad:
                 api,
                 "-concurrency",
                 str(self.concurrency),
+                "-conns",
+                str(self.conns),
                 "-duration",
                 f"{seconds}s",
             ],
@@ -466,6 +501,8 @@ async def measure(
     service: Service,
     folder: Path,
     redis_service: Service | None = None,
+    *,
+    workers_service: Service | None = None,
 ) -> dict[str, object]:
     store = DirectoryKeyStore(keystore)
     ca_file = keystore / "dev-ca" / "ca.crt"
@@ -503,9 +540,7 @@ async def measure(
     async with grpc.aio.insecure_channel(service.address) as channel:
         stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
 
-        redis_channel = (
-            grpc.aio.insecure_channel(redis_service.address) if redis_service else None
-        )
+        redis_channel = grpc.aio.insecure_channel(redis_service.address) if redis_service else None
         redis_stub = (
             pb_grpc.HandshakerStub(redis_channel)  # type: ignore[no-untyped-call]
             if redis_channel is not None
@@ -513,8 +548,14 @@ async def measure(
         )
         # "unary_redis": the unary API on the service whose sessions are in Redis.
         apis = (*APIS, "unary_redis") if redis_service is not None else APIS
+        # "stream_workers1"/"stream_workers2": the stream API over WORKER_CONNS connections
+        # to one service process, and to a `--workers 2` service.
+        fleet = WorkersContenders(service, workers_service, go_load)
+        apis = (*apis, *fleet.targets)
 
         async def service_api_round(api: str, seconds: float) -> ServiceRound:
+            if api in fleet.targets:
+                return await fleet.round(api, seconds, args.concurrency, new_peer)
             target, target_stub, load = service, stub, go_load
             if api == "unary_redis":
                 assert redis_service is not None and redis_stub is not None
@@ -565,6 +606,7 @@ async def measure(
 
         if redis_channel is not None:
             await redis_channel.close(None)
+        await fleet.close()
     await multiplex.client.close()
     engine_rate = statistics.median(t.handshakes / t.server_seconds for t in engine_rounds)
     client_ms = statistics.median(1000 * t.client_seconds / t.handshakes for t in engine_rounds)
@@ -614,6 +656,25 @@ async def measure(
         )
         if "unary_redis" in per_api
         else None,
+        # Two worker processes on one port over one (the stream API, the same connections).
+        "workers2_ratio": round(
+            per_api["stream_workers2"]["handshakes_per_s"]
+            / per_api["stream_workers1"]["handshakes_per_s"],
+            3,
+        )
+        if "stream_workers2" in per_api
+        else None,
+        # The service's CPU (the supervisor and every worker, from /proc) per handshake.
+        "workers2_service_cpu_seconds_per_handshake": round(
+            per_api["stream_workers2"]["service_cpu_ms_per_handshake"] / 1000, 6
+        )
+        if "stream_workers2" in per_api
+        else None,
+        "workers1_service_cpu_seconds_per_handshake": round(
+            per_api["stream_workers1"]["service_cpu_ms_per_handshake"] / 1000, 6
+        )
+        if "stream_workers1" in per_api
+        else None,
         "load": args.load,
         "group": NamedGroup(group).name,
         "peer": "go crypto/tls" if args.load == "go" else args.peer,
@@ -630,6 +691,55 @@ async def measure(
                 value, 3 if "cpu" in name else 1 if "per_s" in name else 2
             )
     return result
+
+
+WORKER_CONNS = 8
+
+
+class WorkersContenders:
+    """The stream API over WORKER_CONNS connections: to the one-process service, and to
+    the `--workers 2` service (the kernel spreads connections, not RPCs, over workers)."""
+
+    def __init__(
+        self, service: Service, workers_service: Service | None, go_load: GoLoad | None
+    ) -> None:
+        self.channels: list[grpc.aio.Channel] = []
+        self.targets: dict[str, tuple[Service, list[pb_grpc.HandshakerStub], GoLoad | None]] = {}
+        if workers_service is None:
+            return
+        for name, target in (("stream_workers1", service), ("stream_workers2", workers_service)):
+            load = go_load.for_service(target, WORKER_CONNS) if go_load is not None else None
+            self.targets[name] = (target, self._stubs(target.address), load)
+
+    def _stubs(self, address: str) -> list[pb_grpc.HandshakerStub]:
+        stubs = []
+        for _ in range(WORKER_CONNS):
+            # A subchannel pool of its own: a connection of its own.
+            channel = grpc.aio.insecure_channel(
+                address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            self.channels.append(channel)
+            stubs.append(pb_grpc.HandshakerStub(channel))  # type: ignore[no-untyped-call]
+        return stubs
+
+    async def round(
+        self, name: str, seconds: float, concurrency: int, new_peer: PeerFactory
+    ) -> ServiceRound:
+        target, stubs, load = self.targets[name]
+        if load is not None:
+            return load.round("stream", seconds)
+        return await service_round(
+            stubs,
+            stream_handshake,
+            new_peer=new_peer,
+            service=target,
+            seconds=seconds,
+            concurrency=concurrency,
+        )
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close(None)
 
 
 # --- HSM-backed against file-backed ------------------------------------------------------
@@ -848,6 +958,11 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the unary API on a Redis session store (redis_ratio)",
     )
     parser.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="skip `serve --workers 2` against one process (workers2_ratio; needs redis-server)",
+    )
+    parser.add_argument(
         "--hsm",
         action="store_true",
         help="measure HSM-backed (a SoftHSM2 token key) against file-backed handshakes",
@@ -868,13 +983,31 @@ def main(argv: list[str] | None = None) -> int:
         service = Service(keystore, caps)
         redis: RedisProcess | None = None
         redis_service: Service | None = None
+        workers_service: Service | None = None
         try:
-            if not args.no_redis and shutil.which("redis-server"):
+            if not (args.no_redis and args.no_workers) and shutil.which("redis-server"):
                 redis = RedisProcess(Path(folder))
+            if redis is not None and not args.no_redis:
                 redis_service = Service(keystore, [*caps, "--session-store", redis.url])
-            result = asyncio.run(measure(args, keystore, service, Path(folder), redis_service))
+            if redis is not None and not args.no_workers:
+                # More than one worker needs the shared store (streams stay in each worker).
+                workers_service = Service(
+                    keystore, [*caps, "--session-store", redis.url, "--workers", "2"]
+                )
+            result = asyncio.run(
+                measure(
+                    args,
+                    keystore,
+                    service,
+                    Path(folder),
+                    redis_service,
+                    workers_service=workers_service,
+                )
+            )
         finally:
             code = service.stop()
+            if workers_service is not None:
+                result_workers_code = workers_service.stop()
             if redis_service is not None:
                 result_redis_code = redis_service.stop()
             if redis is not None:
@@ -882,6 +1015,8 @@ def main(argv: list[str] | None = None) -> int:
         result["service_exit_code"] = code
         if redis_service is not None:
             result["redis_service_exit_code"] = result_redis_code
+        if workers_service is not None:
+            result["workers_service_exit_code"] = result_workers_code
     print(json.dumps(result))
     return 0
 

@@ -28,11 +28,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats
+from handshaker import tracing
+from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats, metrics
 from handshaker.api import options as option_limits
 from handshaker.api import servicer as servicer_limits
 from handshaker.api.audit import audit_log
 from handshaker.api.identity import CallerIdentity
+from handshaker.channel_tls import ReloadingCredentials
 from handshaker.keystore import (
     LOCAL,
     DirectoryKeyStore,
@@ -53,6 +55,8 @@ log = logging.getLogger("handshaker.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Handshaker"].full_name
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# The pipe a worker reports "listening" on to its supervisor (workers.py).
+READY_FD_ENV = "HANDSHAKER_READY_FD"
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
@@ -93,6 +97,13 @@ class Settings:
     max_trust_anchors_bytes: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES
     # "stderr", "off", or a file path.
     audit_log: str = "stderr"
+    # Service processes on one port (workers.py); the supervisor's workers have an index.
+    workers: int = 1
+    worker_index: int | None = None
+    reuse_port: bool = False
+    # HOST:PORT for Prometheus metrics (api/metrics.py); an OTLP gRPC endpoint for traces.
+    metrics_listen: str | None = None
+    otlp_endpoint: str | None = None
 
 
 def is_loopback(listen: str) -> bool:
@@ -190,6 +201,9 @@ def _add_port(
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the record's fields."""
 
+    # In a worker process (workers.py), every line says which worker wrote it.
+    worker: int | None = None
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -198,6 +212,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            entry["worker"] = self.worker
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
@@ -243,14 +259,12 @@ def configure_audit_log(target: str) -> None:
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """The channel's TLS, reloaded when its files change (channel_tls.py); None: plaintext."""
     if settings.tls_cert is None or settings.tls_key is None:
         return None
-    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
-    return grpc.ssl_server_credentials(
-        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
+    return ReloadingCredentials(
+        settings.tls_cert, settings.tls_key, settings.tls_client_ca
+    ).credentials()
 
 
 async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
@@ -319,56 +333,60 @@ async def _report(stats: HandshakeStats, interval: float) -> None:
             log.info("handshakes", extra={"fields": {"seconds": interval, **counts}})
 
 
-async def _watch_key_backends(health_servicer: Any, interval: float = 1.0) -> None:
-    """NOT_SERVING while a key backend (a PKCS#11 token) fails; probe it until it works again."""
+def keystore_problem(keystore: KeyStore) -> str | None:
+    """Why the keystore cannot be read right now (None: it can)."""
+    try:
+        keystore.names()
+    except KeystoreError as error:
+        return str(error)
+    problem: str | None = getattr(keystore, "problem", None)
+    return problem
+
+
+async def _backend_problems(keystore: KeyStore) -> dict[str, str]:
+    for pool in pkcs11.pools():
+        if pool.failure is not None:
+            # Without traffic nothing would notice the token is back: try it ourselves.
+            with contextlib.suppress(KeystoreError):
+                await pool.run(pkcs11.probe)
+    problems = pkcs11.unusable()
+    problem = keystore_problem(keystore)
+    if problem is not None:
+        problems["keystore"] = problem
+    return problems
+
+
+async def _watch_backends(health_servicer: Any, keystore: KeyStore, interval: float = 1.0) -> None:
+    """NOT_SERVING while the keystore cannot be read or a key backend (a PKCS#11 token)
+    fails; probed every `interval` until it works again."""
     serving = True
     while True:
         await asyncio.sleep(interval)
-        failing = pkcs11.unusable()
-        for pool in pkcs11.pools():
-            if pool.failure is not None:
-                # Without traffic nothing would notice the token is back: try it ourselves.
-                with contextlib.suppress(KeystoreError):
-                    await pool.run(pkcs11.probe)
-        failing = pkcs11.unusable()
-        if bool(failing) == serving:
-            serving = not failing
-            status = (
-                health_pb2.HealthCheckResponse.SERVING
-                if serving
-                else health_pb2.HealthCheckResponse.NOT_SERVING
-            )
-            for name in ("", SERVICE_NAME):
-                await health_servicer.set(name, status)
+        problems = await _backend_problems(keystore)
+        if bool(problems) == serving:
+            serving = not problems
+            await _set_health(health_servicer, serving)
             log.warning(
                 "key backends usable again" if serving else "key backend unusable",
-                extra={"fields": {"backends": failing} if failing else {}},
+                extra={"fields": {"backends": problems} if problems else {}},
             )
 
 
-async def serve(
-    settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None
-) -> None:
-    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
-    check_listen(settings)
-    sessions, sealer = await open_session_store(settings)
-    # Streams stay in memory on this replica, whichever store the unary API uses.
-    streams = (
-        sessions
-        if isinstance(sessions, MemorySessionStore)
-        else MemorySessionStore(
-            idle_timeout=settings.idle_timeout,
-            max_sessions=settings.max_sessions,
-            max_sessions_per_caller=settings.max_sessions_per_caller,
-        )
+def _streams_store(settings: Settings, sessions: SessionStore) -> MemorySessionStore:
+    """Streams stay in memory on this process, whichever store the unary API uses."""
+    if isinstance(sessions, MemorySessionStore):
+        return sessions
+    return MemorySessionStore(
+        idle_timeout=settings.idle_timeout,
+        max_sessions=settings.max_sessions,
+        max_sessions_per_caller=settings.max_sessions_per_caller,
     )
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", 4 << 20),
-            ("grpc.so_reuseport", 0),
-        ]
-    )
-    servicer = HandshakerServicer(
+
+
+def _servicer(
+    settings: Settings, keystore: KeyStore, sessions: SessionStore, streams: MemorySessionStore
+) -> HandshakerServicer:
+    return HandshakerServicer(
         sessions,
         ConfigFactory(
             keystore,
@@ -383,6 +401,18 @@ async def serve(
         max_buffered_bytes=settings.max_buffered_bytes,
         max_frames=settings.max_frames_per_message,
     )
+
+
+def _grpc_server(settings: Settings, servicer: HandshakerServicer) -> tuple[grpc.aio.Server, Any]:
+    """The gRPC server with the Handshaker, health and reflection services; the health servicer."""
+    server = grpc.aio.server(
+        interceptors=tracing.interceptors(settings.otlp_endpoint),
+        options=[
+            ("grpc.max_receive_message_length", 4 << 20),
+            # Worker processes share one port; a lone process refuses a taken one.
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+        ],
+    )
     pb_grpc.add_HandshakerServicer_to_server(  # type: ignore[no-untyped-call]
         servicer,
         server,
@@ -392,65 +422,134 @@ async def serve(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    credentials = _server_credentials(settings)
-    port = _add_port(server, settings, credentials)
+    return server, health_servicer
+
+
+def _listen(server: grpc.aio.Server, settings: Settings) -> str:
+    """Bind the listener; the address as bound (a port 0 resolved)."""
+    port = _add_port(server, settings, _server_credentials(settings))
     if port == 0 and not settings.listen.startswith("unix"):
         raise ListenError(
             f"cannot listen on {settings.listen}: the address is in use "
             "(another handshaker serve?) or not available on this host"
         )
-    # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
-    # sent on the "listening" line already drains gracefully.
-    stop = asyncio.Event()
+    address = settings.listen
+    if not address.startswith("unix") and address.endswith(":0"):
+        address = f"{address.rpartition(':')[0]}:{port}"
+    return address
+
+
+def _log_listening(settings: Settings, address: str) -> None:
+    fields: dict[str, object] = {
+        "address": address,
+        "tls": settings.tls_cert is not None,
+        "mtls": settings.tls_client_ca is not None,
+        "session_store": store_name(settings.session_store),
+    }
+    if settings.listen.startswith("unix"):
+        fields["unix_principal"] = str(unix_principal(settings))
+    if settings.worker_index is not None:
+        # The supervisor says "listening" once every worker is up.
+        fields["worker"] = settings.worker_index
+        log.info("worker listening", extra={"fields": fields})
+    else:
+        log.info("listening", extra={"fields": fields})
+
+
+async def _set_health(health_servicer: Any, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+
+
+async def _watch_parent(stop: asyncio.Event, interval: float = 1.0) -> None:
+    """A worker whose supervisor is gone (killed -9, say) drains and stops by itself."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(interval)
+    log.warning("supervisor gone; stopping", extra={"fields": {"supervisor": parent}})
+    stop.set()
+
+
+def _announce_ready() -> None:
+    """Tell the supervisor (through the pipe it handed down) that this worker listens."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is not None:
+        with contextlib.suppress(OSError, ValueError):
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+
+
+async def serve(
+    settings: Settings, keystore: KeyStore, *, ready: asyncio.Event | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight RPCs for up to grace_seconds."""
+    check_listen(settings)
+    sessions, sealer = await open_session_store(settings)
+    streams = _streams_store(settings, sessions)
+    servicer = _servicer(settings, keystore, sessions, streams)
+    server, health_servicer = _grpc_server(settings, servicer)
+    address = _listen(server, settings)
+    observer = metrics.start(settings.metrics_listen, settings.worker_index is not None)
+    if observer is not None:
+        servicer.metrics = observer
+    # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
+    # sent on the "listening" line already drains gracefully.
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    address = settings.listen
-    if not address.startswith("unix") and address.endswith(":0"):
-        address = f"{address.rpartition(':')[0]}:{port}"
-    log.info(
-        "listening",
-        extra={
-            "fields": {
-                "address": address,
-                "tls": credentials is not None,
-                "mtls": settings.tls_client_ca is not None,
-                **(
-                    {"unix_principal": str(unix_principal(settings))}
-                    if settings.listen.startswith("unix")
-                    else {}
-                ),
-                "session_store": store_name(settings.session_store),
-            }
-        },
-    )
-    sweeper = asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2)))
-    reloader = asyncio.create_task(_reload_keys(sealer, 10.0)) if sealer is not None else None
-    reporter = asyncio.create_task(_report(servicer.stats, settings.stats_interval))
-    watcher = asyncio.create_task(_watch_key_backends(health_servicer))
+    await _set_health(health_servicer, True)
+    _log_listening(settings, address)
+    tasks = [
+        asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2))),
+        asyncio.create_task(_report(servicer.stats, settings.stats_interval)),
+        asyncio.create_task(_watch_backends(health_servicer, keystore)),
+    ]
+    if sealer is not None:
+        tasks.append(asyncio.create_task(_reload_keys(sealer, 10.0)))
+    if observer is not None:
+        tasks.append(asyncio.create_task(observer.sample(keystore, sessions, streams)))
+    if settings.worker_index is not None:
+        tasks.append(asyncio.create_task(_watch_parent(stop)))
+    _announce_ready()
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
-        log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
-        await health_servicer.enter_graceful_shutdown()
-        sweeper.cancel()
-        watcher.cancel()
-        if reloader is not None:
-            reloader.cancel()
-        await server.stop(settings.grace_seconds)
+        await _drain(settings, server, health_servicer, tasks)
         await sessions.close()
         pkcs11.close_all()
-        reporter.cancel()
+        tracing.shutdown()
         counts = servicer.stats.take()
         if counts:
             log.info("handshakes", extra={"fields": counts})
         log.info("stopped")
+
+
+async def _drain(
+    settings: Settings,
+    server: grpc.aio.Server,
+    health_servicer: Any,
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    """NOT_SERVING first (watchers learn it), then up to the grace for in-flight RPCs."""
+    log.info("shutting down", extra={"fields": {"grace_seconds": settings.grace_seconds}})
+    await health_servicer.enter_graceful_shutdown()
+    for task in tasks:
+        task.cancel()
+    await server.stop(settings.grace_seconds)
 
 
 def _refuse(message: str) -> int:
@@ -476,37 +575,77 @@ def _refuse(message: str) -> int:
     return 2
 
 
+class StartError(ValueError):
+    """Something the service needs at start is missing or unusable (one line, exit 2)."""
+
+
+def check_workers(settings: Settings) -> None:
+    """Worker processes share one TCP port and hold no unary session of their own."""
+    if settings.workers < 1:
+        raise StartError("--workers must be at least 1 (or auto)")
+    if settings.workers == 1 or settings.worker_index is not None:
+        return
+    if settings.listen.startswith(("unix:", "unix-abstract:")):
+        raise StartError(
+            f"--workers {settings.workers} needs a TCP --listen: worker processes share a port "
+            "with SO_REUSEPORT, which a Unix socket does not have (run one process per socket)"
+        )
+    if settings.session_store == "memory":
+        raise StartError(
+            f"--workers {settings.workers} needs --session-store redis://...: with the memory "
+            "store a unary session lives in one worker, and the next RPC may reach another"
+        )
+
+
+def _check_start(settings: Settings) -> None:
+    check_listen(settings)
+    check_workers(settings)
+    tracing.check(settings.otlp_endpoint)
+    metrics.check(settings.metrics_listen)
+    pkcs11.configure(
+        pkcs11.Pkcs11Settings(module_path=settings.pkcs11_module, sessions=settings.pkcs11_sessions)
+    )
+
+
 def run(settings: Settings) -> int:
-    """The `handshaker serve` command: bootstrap the keystore, then serve."""
+    """The `handshaker serve` command: bootstrap the keystore, then serve (or supervise)."""
+    JsonFormatter.worker = settings.worker_index
     try:
         configure_logging(LOG_LEVELS[settings.log_level], settings.audit_log)
     except OSError as error:
         return _refuse(f"cannot open the audit log {settings.audit_log}: {error.strerror or error}")
     try:
-        check_listen(settings)
-    except ListenError as error:
+        _check_start(settings)
+        store = open_service_keystore(settings)
+    except ValueError as error:  # ListenError, StartError, pkcs11's: each one line
         return _refuse(str(error))
-    try:
-        pkcs11.configure(
-            pkcs11.Pkcs11Settings(
-                module_path=settings.pkcs11_module, sessions=settings.pkcs11_sessions
-            )
-        )
-    except ValueError as error:
-        return _refuse(str(error))
+    if settings.workers > 1 and settings.worker_index is None:
+        from handshaker import workers  # noqa: PLC0415 (only the supervisor needs it)
+
+        return workers.supervise(settings)
+    return _serve_until_stopped(settings, store)
+
+
+def open_service_keystore(settings: Settings) -> KeyStore:
+    """The keystore, bootstrapped and read once; StartError (one line) when it cannot be."""
     spec = settings.keystore_uri if settings.keystore_uri is not None else str(settings.keystore)
-    keystore_path = directory_path(spec)
-    if keystore_path is None:
-        try:
+    try:
+        keystore_path = directory_path(spec)
+        if keystore_path is None:
             other = open_keystore(spec)
-        except KeystoreError as error:
-            return _refuse(f"--keystore {spec}: {error}")
-        log.info(
-            "keystore ready", extra={"fields": {"keystore": spec, "credentials": other.names()}}
-        )
-        if sys.stderr.isatty():
-            print(f"handshaker: keystore {spec}", file=sys.stderr)
-        return _serve_until_stopped(settings, other)
+            log.info(
+                "keystore ready", extra={"fields": {"keystore": spec, "credentials": other.names()}}
+            )
+            if sys.stderr.isatty() and settings.worker_index is None:
+                print(f"handshaker: keystore {spec}", file=sys.stderr)
+            return other
+        return _open_directory(settings, keystore_path)
+    except (KeystoreError, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise StartError(f"--keystore {spec} cannot be read: {reason}") from None
+
+
+def _open_directory(settings: Settings, keystore_path: Path) -> DirectoryKeyStore:
     store = DirectoryKeyStore(keystore_path)
     ca_path = store.ensure_development_ca()
     log.info(
@@ -519,7 +658,7 @@ def run(settings: Settings) -> int:
             }
         },
     )
-    if not store.policy_path.exists():
+    if not store.policy_path.exists() and settings.worker_index is None:
         log.warning(
             "no policy file: every credential is denied until one is granted "
             "(handshaker keys allow NAME PRINCIPAL)",
@@ -527,7 +666,7 @@ def run(settings: Settings) -> int:
         )
     # A line for people at a terminal; a log collector gets only the JSON lines (the
     # "keystore ready" line above carries the same paths).
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and settings.worker_index is None:
         if ca_path.exists():
             print(
                 f"handshaker: keystore {keystore_path}; development CA certificate at {ca_path} "
@@ -536,13 +675,13 @@ def run(settings: Settings) -> int:
             )
         else:
             print(f"handshaker: keystore {keystore_path}", file=sys.stderr)
-    return _serve_until_stopped(settings, store)
+    return store
 
 
 def _serve_until_stopped(settings: Settings, store: KeyStore) -> int:
     try:
         asyncio.run(serve(settings, store))
-    except (ListenError, StoreError) as error:
+    except ValueError as error:  # ListenError, StoreError: one line each
         return _refuse(str(error))
     return 0
 
@@ -677,6 +816,34 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         f"run at once (default {pkcs11.DEFAULT_SESSIONS})",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="service processes on the one port (SO_REUSEPORT), under a supervisor that "
+        "restarts one that dies; auto: one per CPU this process may use. More than 1 needs "
+        "--session-store redis://... and a TCP --listen (default 1: no supervisor)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight RPCs may still run before they are cancelled "
+        "(default %(default)g)",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        metavar="HOST:PORT",
+        help="trace the RPCs with OpenTelemetry, exported over OTLP/gRPC to this collector "
+        "(needs handshaker[otel]; default: off)",
+    )
+    parser.add_argument(
         "--max-sessions",
         type=int,
         default=10_000,
@@ -719,5 +886,22 @@ def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | 
             max_trust_anchors=args.max_trust_anchors,
             max_trust_anchors_bytes=args.max_trust_anchors_bytes,
             audit_log=args.audit_log,
+            workers=args.workers,
+            grace_seconds=args.shutdown_grace,
+            metrics_listen=args.metrics_listen,
+            otlp_endpoint=args.otlp_endpoint,
         )
     )
+
+
+def _workers(text: str) -> int:
+    """--workers N, or auto: the CPUs this process may run on."""
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or auto: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return count

@@ -26,7 +26,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from cryptography import x509
@@ -71,6 +71,9 @@ from . import audit
 from .identity import CallerIdentity, Unauthenticated
 from .options import ConfigFactory, InvalidOptions
 from .stats import HandshakeStats
+
+if TYPE_CHECKING:
+    from .metrics import ServiceMetrics
 
 log = logging.getLogger("handshaker.api")
 
@@ -211,6 +214,9 @@ _StepResponse = (
 
 
 class HandshakerServicer(pb_grpc.HandshakerServicer):
+    # Set by the server when --metrics-listen is given (metrics.py).
+    metrics: ServiceMetrics | None = None
+
     def __init__(
         self,
         sessions: SessionStore,
@@ -488,6 +494,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 _fill_session_keys(response.keys, result, step.result.peer)
             milliseconds = round((time.monotonic() - session.started_at) * 1000, 2)
             self.stats.completed(session.role.value, milliseconds)
+            if self.metrics is not None:
+                self.metrics.completed(session.role.value, result.version, session.started_at)
             # A line per completed handshake is for debugging; the periodic stats line
             # counts them (at thousands a second, per-handshake lines cost more than TLS).
             if log.isEnabledFor(logging.DEBUG):
@@ -514,6 +522,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             failure.reason = event.reason
             failure.sent_by_peer = event.sent_by_peer
             self.stats.failed(session.role.value)
+            if self.metrics is not None:
+                self.metrics.failed(session.role.value, event.alert, session.started_at)
             log.info(
                 "handshake failed",
                 extra={

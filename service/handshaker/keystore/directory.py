@@ -170,6 +170,11 @@ class DirectoryKeyStore:
         # Items whose files exist but could not be read (permissions, a directory where
         # a file belongs), with the reason: asking for one is UNAVAILABLE, not NOT_FOUND.
         self._unreadable: dict[tuple[str, str], str] = {}
+        # For the service's health and metrics: why the directory cannot be read now
+        # (None: it can), new contents swapped in since the first, files that did not load.
+        self.problem: str | None = None
+        self.reloads = 0
+        self.load_errors = 0
 
     def __repr__(self) -> str:
         return f"DirectoryKeyStore({str(self.root)!r})"
@@ -288,10 +293,14 @@ class DirectoryKeyStore:
             if self._snapshot is None:
                 raise KeystoreUnavailable(reason) from None
             self._warn_once(("root", ""), (), f"{reason}; serving the last good contents")
+            self.problem = reason
             return
         self._warned.pop(("root", ""), None)
+        self.problem = None
         if scan == self._last_scan and self._snapshot is not None:
             return
+        if self._snapshot is not None:
+            self.reloads += 1
 
         credentials: dict[str, _Loaded[Credential]] = {}
         bundles: dict[tuple[str, str], _Loaded[tuple[x509.Certificate, ...]]] = {}
@@ -365,6 +374,7 @@ class DirectoryKeyStore:
     def _warn_once(self, item: tuple[str, str], stamp: tuple[FileStamp, ...], message: str) -> None:
         if self._warned.get(item) != stamp:
             self._warned[item] = stamp
+            self.load_errors += 1
             log.warning(message)
 
     def _read_credential(self, name: str) -> Credential:

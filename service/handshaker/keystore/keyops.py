@@ -9,7 +9,8 @@ the backend and never carries key material or the data being signed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from handshaker.tls.keyops import DeferredKey, OperationKind, PrivateKeyOperation
 
@@ -54,8 +55,28 @@ class AsyncKey(DeferredKey):
         raise KeyOperationError(self.backend, "this key cannot decrypt")
 
 
+# Told (backend, seconds, ok) after each operation when set (the service's metrics).
+observer: Callable[[str, float, bool], None] | None = None
+
+
 async def perform(operation: PrivateKeyOperation) -> bytes:
     """Run the operation the engine waits for; raises KeyOperationError."""
+    watch = observer
+    if watch is None:
+        return await _perform(operation)
+    key = operation.key
+    backend = key.backend if isinstance(key, AsyncKey) else "unknown"
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = await _perform(operation)
+        ok = True
+        return result
+    finally:
+        watch(backend, time.perf_counter() - started, ok)
+
+
+async def _perform(operation: PrivateKeyOperation) -> bytes:
     key = operation.key
     if not isinstance(key, AsyncKey):
         raise KeyOperationError("unknown", f"key {key.key_id!r} has no asynchronous backend")

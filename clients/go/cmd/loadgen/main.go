@@ -74,11 +74,12 @@ func run() int {
 	serverName := flag.String("server-name", "localhost", "server name the crypto/tls client sends and checks")
 	api := flag.String("api", "stream", "how the server role talks to the service: stream, unary or multiplex")
 	concurrency := flag.Int("concurrency", 32, "handshakes in flight")
+	conns := flag.Int("conns", 1, "gRPC connections to the service, the callers spread over them (a service with --workers spreads connections over its workers)")
 	duration := flag.Duration("duration", 2*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", 0, "how long to run first, unmeasured")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
 	flag.Parse()
-	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *duration <= 0 || *warmup < 0 {
+	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *conns < 1 || *duration <= 0 || *warmup < 0 {
 		flag.Usage()
 		return 2
 	}
@@ -92,24 +93,25 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "loadgen: no certificate in %s\n", *caFile)
 		return 2
 	}
-	cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		return 2
-	}
-	defer cc.Close()
-
-	var serve func(context.Context, net.Conn) error
-	switch *api {
-	case "stream", "multiplex":
-		config := &handshaker.Config{Service: cc, Multiplex: *api == "multiplex"}
-		serve = func(ctx context.Context, conn net.Conn) error { return libraryServer(ctx, conn, config) }
-	case "unary":
-		client := pb.NewHandshakerClient(cc)
-		serve = func(ctx context.Context, conn net.Conn) error { return unaryServer(ctx, conn, client) }
-	default:
-		fmt.Fprintf(os.Stderr, "loadgen: -api %q: want stream, unary or multiplex\n", *api)
-		return 2
+	serves := make([]func(context.Context, net.Conn) error, *conns)
+	for i := range serves {
+		cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 2
+		}
+		defer cc.Close()
+		switch *api {
+		case "stream", "multiplex":
+			config := &handshaker.Config{Service: cc, Multiplex: *api == "multiplex"}
+			serves[i] = func(ctx context.Context, conn net.Conn) error { return libraryServer(ctx, conn, config) }
+		case "unary":
+			client := pb.NewHandshakerClient(cc)
+			serves[i] = func(ctx context.Context, conn net.Conn) error { return unaryServer(ctx, conn, client) }
+		default:
+			fmt.Fprintf(os.Stderr, "loadgen: -api %q: want stream, unary or multiplex\n", *api)
+			return 2
+		}
 	}
 	b := &bench{
 		tls: &tls.Config{
@@ -118,7 +120,7 @@ func run() int {
 			RootCAs:    roots,
 			ServerName: *serverName,
 		},
-		serve:       serve,
+		serves:      serves,
 		concurrency: *concurrency,
 	}
 
@@ -172,7 +174,7 @@ func run() int {
 
 type bench struct {
 	tls         *tls.Config
-	serve       func(context.Context, net.Conn) error
+	serves      []func(context.Context, net.Conn) error // one per gRPC connection
 	concurrency int
 
 	mu       sync.Mutex
@@ -197,11 +199,12 @@ func (b *bench) round(d time.Duration) result {
 		all result
 		wg  sync.WaitGroup
 	)
-	for range b.concurrency {
+	for i := range b.concurrency {
+		serve := b.serves[i%len(b.serves)]
 		wg.Go(func() {
 			var mine result
 			for time.Now().Before(deadline) {
-				latency, err := b.handshake()
+				latency, err := b.handshake(serve)
 				if err != nil {
 					mine.errors++
 					b.reportError(err)
@@ -240,7 +243,7 @@ func (b *bench) failed() bool {
 // handshake runs one handshake: crypto/tls client on one end of a pipe, the
 // server role through the service on the other. The latency runs from the
 // start until both sides are done.
-func (b *bench) handshake() (time.Duration, error) {
+func (b *bench) handshake(serve func(context.Context, net.Conn) error) (time.Duration, error) {
 	clientEnd, serverEnd := net.Pipe()
 	defer clientEnd.Close()
 	defer serverEnd.Close()
@@ -272,7 +275,7 @@ func (b *bench) handshake() (time.Duration, error) {
 		// so that its writes never wait on this end.
 		_, _ = io.Copy(io.Discard, clientEnd)
 	}()
-	serverErr := b.serve(ctx, serverEnd)
+	serverErr := serve(ctx, serverEnd)
 	if serverErr != nil {
 		// Unblock a client still waiting for the server.
 		_ = serverEnd.Close()
