@@ -72,6 +72,14 @@ def handshake_on_new_connection(service: ServiceProcess, api: str = "stream") ->
         assert (last_c.state, last_s.state) == (COMPLETE, COMPLETE)
 
 
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -104,6 +112,9 @@ def test_a_killed_worker_is_restarted_and_the_port_keeps_serving(
     service = fleet(start_service, redis_server)
     victim, survivor = pids(service)
     os.kill(victim, signal.SIGKILL)
+    # Until the kernel has closed the victim's listening socket a new connection may
+    # still land on it; once it is gone (or a zombie) only live workers get them.
+    wait_for(lambda: _dead(victim))
     # The other worker holds the port meanwhile.
     for _ in range(4):
         handshake_on_new_connection(service)
