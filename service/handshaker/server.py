@@ -4,7 +4,10 @@ Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
 that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
 is given) unless the operator says --insecure explicitly. A Unix socket is created
 owner-only (0600), or 0660 for the group given with --unix-socket-group: its file
-mode is what tells callers apart there (api/identity.py says why).
+mode is what tells callers apart there (api/identity.py says why). --health-listen
+adds a second, plaintext HOST:PORT that serves only grpc.health.v1 (for a kubelet's
+gRPC probes, which cannot present a client certificate): nothing else is reachable
+there, so it needs neither TLS nor --insecure.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class Settings:
     max_trust_anchors_bytes: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES
     # "stderr", "off", or a file path.
     audit_log: str = "stderr"
+    # HOST:PORT of a plaintext listener serving only grpc.health.v1; None: none.
+    health_listen: str | None = None
 
 
 def is_loopback(listen: str) -> bool:
@@ -126,6 +131,10 @@ def check_listen(settings: Settings) -> None:
             f"refusing to listen on {settings.listen} without TLS: it is not a loopback address. "
             "Give --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or --insecure."
         )
+    if settings.health_listen is not None:
+        if settings.health_listen.startswith(("unix:", "unix-abstract:")):
+            raise ListenError("--health-listen takes HOST:PORT (a kubelet probes TCP)")
+        is_loopback(settings.health_listen)  # raises on a malformed address
 
 
 def unix_group_id(group: str) -> int:
@@ -399,6 +408,23 @@ async def serve(
             f"cannot listen on {settings.listen}: the address is in use "
             "(another handshaker serve?) or not available on this host"
         )
+    # The health listener: its own server, so the Handshaker service (and reflection)
+    # are not reachable on its plaintext port; it shares the one health servicer.
+    health_server: grpc.aio.Server | None = None
+    health_address: str | None = None
+    if settings.health_listen is not None:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        try:
+            health_port = health_server.add_insecure_port(settings.health_listen)
+        except RuntimeError:
+            health_port = 0
+        if health_port == 0:
+            raise ListenError(
+                f"cannot listen on {settings.health_listen} (--health-listen): the address is "
+                "in use or not available on this host"
+            )
+        health_address = f"{settings.health_listen.rpartition(':')[0]}:{health_port}"
     # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
     # sent on the "listening" line already drains gracefully.
     stop = asyncio.Event()
@@ -407,6 +433,8 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     address = settings.listen
@@ -425,6 +453,7 @@ async def serve(
                     else {}
                 ),
                 "session_store": store_name(settings.session_store),
+                **({"health_address": health_address} if health_address is not None else {}),
             }
         },
     )
@@ -444,6 +473,8 @@ async def serve(
         if reloader is not None:
             reloader.cancel()
         await server.stop(settings.grace_seconds)
+        if health_server is not None:
+            await health_server.stop(None)
         await sessions.close()
         pkcs11.close_all()
         reporter.cancel()
@@ -554,6 +585,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT|unix:PATH",
         help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
+    )
+    parser.add_argument(
+        "--health-listen",
+        metavar="HOST:PORT",
+        help="also serve gRPC health checking (grpc.health.v1, nothing else) in plaintext "
+        "here, for probes such as a kubelet's that cannot do mutual TLS (default: off)",
     )
     parser.add_argument(
         "--tls-cert",
@@ -719,5 +756,6 @@ def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | 
             max_trust_anchors=args.max_trust_anchors,
             max_trust_anchors_bytes=args.max_trust_anchors_bytes,
             audit_log=args.audit_log,
+            health_listen=args.health_listen,
         )
     )
