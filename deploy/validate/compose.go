@@ -120,6 +120,11 @@ func validateCompose(data []byte, expect Expect) []error {
 	}
 	if service, ok := file.Services["handshaker"]; ok {
 		flags := serveFlags(service.Command)
+		for _, flag := range sortedKeys(flags) {
+			if expect.ServeFlags != nil && !expect.ServeFlags[flag] {
+				errs = append(errs, fail("service handshaker: handshaker serve has no option %s", flag))
+			}
+		}
 		store := flags["--session-store"]
 		host := strings.SplitN(strings.TrimPrefix(store, "redis://"), ":", 2)[0]
 		if !strings.HasPrefix(store, "redis://") || host != "redis" {

@@ -118,6 +118,27 @@ func yamlObject(data []byte) (map[string]any, error) {
 type Expect struct {
 	Image string // title:version, from the image's labels
 	UID   int64  // from its last USER
+	// The options of handshaker serve (service/handshaker/server.py, and the CLI's
+	// --keystore); nil: not checked.
+	ServeFlags map[string]bool
+}
+
+var serveFlagRe = regexp.MustCompile(`parser\.add_argument\(\s*"(--[a-z0-9-]+)"`)
+
+// readServeFlags lists the options add_serve_arguments declares.
+func readServeFlags(root string) (map[string]bool, error) {
+	data, err := os.ReadFile(filepath.Join(root, "service", "handshaker", "server.py"))
+	if err != nil {
+		return nil, err
+	}
+	flags := map[string]bool{"--keystore": true, "--help": true}
+	for _, match := range serveFlagRe.FindAllSubmatch(data, -1) {
+		flags[string(match[1])] = true
+	}
+	if !flags["--listen"] || !flags["--health-listen"] {
+		return nil, fmt.Errorf("service/handshaker/server.py: found no --listen or --health-listen option")
+	}
+	return flags, nil
 }
 
 var (
@@ -134,7 +155,12 @@ func ReadExpect(root string) (Expect, error) {
 	if err != nil {
 		return Expect{}, err
 	}
-	return parseDockerfile(string(data), root)
+	expect, err := parseDockerfile(string(data), root)
+	if err != nil {
+		return Expect{}, err
+	}
+	expect.ServeFlags, err = readServeFlags(root)
+	return expect, err
 }
 
 func parseDockerfile(text, root string) (Expect, error) {

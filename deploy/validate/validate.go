@@ -374,6 +374,11 @@ func (v *validator) handshakerContainer(t Typed[appsv1.Deployment], ref containe
 	}
 	flags := serveFlags(c.Args)
 	where := ref.String()
+	for _, flag := range sortedKeys(flags) {
+		if v.expect.ServeFlags != nil && !v.expect.ServeFlags[flag] {
+			v.failf(ref, "handshaker serve has no option %s", flag)
+		}
+	}
 
 	// Probes: kubelet-native gRPC health checks on the plaintext health listener.
 	health, ok := flags["--health-listen"]
@@ -689,4 +694,13 @@ func (v *validator) grpcCertificate(t Typed[appsv1.Deployment], ref containerRef
 		return
 	}
 	// volume() already reports a Secret that no Certificate makes.
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -239,6 +239,11 @@ func TestWhatItRejects(t *testing.T) {
 		{"a gRPC probe on the mTLS port", "overlays/redis",
 			set("Deployment", "handshaker", container+".readinessProbe.grpc.port", "50051"),
 			"readinessProbe must be a grpc probe on the health port 8081"},
+		{"a misspelt serve option", "overlays/redis",
+			func(t *testing.T, docs []Doc) {
+				args(t, docs, replaceArg("--keystore=/var/lib/handshaker/keystore", "--key-store=/var/lib/handshaker/keystore"))
+			},
+			"handshaker serve has no option --key-store"},
 		{"no health listener", "overlays/redis",
 			func(t *testing.T, docs []Doc) { args(t, docs, replaceArg("--health-listen=0.0.0.0:8081", "")) },
 			"serve without --health-listen"},
@@ -422,6 +427,7 @@ func TestComposeIsCheckedStrictly(t *testing.T) {
 		"no Redis store":        {"--session-store=redis://redis:6379/0", "--session-store=memory", "--session-store"},
 		"an unknown dependency": {"redis: {condition: service_healthy}", "valkey: {condition: service_healthy}", "which is no service"},
 		"no caller":             {"  caller:\n", "  other:\n", `no service "caller"`},
+		"an unknown option":     {"--listen=unix:", "--listen-on=unix:", "no option --listen-on"},
 	} {
 		changed := strings.Replace(text, c.old, c.new, 1)
 		if changed == text {
