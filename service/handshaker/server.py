@@ -4,7 +4,10 @@ Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
 that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
 is given) unless the operator says --insecure explicitly. A Unix socket is created
 owner-only (0600), or 0660 for the group given with --unix-socket-group: its file
-mode is what tells callers apart there (api/identity.py says why).
+mode is what tells callers apart there (api/identity.py says why). --health-listen
+adds a second, plaintext HOST:PORT that serves only grpc.health.v1 (for a kubelet's
+gRPC probes, which cannot present a client certificate): nothing else is reachable
+there, so it needs neither TLS nor --insecure.
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ class Settings:
     # HOST:PORT for Prometheus metrics (api/metrics.py); an OTLP gRPC endpoint for traces.
     metrics_listen: str | None = None
     otlp_endpoint: str | None = None
+    # HOST:PORT of a plaintext listener serving only grpc.health.v1; None: none.
+    health_listen: str | None = None
 
 
 def is_loopback(listen: str) -> bool:
@@ -137,6 +142,10 @@ def check_listen(settings: Settings) -> None:
             f"refusing to listen on {settings.listen} without TLS: it is not a loopback address. "
             "Give --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or --insecure."
         )
+    if settings.health_listen is not None:
+        if settings.health_listen.startswith(("unix:", "unix-abstract:")):
+            raise ListenError("--health-listen takes HOST:PORT (a kubelet probes TCP)")
+        is_loopback(settings.health_listen)  # raises on a malformed address
 
 
 def unix_group_id(group: str) -> int:
@@ -439,7 +448,28 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> str:
     return address
 
 
-def _log_listening(settings: Settings, address: str) -> None:
+def _health_listener(
+    settings: Settings, health_servicer: Any
+) -> tuple[grpc.aio.Server | None, str | None]:
+    """The --health-listen server: its own, so the Handshaker service (and reflection)
+    are not reachable on its plaintext port; it shares the one health servicer."""
+    if settings.health_listen is None:
+        return None, None
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        port = server.add_insecure_port(settings.health_listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise ListenError(
+            f"cannot listen on {settings.health_listen} (--health-listen): the address is "
+            "in use or not available on this host"
+        )
+    return server, f"{settings.health_listen.rpartition(':')[0]}:{port}"
+
+
+def _log_listening(settings: Settings, address: str, health_address: str | None) -> None:
     fields: dict[str, object] = {
         "address": address,
         "tls": settings.tls_cert is not None,
@@ -448,6 +478,8 @@ def _log_listening(settings: Settings, address: str) -> None:
     }
     if settings.listen.startswith("unix"):
         fields["unix_principal"] = str(unix_principal(settings))
+    if health_address is not None:
+        fields["health_address"] = health_address
     if settings.worker_index is not None:
         # The supervisor says "listening" once every worker is up.
         fields["worker"] = settings.worker_index
@@ -501,6 +533,7 @@ async def serve(
     servicer = _servicer(settings, keystore, sessions, streams)
     server, health_servicer = _grpc_server(settings, servicer)
     address = _listen(server, settings)
+    health_server, health_address = _health_listener(settings, health_servicer)
     observer = metrics.start(settings.metrics_listen, settings.worker_index is not None)
     if observer is not None:
         servicer.metrics = observer
@@ -509,8 +542,10 @@ async def serve(
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await server.start()
+    if health_server is not None:
+        await health_server.start()
     await _set_health(health_servicer, True)
-    _log_listening(settings, address)
+    _log_listening(settings, address, health_address)
     tasks = [
         asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2))),
         asyncio.create_task(_report(servicer.stats, settings.stats_interval)),
@@ -529,6 +564,8 @@ async def serve(
         await stop.wait()
     finally:
         await _drain(settings, server, health_servicer, tasks)
+        if health_server is not None:
+            await health_server.stop(None)
         await sessions.close()
         pkcs11.close_all()
         tracing.shutdown()
@@ -693,6 +730,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT|unix:PATH",
         help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
+    )
+    parser.add_argument(
+        "--health-listen",
+        metavar="HOST:PORT",
+        help="also serve gRPC health checking (grpc.health.v1, nothing else) in plaintext "
+        "here, for probes such as a kubelet's that cannot do mutual TLS (default: off)",
     )
     parser.add_argument(
         "--tls-cert",
@@ -886,6 +929,7 @@ def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | 
             max_trust_anchors=args.max_trust_anchors,
             max_trust_anchors_bytes=args.max_trust_anchors_bytes,
             audit_log=args.audit_log,
+            health_listen=args.health_listen,
             workers=args.workers,
             grace_seconds=args.shutdown_grace,
             metrics_listen=args.metrics_listen,

@@ -220,6 +220,32 @@ def test_a_seal_opens_only_for_its_session_id_and_owner(tmp_path: Path) -> None:
     assert sealer.open(newer, "id-c", "alice") == b"later"  # found in the directory
 
 
+def test_keys_from_a_read_only_mount_are_used_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Kubernetes Secret volume: NAME.key links into a ..data folder, and nothing may be
+    # written there (no first key, no lock file); every replica mounts the same keys.
+    keys = tmp_path / "keys"
+    data = keys / "..2026_01_01_00_00_00.1"
+    data.mkdir(parents=True)
+    (data / "20260101T000000000000Z-00000001.key").write_bytes(bytes(range(32)))
+    (keys / "..data").symlink_to(data.name)
+    (keys / "20260101T000000000000Z-00000001.key").symlink_to(
+        "..data/20260101T000000000000Z-00000001.key"
+    )
+
+    def no_writes(self: Sealer) -> None:
+        raise AssertionError("wrote to a directory that holds keys")
+
+    monkeypatch.setattr(Sealer, "_locked", no_writes)
+    one, other = Sealer(keys), Sealer(keys)
+    assert one.sealing_key_id == other.sealing_key_id
+    assert other.open(one.seal(b"snapshot", "id-a", "alice"), "id-a", "alice") == b"snapshot"
+    assert sorted(p.name for p in keys.iterdir()) == sorted(
+        ["..2026_01_01_00_00_00.1", "..data", "20260101T000000000000Z-00000001.key"]
+    )
+
+
 def test_rotated_key_seals_new_records_and_old_records_still_open(
     start_service: StartService, redis_server: RedisServer, tmp_path: Path
 ) -> None:

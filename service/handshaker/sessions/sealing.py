@@ -58,7 +58,13 @@ class Sealer:
         self.reload()
 
     def ensure_key(self) -> None:
-        """Make the first key unless one exists; replicas starting at once make only one."""
+        """Make the first key unless one exists; replicas starting at once make only one.
+
+        A directory that already holds a key is not written to: it may be a read-only
+        mount shared by the replicas (a Kubernetes Secret, deploy/kubernetes/).
+        """
+        if self.directory.is_dir() and any(self.directory.glob("*.key")):
+            return
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._locked():
             if not any(self.directory.glob("*.key")):
