@@ -23,6 +23,7 @@ from clients_kit import (
     Service,
     connect_command,
     free_port,
+    running,
     s_server,
     terminate,
 )
@@ -141,6 +142,54 @@ def test_connect_presents_a_token_key_to_s_server_verify(
         assert result.returncode == 0, result.stderr.decode()
         assert result.stdout.startswith(b"HTTP/1.0 200 ok\r\n")
         server.wait_for(rf"depth=0 CN ?= ?{subject}")
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_terminate_serves_openssl_over_tls12_with_a_token_key(
+    hsm_service: Service, openssl: str, key_type: str
+) -> None:
+    """TLS 1.2: the token key signs the ServerKeyExchange (RSA: PKCS#1 v1.5 when the
+    client allows only that, as here)."""
+    sigalgs = "RSA+SHA256" if key_type.startswith("rsa") else "ECDSA+SHA256:ECDSA+SHA384"
+    with terminate(hsm_service, "--key", f"hsm-{key_type}", "--http-hello") as (process, port):
+        request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        result = subprocess.run(
+            [openssl, "s_client", "-brief", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+             "-servername", "localhost", "-CAfile", str(hsm_service.ca_file),
+             "-verify_return_error", "-tls1_2", "-sigalgs", sigalgs],
+            input=request, capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+        summary = result.stderr.decode(errors="replace")
+        assert result.returncode == 0, summary
+        assert "Protocol version: TLSv1.2" in summary
+        assert "Verification: OK" in summary
+        assert result.stdout.endswith(b"hello from handshaker\n")
+        process.wait_for(r"127\.0\.0\.1:\d+: TLSv1\.2 ")
+
+
+def test_connect_presents_a_token_key_to_a_tls12_s_server(
+    hsm_service: Service, openssl: str, tmp_path: Path
+) -> None:
+    """TLS 1.2 client authentication: the token key signs the CertificateVerify."""
+    _keys(dict(os.environ), "generate", "plain-server", "--san", "DNS:localhost",
+          "--keystore", str(tmp_path / "plain"))  # fmt: skip
+    plain = tmp_path / "plain" / "plain-server"
+    port = free_port()
+    with running(
+        [openssl, "s_server", "-tls1_2", "-accept", f"127.0.0.1:{port}",
+         "-cert", str(plain / "tls.crt"), "-key", str(plain / "tls.key"),
+         "-Verify", "1", "-CAfile", str(hsm_service.ca_file), "-www"],
+        stdin=subprocess.PIPE,
+    ) as server:
+        server.wait_for(r"^ACCEPT", stream="stdout")
+        result = connect_command(
+            hsm_service, f"localhost:{port}", "--ca-file", str(plain.parent / "dev-ca" / "ca.crt"),
+            "--key", "hsm-rsa-2048", "--max-version", "1.2", stdin=b"GET / HTTP/1.0\r\n\r\n",
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert "protocol: TLSv1.2" in result.stderr.decode()
+        assert b"Protocol  : TLSv1.2" in result.stdout
+        server.wait_for(r"depth=0 CN ?= ?localhost")
 
 
 def _health(service: Service) -> int:
