@@ -677,9 +677,10 @@ def open_service_keystore(settings: Settings) -> KeyStore:
                 print(f"handshaker: keystore {spec}", file=sys.stderr)
             return other
         return _open_directory(settings, keystore_path)
-    except (KeystoreError, OSError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise StartError(f"--keystore {spec} cannot be read: {reason}") from None
+    except OSError as error:
+        raise StartError(f"--keystore {spec} cannot be read: {error.strerror or error}") from None
+    except KeystoreError as error:
+        raise StartError(f"--keystore {spec}: {error}") from None
 
 
 def _open_directory(settings: Settings, keystore_path: Path) -> DirectoryKeyStore:
