@@ -43,6 +43,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from .codepoints import CipherSuite
 
+# Each suite hash's constructor and HMAC block size.
+_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+
 
 @dataclass(frozen=True, slots=True)
 class CipherSuiteParams:
@@ -57,10 +60,11 @@ class CipherSuiteParams:
     empty_hash: bytes  # Hash("")
 
     def hash_of(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        return _HASH_CONSTRUCTORS[self.hash_name][0](data).digest()
 
     def new_hash(self) -> Any:
-        return hashlib.new(self.hash_name)
+        # The named constructor, not hashlib.new(name): that looks the name up on every call.
+        return _HASH_CONSTRUCTORS[self.hash_name][0]()
 
     @staticmethod
     def for_suite(suite: int) -> CipherSuiteParams:
@@ -97,7 +101,6 @@ IV_LEN = 12
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
-_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
 
 
 def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:

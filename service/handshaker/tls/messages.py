@@ -17,6 +17,22 @@ from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
 from .errors import DecodeError, IllegalParameter
 
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_CERTIFICATE = HandshakeType.CERTIFICATE
+_CERTIFICATE_AUTHORITIES = ExtensionType.CERTIFICATE_AUTHORITIES
+_CERTIFICATE_REQUEST = HandshakeType.CERTIFICATE_REQUEST
+_CERTIFICATE_VERIFY = HandshakeType.CERTIFICATE_VERIFY
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_ENCRYPTED_EXTENSIONS = HandshakeType.ENCRYPTED_EXTENSIONS
+_FINISHED = HandshakeType.FINISHED
+_MESSAGE_HASH = HandshakeType.MESSAGE_HASH
+_OID_FILTERS = ExtensionType.OID_FILTERS
+_PRE_SHARED_KEY = ExtensionType.PRE_SHARED_KEY
+_SERVER_HELLO = HandshakeType.SERVER_HELLO
+_SIGNATURE_ALGORITHMS = ExtensionType.SIGNATURE_ALGORITHMS
+_SIGNATURE_ALGORITHMS_CERT = ExtensionType.SIGNATURE_ALGORITHMS_CERT
+
 # RFC 8446 section 4.1.3: the ServerHello random of a HelloRetryRequest.
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
     "CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"
@@ -355,7 +371,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
     extensions = _read_extensions(r, required=False)
     r.finish()
     # RFC 8446 section 4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
-    if any(t == ExtensionType.PRE_SHARED_KEY for t, _ in extensions[:-1]):
+    if any(t == _PRE_SHARED_KEY for t, _ in extensions[:-1]):
         raise IllegalParameter("pre_shared_key is not the last extension")
     fields: dict[str, object] = {}
     table = _CLIENT_HELLO_EXTENSIONS
@@ -385,7 +401,7 @@ def encode_client_hello(hello: ClientHello) -> bytes:
     w.uint16_list(2, hello.cipher_suites)
     w.opaque(1, hello.legacy_compression_methods)
     _write_extensions(w, hello.extensions)
-    return handshake_message(HandshakeType.CLIENT_HELLO, w.getvalue())
+    return handshake_message(_CLIENT_HELLO, w.getvalue())
 
 
 # --- ServerHello and HelloRetryRequest ---------------------------------------
@@ -438,7 +454,7 @@ def encode_server_hello(hello: ServerHello) -> bytes:
     w.uint16(hello.cipher_suite)
     w.uint8(hello.legacy_compression_method)
     _write_extensions(w, hello.extensions)
-    return handshake_message(HandshakeType.SERVER_HELLO, w.getvalue())
+    return handshake_message(_SERVER_HELLO, w.getvalue())
 
 
 # --- EncryptedExtensions -------------------------------------------------------
@@ -455,7 +471,7 @@ def parse_encrypted_extensions(body: bytes) -> Extensions:
 def encode_encrypted_extensions(extensions: Extensions) -> bytes:
     w = Writer()
     _write_extensions(w, extensions)
-    return handshake_message(HandshakeType.ENCRYPTED_EXTENSIONS, w.getvalue())
+    return handshake_message(_ENCRYPTED_EXTENSIONS, w.getvalue())
 
 
 # --- CertificateRequest ------------------------------------------------------
@@ -483,13 +499,13 @@ def parse_certificate_request(body: bytes) -> CertificateRequest:
     # decode_error rather than silently ignored.
     for ext_type, data in extensions:
         if ext_type in (
-            ExtensionType.SIGNATURE_ALGORITHMS,
-            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+            _SIGNATURE_ALGORITHMS,
+            _SIGNATURE_ALGORITHMS_CERT,
         ):
             parse_uint16_list(data)
-        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+        elif ext_type == _CERTIFICATE_AUTHORITIES:
             parse_certificate_authorities(data)
-        elif ext_type == ExtensionType.OID_FILTERS:
+        elif ext_type == _OID_FILTERS:
             parse_oid_filters(data)
     return CertificateRequest(context, extensions)
 
@@ -498,7 +514,7 @@ def encode_certificate_request(request: CertificateRequest) -> bytes:
     w = Writer()
     w.opaque(1, request.certificate_request_context)
     _write_extensions(w, request.extensions)
-    return handshake_message(HandshakeType.CERTIFICATE_REQUEST, w.getvalue())
+    return handshake_message(_CERTIFICATE_REQUEST, w.getvalue())
 
 
 # --- Certificate -------------------------------------------------------------
@@ -542,7 +558,7 @@ def encode_certificate(context: bytes, chain_der: tuple[bytes, ...]) -> bytes:
         for der in chain_der:
             w.opaque(3, der)
             w.uint16(0)  # no per-certificate extensions
-    return handshake_message(HandshakeType.CERTIFICATE, w.getvalue())
+    return handshake_message(_CERTIFICATE, w.getvalue())
 
 
 # --- CertificateVerify and Finished --------------------------------------------
@@ -569,12 +585,12 @@ def encode_certificate_verify(verify: CertificateVerify) -> bytes:
     w = Writer()
     w.uint16(verify.algorithm)
     w.opaque(2, verify.signature)
-    return handshake_message(HandshakeType.CERTIFICATE_VERIFY, w.getvalue())
+    return handshake_message(_CERTIFICATE_VERIFY, w.getvalue())
 
 
 def encode_finished(verify_data: bytes) -> bytes:
     """struct { opaque verify_data[Hash.length]; } Finished;"""
-    return handshake_message(HandshakeType.FINISHED, verify_data)
+    return handshake_message(_FINISHED, verify_data)
 
 
 def message_hash(hash_of_client_hello1: bytes) -> bytes:
@@ -586,4 +602,4 @@ def message_hash(hash_of_client_hello1: bytes) -> bytes:
              Hash(ClientHello1) ||  /* Hash of ClientHello1 */
              HelloRetryRequest  || ... || Mn)
     """
-    return handshake_message(HandshakeType.MESSAGE_HASH, hash_of_client_hello1)
+    return handshake_message(_MESSAGE_HASH, hash_of_client_hello1)
