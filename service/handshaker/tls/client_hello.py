@@ -43,7 +43,8 @@ class ExpectServerHello:
             # (its value is checked there).
             if not offers_tls13(self.config):
                 raise IllegalParameter("server selected TLS 1.3, which we did not offer")
-            return self.tls13.handle(conn, msg_type, message)
+            # Parsed once: the TLS 1.3 state takes the hello as it is.
+            return self.tls13.handle_server_hello(conn, message, server_hello)
         if server_hello.legacy_version != _TLS1_2:
             # RFC 5246 appendix E.1 / RFC 8446 section 4.2.1: nothing below TLS 1.2.
             raise ProtocolVersionError("server chose a version below TLS 1.2")

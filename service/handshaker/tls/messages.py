@@ -79,11 +79,22 @@ def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> E
     return tuple(items)
 
 
+def _extensions_block(extensions: Extensions) -> bytes:
+    """Extension extensions<0..2^16-1> with its length: one join, no Writer calls (every
+    hello and EncryptedExtensions goes out through here)."""
+    body = b"".join(
+        [
+            ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+            for ext_type, data in extensions
+        ]
+    )
+    if len(body) >= 1 << 16:
+        raise ValueError("vector too long for its length prefix")
+    return len(body).to_bytes(2, "big") + body
+
+
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
-    with w.block(2):
-        for ext_type, data in extensions:
-            w.uint16(ext_type)
-            w.opaque(2, data)
+    w.raw(_extensions_block(extensions))
 
 
 # --- extension bodies -------------------------------------------------------
@@ -161,12 +172,8 @@ KeyShareEntry = tuple[int, bytes]
 
 def encode_client_key_shares(shares: tuple[KeyShareEntry, ...]) -> bytes:
     """KeyShareClientHello: KeyShareEntry client_shares<0..2^16-1>."""
-    w = Writer()
-    with w.block(2):
-        for group, key_exchange in shares:
-            w.uint16(group)
-            w.opaque(2, key_exchange)
-    return w.getvalue()
+    # Same layout as an extension block: uint16 group, then opaque key_exchange<1..2^16-1>.
+    return _extensions_block(shares)
 
 
 def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
@@ -181,10 +188,7 @@ def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
 
 
 def encode_server_key_share(group: int, key_exchange: bytes) -> bytes:
-    w = Writer()
-    w.uint16(group)
-    w.opaque(2, key_exchange)
-    return w.getvalue()
+    return group.to_bytes(2, "big") + len(key_exchange).to_bytes(2, "big") + key_exchange
 
 
 def parse_server_key_share(data: bytes) -> KeyShareEntry:
@@ -394,14 +398,23 @@ def parse_client_hello(body: bytes) -> ClientHello:
 
 
 def encode_client_hello(hello: ClientHello) -> bytes:
-    w = Writer()
-    w.uint16(hello.legacy_version)
-    w.raw(hello.random)
-    w.opaque(1, hello.legacy_session_id)
-    w.uint16_list(2, hello.cipher_suites)
-    w.opaque(1, hello.legacy_compression_methods)
-    _write_extensions(w, hello.extensions)
-    return handshake_message(_CLIENT_HELLO, w.getvalue())
+    suites = hello.cipher_suites
+    session_id = hello.legacy_session_id
+    compression = hello.legacy_compression_methods
+    body = b"".join(
+        (
+            hello.legacy_version.to_bytes(2, "big"),
+            hello.random,
+            len(session_id).to_bytes(1, "big"),
+            session_id,
+            (2 * len(suites)).to_bytes(2, "big"),
+            uint16_array(len(suites)).pack(*suites),
+            len(compression).to_bytes(1, "big"),
+            compression,
+            _extensions_block(hello.extensions),
+        )
+    )
+    return handshake_message(_CLIENT_HELLO, body)
 
 
 # --- ServerHello and HelloRetryRequest ---------------------------------------
@@ -447,14 +460,38 @@ def parse_server_hello(body: bytes) -> ServerHello:
 
 
 def encode_server_hello(hello: ServerHello) -> bytes:
-    w = Writer()
-    w.uint16(hello.legacy_version)
-    w.raw(hello.random)
-    w.opaque(1, hello.legacy_session_id_echo)
-    w.uint16(hello.cipher_suite)
-    w.uint8(hello.legacy_compression_method)
-    _write_extensions(w, hello.extensions)
-    return handshake_message(_SERVER_HELLO, w.getvalue())
+    return server_hello_message(
+        legacy_version=hello.legacy_version,
+        random=hello.random,
+        legacy_session_id_echo=hello.legacy_session_id_echo,
+        cipher_suite=hello.cipher_suite,
+        legacy_compression_method=hello.legacy_compression_method,
+        extensions=hello.extensions,
+    )
+
+
+def server_hello_message(
+    *,
+    legacy_version: int,
+    random: bytes,
+    legacy_session_id_echo: bytes,
+    cipher_suite: int,
+    legacy_compression_method: int,
+    extensions: Extensions,
+) -> bytes:
+    """encode_server_hello from the fields, for the server's own hello (no dataclass made)."""
+    body = b"".join(
+        (
+            legacy_version.to_bytes(2, "big"),
+            random,
+            len(legacy_session_id_echo).to_bytes(1, "big"),
+            legacy_session_id_echo,
+            cipher_suite.to_bytes(2, "big"),
+            legacy_compression_method.to_bytes(1, "big"),
+            _extensions_block(extensions),
+        )
+    )
+    return handshake_message(_SERVER_HELLO, body)
 
 
 # --- EncryptedExtensions -------------------------------------------------------
@@ -582,10 +619,13 @@ def parse_certificate_verify(body: bytes) -> CertificateVerify:
 
 
 def encode_certificate_verify(verify: CertificateVerify) -> bytes:
-    w = Writer()
-    w.uint16(verify.algorithm)
-    w.opaque(2, verify.signature)
-    return handshake_message(_CERTIFICATE_VERIFY, w.getvalue())
+    return certificate_verify_message(verify.algorithm, verify.signature)
+
+
+def certificate_verify_message(algorithm: int, signature: bytes) -> bytes:
+    """encode_certificate_verify from the fields (no dataclass made for our own)."""
+    body = algorithm.to_bytes(2, "big") + len(signature).to_bytes(2, "big") + signature
+    return handshake_message(_CERTIFICATE_VERIFY, body)
 
 
 def encode_finished(verify_data: bytes) -> bytes:

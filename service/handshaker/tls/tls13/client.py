@@ -44,6 +44,7 @@ from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecre
 from ..messages import (
     ClientHello,
     Extensions,
+    ServerHello,
     encode_alpn,
     encode_certificate,
     encode_client_hello,
@@ -252,7 +253,12 @@ class ExpectServerHello:
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, _SERVER_HELLO, "waiting for ServerHello")
-        server_hello = parse_server_hello(message[4:])
+        return self.handle_server_hello(conn, message, parse_server_hello(message[4:]))
+
+    def handle_server_hello(
+        self, conn: Connection, message: bytes, server_hello: ServerHello
+    ) -> HandshakeState:
+        """Act on a ServerHello already parsed (by the version-neutral first step)."""
         hello = self.hello
         offered = frozenset(t for t, _ in hello.extensions)
         extensions = dict(server_hello.extensions)

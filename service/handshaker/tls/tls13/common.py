@@ -26,9 +26,8 @@ from ..key_schedule import (
 )
 from ..keyops import PrivateKeyHandle, sign_then
 from ..messages import (
-    CertificateVerify,
     Extensions,
-    encode_certificate_verify,
+    certificate_verify_message,
     encode_finished,
     parse_certificate_verify,
 )
@@ -198,7 +197,7 @@ def send_certificate_verify(
     content = certificate_verify_content(context, transcript.digest())
 
     def send(conn: Connection, signature: bytes) -> HandshakeState:
-        message = encode_certificate_verify(CertificateVerify(scheme, signature))
+        message = certificate_verify_message(scheme, signature)
         conn.send_handshake(message)
         transcript.update(message)
         return then(conn)

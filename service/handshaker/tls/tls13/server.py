@@ -62,6 +62,7 @@ from ..messages import (
     message_hash,
     parse_certificate,
     parse_client_hello,
+    server_hello_message,
 )
 from ..signatures import (
     CLIENT_CONTEXT,
@@ -337,18 +338,16 @@ def _send_server_hello(
     group = selection.group
     server_random = conn.random(32)  # drawn first: recorded traces replay in this order
     key_exchange, shared_secret = server_exchange(group, selection.client_share, conn.random)
-    server_hello = encode_server_hello(
-        ServerHello(
-            legacy_version=_TLS1_2,
-            random=server_random,
-            legacy_session_id_echo=hello.legacy_session_id,
-            cipher_suite=params.suite,
-            legacy_compression_method=0,
-            extensions=(
-                (_KEY_SHARE, encode_server_key_share(group, key_exchange)),
-                (_SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
-            ),
-        )
+    server_hello = server_hello_message(
+        legacy_version=_TLS1_2,
+        random=server_random,
+        legacy_session_id_echo=hello.legacy_session_id,
+        cipher_suite=params.suite,
+        legacy_compression_method=0,
+        extensions=(
+            (_KEY_SHARE, encode_server_key_share(group, key_exchange)),
+            (_SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+        ),
     )
     _send(conn, transcript, server_hello)
     if hello.legacy_session_id and not ccs_sent:
