@@ -259,6 +259,12 @@ def _derived_from_empty_early_secret(suite: int) -> bytes:
     return derive_secret(params, early_secret, b"derived", params.empty_hash)
 
 
+@lru_cache(maxsize=8)
+def _empty_psk_salt_key(suite: int) -> HmacKey:
+    """_derived_from_empty_early_secret as a prepared HMAC key (copied on every use)."""
+    return HmacKey(_derived_from_empty_early_secret(suite), _SUITES[suite].hash_name)
+
+
 @dataclass(slots=True, eq=False)
 class HandshakeSecrets:
     """The handshake stage: after (EC)DHE, before the server's Finished."""
@@ -273,9 +279,9 @@ class HandshakeSecrets:
     def derive(
         params: CipherSuiteParams, shared_secret: bytes, hello_hash: bytes
     ) -> HandshakeSecrets:
-        # No PSK yet: the early secret, and the salt derived from it, are constants.
-        salt = _derived_from_empty_early_secret(params.suite)
-        handshake_secret = hkdf_extract(params, salt, shared_secret)
+        # No PSK yet: the early secret, and the salt derived from it, are constants, so
+        # HKDF-Extract's HMAC is keyed once per suite.
+        handshake_secret = _empty_psk_salt_key(params.suite).digest(shared_secret)
         key = HmacKey(handshake_secret, params.hash_name)
         return HandshakeSecrets(
             params,

@@ -10,6 +10,7 @@ than one extension of the same type in a given extension block").
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,15 +80,19 @@ def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> E
     return tuple(items)
 
 
+# ExtensionType extension_type, then extension_data's uint16 length.
+_EXTENSION_HEADER = struct.Struct(">HH")
+
+
 def _extensions_block(extensions: Extensions) -> bytes:
     """Extension extensions<0..2^16-1> with its length: one join, no Writer calls (every
     hello and EncryptedExtensions goes out through here)."""
-    body = b"".join(
-        [
-            ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
-            for ext_type, data in extensions
-        ]
-    )
+    header = _EXTENSION_HEADER.pack
+    try:
+        body = b"".join([header(ext_type, len(data)) + data for ext_type, data in extensions])
+    except struct.error:
+        # What the Writer raised for a type or a data length past 16 bits.
+        raise OverflowError("extension type or data length does not fit 16 bits") from None
     if len(body) >= 1 << 16:
         raise ValueError("vector too long for its length prefix")
     return len(body).to_bytes(2, "big") + body
