@@ -227,7 +227,8 @@ class Connection:
             self._unconsumed = self._reader.take_pending()
 
     def _process_records(self) -> None:
-        while self.status is _HANDSHAKING and self.pending_operation is None:
+        # pending_operation inlined: this loop runs once per record.
+        while self.status is _HANDSHAKING and not isinstance(self._state, AwaitPrivateKeyOperation):
             record = self._reader.next_record()
             if record is None:
                 return

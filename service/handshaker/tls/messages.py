@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
 from .errors import DecodeError, IllegalParameter
+from .fastinit import fast_frozen_init
 
 # Enum members read on the per-record and per-message paths, as module constants:
 # in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
@@ -294,6 +295,7 @@ def parse_empty(data: bytes) -> None:
 # --- ClientHello --------------------------------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     """
@@ -425,6 +427,7 @@ def encode_client_hello(hello: ClientHello) -> bytes:
 # --- ServerHello and HelloRetryRequest ---------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     """
