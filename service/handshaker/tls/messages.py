@@ -42,6 +42,11 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
 
 Extensions = tuple[tuple[int, bytes], ...]
 
+# The Reader's DecodeError reasons, for the parsers that read inline.
+_TRUNCATED = "message truncated"
+_TRAILING = "trailing bytes after a message"
+_TOO_SHORT = "vector shorter than its minimum length"
+
 
 def handshake_message(msg_type: int, body: bytes) -> bytes:
     """struct { HandshakeType msg_type; uint24 length; ... } Handshake;"""
@@ -183,13 +188,33 @@ def encode_client_key_shares(shares: tuple[KeyShareEntry, ...]) -> bytes:
 
 
 def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
-    r = Reader(data)
+    """KeyShareEntry client_shares<0..2^16-1>, each key_exchange<1..2^16-1>.
+
+    Read inline, with the Reader's checks in the Reader's order and words: every
+    ClientHello comes through here.
+    """
+    size = len(data)
+    if size < 2:
+        raise DecodeError(_TRUNCATED)
+    end = 2 + ((data[0] << 8) | data[1])
+    if end > size:
+        raise DecodeError(_TRUNCATED)
     shares: list[KeyShareEntry] = []
-    with r.block(2) as entries:
-        while not entries.eof():
-            group = entries.uint16()
-            shares.append((group, entries.opaque(2, minimum=1)))
-    r.finish()
+    pos = 2
+    while pos < end:
+        if pos + 4 > end:
+            raise DecodeError(_TRUNCATED)
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 1:
+            raise DecodeError(_TOO_SHORT)
+        start = pos + 4
+        group = (data[pos] << 8) | data[pos + 1]
+        pos = start + length
+        if pos > end:
+            raise DecodeError(_TRUNCATED)
+        shares.append((group, data[start:pos]))
+    if end != size:
+        raise DecodeError(_TRAILING)
     return tuple(shares)
 
 
@@ -198,11 +223,18 @@ def encode_server_key_share(group: int, key_exchange: bytes) -> bytes:
 
 
 def parse_server_key_share(data: bytes) -> KeyShareEntry:
-    r = Reader(data)
-    group = r.uint16()
-    key_exchange = r.opaque(2, minimum=1)
-    r.finish()
-    return group, key_exchange
+    """KeyShareEntry: uint16 group, opaque key_exchange<1..2^16-1> (read inline, as the
+    Reader would)."""
+    size = len(data)
+    if size < 4:
+        raise DecodeError(_TRUNCATED)
+    length = (data[2] << 8) | data[3]
+    if length < 1:
+        raise DecodeError(_TOO_SHORT)
+    end = 4 + length
+    if end != size:
+        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
+    return (data[0] << 8) | data[1], data[4:end]
 
 
 def encode_uint16(value: int) -> bytes:
@@ -210,10 +242,9 @@ def encode_uint16(value: int) -> bytes:
 
 
 def parse_uint16(data: bytes) -> int:
-    r = Reader(data)
-    value = r.uint16()
-    r.finish()
-    return value
+    if len(data) != 2:
+        raise DecodeError(_TRUNCATED if len(data) < 2 else _TRAILING)
+    return (data[0] << 8) | data[1]
 
 
 def parse_opaque(data: bytes, size: int, minimum: int = 0) -> bytes:
@@ -454,17 +485,28 @@ class ServerHello:
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
-    r = Reader(body)
-    legacy_version = r.uint16()
-    random = r.raw(32)
-    session_id = r.opaque(1)
-    if len(session_id) > 32:
+    # The fixed head is read inline, with the Reader's checks in its order and words.
+    size = len(body)
+    if size < 35:
+        raise DecodeError(_TRUNCATED)
+    session_end = 35 + body[34]
+    if session_end > size:
+        raise DecodeError(_TRUNCATED)
+    if session_end - 35 > 32:
         raise DecodeError("legacy_session_id_echo longer than 32 bytes")
-    cipher_suite = r.uint16()
-    compression = r.uint8()
+    if session_end + 3 > size:
+        raise DecodeError(_TRUNCATED)
+    r = Reader(body, session_end + 3)
     extensions = _read_extensions(r, required=False)
     r.finish()
-    return ServerHello(legacy_version, random, session_id, cipher_suite, compression, extensions)
+    return ServerHello(
+        (body[0] << 8) | body[1],
+        body[2:34],
+        body[35:session_end],
+        (body[session_end] << 8) | body[session_end + 1],
+        body[session_end + 2],
+        extensions,
+    )
 
 
 def encode_server_hello(hello: ServerHello) -> bytes:
@@ -618,12 +660,15 @@ class CertificateVerify:
 
 
 def parse_certificate_verify(body: bytes) -> CertificateVerify:
-    r = Reader(body)
-    algorithm = r.uint16()
-    # opaque signature<0..2^16-1>: an empty signature parses, and then fails to verify.
-    signature = r.opaque(2)
-    r.finish()
-    return CertificateVerify(algorithm, signature)
+    # Read inline, as the Reader would. opaque signature<0..2^16-1>: an empty signature
+    # parses, and then fails to verify.
+    size = len(body)
+    if size < 4:
+        raise DecodeError(_TRUNCATED)
+    end = 4 + ((body[2] << 8) | body[3])
+    if end != size:
+        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
+    return CertificateVerify((body[0] << 8) | body[1], body[4:end])
 
 
 def encode_certificate_verify(verify: CertificateVerify) -> bytes:
