@@ -122,20 +122,38 @@ def encode_server_name(host: str) -> bytes:
 
 
 def parse_server_name(data: bytes) -> str | None:
-    r = Reader(data)
+    """ServerNameList server_name_list<1..2^16-1> (RFC 6066 section 3), read inline with the
+    Reader's checks in its order and words: most ClientHellos carry one."""
+    size = len(data)
+    if size < 2:
+        raise DecodeError(_TRUNCATED)
+    end = 2 + ((data[0] << 8) | data[1])
+    if end == 2:
+        raise DecodeError(_TOO_SHORT)
+    if end > size:
+        raise DecodeError(_TRUNCATED)
     host: str | None = None
-    with r.block(2, minimum=1) as names:
-        while not names.eof():
-            name_type = names.uint8()
-            name = names.opaque(2, minimum=1)
-            if name_type == 0:
-                if host is not None:
-                    raise IllegalParameter("more than one host_name in server_name")
-                try:
-                    host = name.decode("ascii")
-                except UnicodeDecodeError:
-                    raise IllegalParameter("server_name is not ASCII") from None
-    r.finish()
+    pos = 2
+    while pos < end:
+        if pos + 3 > end:
+            raise DecodeError(_TRUNCATED)
+        length = (data[pos + 1] << 8) | data[pos + 2]
+        if length < 1:
+            raise DecodeError(_TOO_SHORT)
+        start = pos + 3
+        name_type = data[pos]
+        pos = start + length
+        if pos > end:
+            raise DecodeError(_TRUNCATED)
+        if name_type == 0:
+            if host is not None:
+                raise IllegalParameter("more than one host_name in server_name")
+            try:
+                host = data[start:pos].decode("ascii")
+            except UnicodeDecodeError:
+                raise IllegalParameter("server_name is not ASCII") from None
+    if end != size:
+        raise DecodeError(_TRAILING)
     return host
 
 
