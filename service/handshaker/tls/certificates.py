@@ -121,7 +121,7 @@ class TrustStore:
     store's life, so a cached verdict cannot outlive a change of trust.
     """
 
-    __slots__ = ("_cache", "_store", "anchors", "max_age", "size")
+    __slots__ = ("_cache", "_policy", "_store", "anchors", "max_age", "size")
 
     def __init__(
         self, anchors: tuple[x509.Certificate, ...], *, size: int = 256, max_age: float = 300.0
@@ -130,6 +130,10 @@ class TrustStore:
         self.size = size
         self.max_age = max_age
         self._store = verification.Store(list(anchors)) if anchors else None
+        # The builder with the store set, made once: each verification adds only its time.
+        self._policy = (
+            verification.PolicyBuilder().store(self._store) if self._store is not None else None
+        )
         # (kind, server_name, chain) -> (valid from, valid until, leaf)
         self._cache: OrderedDict[
             tuple[str, str | None, tuple[bytes, ...]], tuple[float, float, x509.Certificate]
@@ -173,9 +177,10 @@ class TrustStore:
             self._cache.popitem(last=False)
 
     def _builder(self, now: float) -> verification.PolicyBuilder:
-        if self._store is None:
+        if self._policy is None:
             raise UnknownCA("no trust anchors configured")
-        return verification.PolicyBuilder().store(self._store).time(_at(now))
+        # PolicyBuilder is immutable: time() returns a new builder, the shared one is unchanged.
+        return self._policy.time(_at(now))
 
     def verify_server(
         self, chain_der: tuple[bytes, ...], server_name: str | None, now: float

@@ -18,6 +18,12 @@ from .tls13 import client as tls13_client
 from .tls13.common import expect
 from .versions import offers_tls12, offers_tls13
 
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_SERVER_HELLO = HandshakeType.SERVER_HELLO
+_SUPPORTED_VERSIONS = ExtensionType.SUPPORTED_VERSIONS
+_TLS1_2 = ProtocolVersion.TLS1_2
+
 
 class ExpectServerHello:
     """Waiting for the first ServerHello of a ClientHello that offered TLS 1.3 and 1.2."""
@@ -30,15 +36,16 @@ class ExpectServerHello:
         return self.tls13.config
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.SERVER_HELLO, "waiting for ServerHello")
+        expect(msg_type, _SERVER_HELLO, "waiting for ServerHello")
         server_hello = parse_server_hello(message[4:])
-        if any(t == ExtensionType.SUPPORTED_VERSIONS for t, _ in server_hello.extensions):
+        if any(t == _SUPPORTED_VERSIONS for t, _ in server_hello.extensions):
             # RFC 8446 section 4.2.1: supported_versions in a ServerHello is TLS 1.3's
             # (its value is checked there).
             if not offers_tls13(self.config):
                 raise IllegalParameter("server selected TLS 1.3, which we did not offer")
-            return self.tls13.handle(conn, msg_type, message)
-        if server_hello.legacy_version != ProtocolVersion.TLS1_2:
+            # Parsed once: the TLS 1.3 state takes the hello as it is.
+            return self.tls13.handle_server_hello(conn, message, server_hello)
+        if server_hello.legacy_version != _TLS1_2:
             # RFC 5246 appendix E.1 / RFC 8446 section 4.2.1: nothing below TLS 1.2.
             raise ProtocolVersionError("server chose a version below TLS 1.2")
         tls13 = self.tls13

@@ -36,6 +36,19 @@ from .keyops import AwaitPrivateKeyOperation, PrivateKeyOperation
 from .record import MAX_PLAINTEXT, Protection, RecordProtection, RecordReader, plaintext_records
 from .signer import SignerError
 
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_ALERT = ContentType.ALERT
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
+_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
+_CLOSE_NOTIFY = AlertDescription.CLOSE_NOTIFY
+_FATAL = AlertLevel.FATAL
+_FINISHED = HandshakeType.FINISHED
+_HANDSHAKE = ContentType.HANDSHAKE
+_INTERNAL_ERROR = AlertDescription.INTERNAL_ERROR
+_USER_CANCELED = AlertDescription.USER_CANCELED
+_WARNING = AlertLevel.WARNING
+
 Random = Callable[[int], bytes]
 Clock = Callable[[], float]
 
@@ -56,6 +69,12 @@ class ConnectionState(enum.Enum):
     HANDSHAKING = "HANDSHAKING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+
+
+# As module constants, like the enum members above.
+_HANDSHAKING = ConnectionState.HANDSHAKING
+_COMPLETE = ConnectionState.COMPLETE
+_FAILED = ConnectionState.FAILED
 
 
 class StateError(Exception):
@@ -85,7 +104,7 @@ class Connection:
     def __init__(self, random: Random, clock: Clock) -> None:
         self.random = random
         self.clock = clock
-        self.status = ConnectionState.HANDSHAKING
+        self.status = _HANDSHAKING
         self._reader = RecordReader()
         self._out = bytearray()
         self._pending_handshake = bytearray()
@@ -122,7 +141,7 @@ class Connection:
         While a private-key operation is out, the bytes are held and processed
         once it completes.
         """
-        if self.status is not ConnectionState.HANDSHAKING:
+        if self.status is not _HANDSHAKING:
             raise StateError(f"connection is {self.status.value}; it takes no more handshake bytes")
         self._reader.feed(data)
         if self.pending_operation is None:
@@ -138,25 +157,20 @@ class Connection:
     def pending_operation(self) -> PrivateKeyOperation | None:
         """The private-key operation the handshake waits for, if any (see keyops.py)."""
         state = self._state
-        if (
-            isinstance(state, AwaitPrivateKeyOperation)
-            and self.status is ConnectionState.HANDSHAKING
-        ):
+        if isinstance(state, AwaitPrivateKeyOperation) and self.status is _HANDSHAKING:
             return state.operation
         return None
 
     def complete_private_key_operation(self, result: bytes) -> None:
         """Resume the handshake with the signature (or plaintext) the operation produced."""
         state = self._state
-        if self.status is not ConnectionState.HANDSHAKING or not isinstance(
-            state, AwaitPrivateKeyOperation
-        ):
+        if self.status is not _HANDSHAKING or not isinstance(state, AwaitPrivateKeyOperation):
             raise StateError("no private-key operation is pending")
 
         def resume() -> None:
             self._state = state.resume(self, result)
             self._after_message(self._operation_epoch, more=bool(self._handshake_buffer))
-            if self.status is ConnectionState.HANDSHAKING and self.pending_operation is None:
+            if self.status is _HANDSHAKING and self.pending_operation is None:
                 self._process_handshake_messages()
                 self._process_records()
 
@@ -164,9 +178,9 @@ class Connection:
 
     def fail_private_key_operation(self, reason: str) -> None:
         """End the handshake because the operation failed; `reason` names the backend."""
-        if self.status is not ConnectionState.HANDSHAKING or self.pending_operation is None:
+        if self.status is not _HANDSHAKING or self.pending_operation is None:
             raise StateError("no private-key operation is pending")
-        self._fail(AlertDescription.INTERNAL_ERROR, reason)
+        self._fail(_INTERNAL_ERROR, reason)
 
     def next_event(self) -> Event | NeedData:
         if self._events:
@@ -190,7 +204,7 @@ class Connection:
 
     def abort(self, alert: int = AlertDescription.USER_CANCELED, reason: str = "aborted") -> None:
         """End a handshake in progress, queueing `alert` for the peer."""
-        if self.status is ConnectionState.HANDSHAKING:
+        if self.status is _HANDSHAKING:
             self._fail(alert, reason)
 
     def _guarded(self, step: Callable[[], None]) -> None:
@@ -206,14 +220,15 @@ class Connection:
         except PeerAlert as alert:
             self._peer_failed(alert.description)
         except SignerError as error:
-            self._fail(AlertDescription.INTERNAL_ERROR, f"the keystore could not sign: {error}")
+            self._fail(_INTERNAL_ERROR, f"the keystore could not sign: {error}")
         except Exception as error:  # a bug must still end the handshake cleanly
-            self._fail(AlertDescription.INTERNAL_ERROR, f"internal error ({type(error).__name__})")
-        if self.status is ConnectionState.COMPLETE:
+            self._fail(_INTERNAL_ERROR, f"internal error ({type(error).__name__})")
+        if self.status is _COMPLETE:
             self._unconsumed = self._reader.take_pending()
 
     def _process_records(self) -> None:
-        while self.status is ConnectionState.HANDSHAKING and self.pending_operation is None:
+        # pending_operation inlined: this loop runs once per record.
+        while self.status is _HANDSHAKING and not isinstance(self._state, AwaitPrivateKeyOperation):
             record = self._reader.next_record()
             if record is None:
                 return
@@ -249,7 +264,7 @@ class Connection:
 
     def complete(self, result: HandshakeResult) -> None:
         self._flush_handshake()
-        self.status = ConnectionState.COMPLETE
+        self.status = _COMPLETE
         self._events.append(HandshakeComplete(result))
 
     # --- internals ----------------------------------------------------------------
@@ -260,14 +275,12 @@ class Connection:
         data = bytes(self._pending_handshake)
         self._pending_handshake.clear()
         if self._write is None:
-            self._out += plaintext_records(ContentType.HANDSHAKE, data)
+            self._out += plaintext_records(_HANDSHAKE, data)
         else:
-            self._out += self._write.seal_fragments(
-                ContentType.HANDSHAKE, data, self.write_fragment_limit
-            )
+            self._out += self._write.seal_fragments(_HANDSHAKE, data, self.write_fragment_limit)
 
     def _process_record(self, content_type: int, record: bytes) -> None:
-        if content_type == ContentType.CHANGE_CIPHER_SPEC:
+        if content_type == _CHANGE_CIPHER_SPEC:
             # RFC 8446 section 5: an unprotected change_cipher_spec of the single byte 0x01,
             # between the first ClientHello and the peer's Finished, "MUST simply" be dropped.
             if len(record) != 6 or record[5] != 1:
@@ -297,9 +310,9 @@ class Connection:
             content_type, payload = self._read.open(record)
             if len(payload) > self.read_fragment_limit:
                 raise RecordOverflow("record larger than our record_size_limit")
-            if content_type == ContentType.APPLICATION_DATA:
+            if content_type == _APPLICATION_DATA:
                 raise UnexpectedMessage("application data before the handshake finished")
-        elif content_type == ContentType.APPLICATION_DATA and self._read is not None:
+        elif content_type == _APPLICATION_DATA and self._read is not None:
             if self.skip_early_data:
                 opened = self._try_open_skipping_early_data(record)
                 if opened is None:
@@ -309,25 +322,25 @@ class Connection:
                 content_type, payload = self._read.open(record, self.read_fragment_limit + 1)
             if len(payload) > self.read_fragment_limit:
                 raise RecordOverflow("record larger than our record_size_limit")
-            if content_type == ContentType.CHANGE_CIPHER_SPEC:
+            if content_type == _CHANGE_CIPHER_SPEC:
                 raise UnexpectedMessage("protected change_cipher_spec")
-            if content_type == ContentType.APPLICATION_DATA:
+            if content_type == _APPLICATION_DATA:
                 raise UnexpectedMessage("application data before the handshake finished")
         else:
             payload = record[5:]
-            if content_type == ContentType.APPLICATION_DATA and self.skip_early_data > 0:
+            if content_type == _APPLICATION_DATA and self.skip_early_data > 0:
                 # 0-RTT data after our HelloRetryRequest: skipped, as section 4.2.10 says.
                 self.skip_early_data -= len(payload)
                 return
             if len(payload) > MAX_PLAINTEXT:
                 raise RecordOverflow("plaintext record longer than 2^14 bytes")
-            if content_type == ContentType.APPLICATION_DATA:
+            if content_type == _APPLICATION_DATA:
                 raise UnexpectedMessage("application data before the handshake keys")
-            if content_type == ContentType.HANDSHAKE and self._read is not None:
+            if content_type == _HANDSHAKE and self._read is not None:
                 raise UnexpectedMessage("unprotected handshake record after the key change")
-        if content_type == ContentType.ALERT:
+        if content_type == _ALERT:
             self._receive_alert(payload)
-        elif content_type == ContentType.HANDSHAKE:
+        elif content_type == _HANDSHAKE:
             if not payload:
                 raise UnexpectedMessage("zero-length handshake fragment")
             if len(payload) < TINY_RECORD:
@@ -373,7 +386,7 @@ class Connection:
         size = len(data)
         pos = 0
         try:
-            while size - pos >= 4 and self.status is ConnectionState.HANDSHAKING:
+            while size - pos >= 4 and self.status is _HANDSHAKING:
                 length = (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
                 if length > MAX_HANDSHAKE_MESSAGE:
                     raise DecodeError("handshake message too large")
@@ -383,7 +396,7 @@ class Connection:
                 message = data if pos == 0 and end == size else data[pos:end]
                 pos = end
                 more = pos < size
-                if more and message[0] == HandshakeType.FINISHED:
+                if more and message[0] == _FINISHED:
                     # A key change follows every Finished during the handshake, and RFC 8446
                     # section 5.1 says "Handshake messages MUST NOT span key changes": refuse
                     # before acting on the Finished, so no completion is ever reported.
@@ -405,28 +418,24 @@ class Connection:
         self._flush_handshake()
         body = bytes((level, description))
         if self._write is None:
-            self._out += plaintext_records(ContentType.ALERT, body)
+            self._out += plaintext_records(_ALERT, body)
         else:
-            self._out += self._write.seal(ContentType.ALERT, body)
+            self._out += self._write.seal(_ALERT, body)
 
     def _fail(self, description: int, reason: str) -> None:
         self._pending_handshake.clear()
         try:
-            level = (
-                AlertLevel.WARNING
-                if description in (AlertDescription.CLOSE_NOTIFY, AlertDescription.USER_CANCELED)
-                else AlertLevel.FATAL
-            )
+            level = _WARNING if description in (_CLOSE_NOTIFY, _USER_CANCELED) else _FATAL
             self._alert_record(level, description)
         except Exception:  # no keys usable: the alert cannot be protected
-            self._out += plaintext_records(ContentType.ALERT, bytes((2, description)))
-        self.status = ConnectionState.FAILED
+            self._out += plaintext_records(_ALERT, bytes((2, description)))
+        self.status = _FAILED
         self._handshake_buffer = b""
         self._events.append(HandshakeFailed(description, reason, sent_by_peer=False))
 
     def _peer_failed(self, description: int) -> None:
         self._pending_handshake.clear()
-        self.status = ConnectionState.FAILED
+        self.status = _FAILED
         self._handshake_buffer = b""
         try:
             name = AlertDescription(description).name.lower()

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 from .codepoints import ProtocolVersion
+from .fastinit import fast_frozen_init
 from .key_schedule import CipherSuiteParams, hkdf_expand_label
 from .tls12.prf import export_keying_material as tls12_export
 from .tls12.suites import Tls12SuiteParams
@@ -24,6 +25,7 @@ class NeedData(enum.Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class TrafficKeys:
     """One direction's record protection state after the handshake.
@@ -39,6 +41,7 @@ class TrafficKeys:
     sequence_number: int = 0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     """What a completed handshake negotiated, and the keys to protect its records."""

@@ -43,6 +43,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from .codepoints import CipherSuite
 
+# Each suite hash's constructor and HMAC block size.
+_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+
 
 @dataclass(frozen=True, slots=True)
 class CipherSuiteParams:
@@ -57,10 +60,11 @@ class CipherSuiteParams:
     empty_hash: bytes  # Hash("")
 
     def hash_of(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        return _HASH_CONSTRUCTORS[self.hash_name][0](data).digest()
 
     def new_hash(self) -> Any:
-        return hashlib.new(self.hash_name)
+        # The named constructor, not hashlib.new(name): that looks the name up on every call.
+        return _HASH_CONSTRUCTORS[self.hash_name][0]()
 
     @staticmethod
     def for_suite(suite: int) -> CipherSuiteParams:
@@ -97,7 +101,6 @@ IV_LEN = 12
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
-_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
 
 
 def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:
@@ -256,6 +259,12 @@ def _derived_from_empty_early_secret(suite: int) -> bytes:
     return derive_secret(params, early_secret, b"derived", params.empty_hash)
 
 
+@lru_cache(maxsize=8)
+def _empty_psk_salt_key(suite: int) -> HmacKey:
+    """_derived_from_empty_early_secret as a prepared HMAC key (copied on every use)."""
+    return HmacKey(_derived_from_empty_early_secret(suite), _SUITES[suite].hash_name)
+
+
 @dataclass(slots=True, eq=False)
 class HandshakeSecrets:
     """The handshake stage: after (EC)DHE, before the server's Finished."""
@@ -270,9 +279,9 @@ class HandshakeSecrets:
     def derive(
         params: CipherSuiteParams, shared_secret: bytes, hello_hash: bytes
     ) -> HandshakeSecrets:
-        # No PSK yet: the early secret, and the salt derived from it, are constants.
-        salt = _derived_from_empty_early_secret(params.suite)
-        handshake_secret = hkdf_extract(params, salt, shared_secret)
+        # No PSK yet: the early secret, and the salt derived from it, are constants, so
+        # HKDF-Extract's HMAC is keyed once per suite.
+        handshake_secret = _empty_psk_salt_key(params.suite).digest(shared_secret)
         key = HmacKey(handshake_secret, params.hash_name)
         return HandshakeSecrets(
             params,

@@ -10,12 +10,30 @@ than one extension of the same type in a given extension block").
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
 from .errors import DecodeError, IllegalParameter
+from .fastinit import fast_frozen_init
+
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_CERTIFICATE = HandshakeType.CERTIFICATE
+_CERTIFICATE_AUTHORITIES = ExtensionType.CERTIFICATE_AUTHORITIES
+_CERTIFICATE_REQUEST = HandshakeType.CERTIFICATE_REQUEST
+_CERTIFICATE_VERIFY = HandshakeType.CERTIFICATE_VERIFY
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_ENCRYPTED_EXTENSIONS = HandshakeType.ENCRYPTED_EXTENSIONS
+_FINISHED = HandshakeType.FINISHED
+_MESSAGE_HASH = HandshakeType.MESSAGE_HASH
+_OID_FILTERS = ExtensionType.OID_FILTERS
+_PRE_SHARED_KEY = ExtensionType.PRE_SHARED_KEY
+_SERVER_HELLO = HandshakeType.SERVER_HELLO
+_SIGNATURE_ALGORITHMS = ExtensionType.SIGNATURE_ALGORITHMS
+_SIGNATURE_ALGORITHMS_CERT = ExtensionType.SIGNATURE_ALGORITHMS_CERT
 
 # RFC 8446 section 4.1.3: the ServerHello random of a HelloRetryRequest.
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -23,6 +41,11 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
 )
 
 Extensions = tuple[tuple[int, bytes], ...]
+
+# The Reader's DecodeError reasons, for the parsers that read inline.
+_TRUNCATED = "message truncated"
+_TRAILING = "trailing bytes after a message"
+_TOO_SHORT = "vector shorter than its minimum length"
 
 
 def handshake_message(msg_type: int, body: bytes) -> bytes:
@@ -63,11 +86,26 @@ def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> E
     return tuple(items)
 
 
+# ExtensionType extension_type, then extension_data's uint16 length.
+_EXTENSION_HEADER = struct.Struct(">HH")
+
+
+def _extensions_block(extensions: Extensions) -> bytes:
+    """Extension extensions<0..2^16-1> with its length: one join, no Writer calls (every
+    hello and EncryptedExtensions goes out through here)."""
+    header = _EXTENSION_HEADER.pack
+    try:
+        body = b"".join([header(ext_type, len(data)) + data for ext_type, data in extensions])
+    except struct.error:
+        # What the Writer raised for a type or a data length past 16 bits.
+        raise OverflowError("extension type or data length does not fit 16 bits") from None
+    if len(body) >= 1 << 16:
+        raise ValueError("vector too long for its length prefix")
+    return len(body).to_bytes(2, "big") + body
+
+
 def _write_extensions(w: Writer, extensions: Extensions) -> None:
-    with w.block(2):
-        for ext_type, data in extensions:
-            w.uint16(ext_type)
-            w.opaque(2, data)
+    w.raw(_extensions_block(extensions))
 
 
 # --- extension bodies -------------------------------------------------------
@@ -84,20 +122,38 @@ def encode_server_name(host: str) -> bytes:
 
 
 def parse_server_name(data: bytes) -> str | None:
-    r = Reader(data)
+    """ServerNameList server_name_list<1..2^16-1> (RFC 6066 section 3), read inline with the
+    Reader's checks in its order and words: most ClientHellos carry one."""
+    size = len(data)
+    if size < 2:
+        raise DecodeError(_TRUNCATED)
+    end = 2 + ((data[0] << 8) | data[1])
+    if end == 2:
+        raise DecodeError(_TOO_SHORT)
+    if end > size:
+        raise DecodeError(_TRUNCATED)
     host: str | None = None
-    with r.block(2, minimum=1) as names:
-        while not names.eof():
-            name_type = names.uint8()
-            name = names.opaque(2, minimum=1)
-            if name_type == 0:
-                if host is not None:
-                    raise IllegalParameter("more than one host_name in server_name")
-                try:
-                    host = name.decode("ascii")
-                except UnicodeDecodeError:
-                    raise IllegalParameter("server_name is not ASCII") from None
-    r.finish()
+    pos = 2
+    while pos < end:
+        if pos + 3 > end:
+            raise DecodeError(_TRUNCATED)
+        length = (data[pos + 1] << 8) | data[pos + 2]
+        if length < 1:
+            raise DecodeError(_TOO_SHORT)
+        start = pos + 3
+        name_type = data[pos]
+        pos = start + length
+        if pos > end:
+            raise DecodeError(_TRUNCATED)
+        if name_type == 0:
+            if host is not None:
+                raise IllegalParameter("more than one host_name in server_name")
+            try:
+                host = data[start:pos].decode("ascii")
+            except UnicodeDecodeError:
+                raise IllegalParameter("server_name is not ASCII") from None
+    if end != size:
+        raise DecodeError(_TRAILING)
     return host
 
 
@@ -145,38 +201,58 @@ KeyShareEntry = tuple[int, bytes]
 
 def encode_client_key_shares(shares: tuple[KeyShareEntry, ...]) -> bytes:
     """KeyShareClientHello: KeyShareEntry client_shares<0..2^16-1>."""
-    w = Writer()
-    with w.block(2):
-        for group, key_exchange in shares:
-            w.uint16(group)
-            w.opaque(2, key_exchange)
-    return w.getvalue()
+    # Same layout as an extension block: uint16 group, then opaque key_exchange<1..2^16-1>.
+    return _extensions_block(shares)
 
 
 def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
-    r = Reader(data)
+    """KeyShareEntry client_shares<0..2^16-1>, each key_exchange<1..2^16-1>.
+
+    Read inline, with the Reader's checks in the Reader's order and words: every
+    ClientHello comes through here.
+    """
+    size = len(data)
+    if size < 2:
+        raise DecodeError(_TRUNCATED)
+    end = 2 + ((data[0] << 8) | data[1])
+    if end > size:
+        raise DecodeError(_TRUNCATED)
     shares: list[KeyShareEntry] = []
-    with r.block(2) as entries:
-        while not entries.eof():
-            group = entries.uint16()
-            shares.append((group, entries.opaque(2, minimum=1)))
-    r.finish()
+    pos = 2
+    while pos < end:
+        if pos + 4 > end:
+            raise DecodeError(_TRUNCATED)
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 1:
+            raise DecodeError(_TOO_SHORT)
+        start = pos + 4
+        group = (data[pos] << 8) | data[pos + 1]
+        pos = start + length
+        if pos > end:
+            raise DecodeError(_TRUNCATED)
+        shares.append((group, data[start:pos]))
+    if end != size:
+        raise DecodeError(_TRAILING)
     return tuple(shares)
 
 
 def encode_server_key_share(group: int, key_exchange: bytes) -> bytes:
-    w = Writer()
-    w.uint16(group)
-    w.opaque(2, key_exchange)
-    return w.getvalue()
+    return group.to_bytes(2, "big") + len(key_exchange).to_bytes(2, "big") + key_exchange
 
 
 def parse_server_key_share(data: bytes) -> KeyShareEntry:
-    r = Reader(data)
-    group = r.uint16()
-    key_exchange = r.opaque(2, minimum=1)
-    r.finish()
-    return group, key_exchange
+    """KeyShareEntry: uint16 group, opaque key_exchange<1..2^16-1> (read inline, as the
+    Reader would)."""
+    size = len(data)
+    if size < 4:
+        raise DecodeError(_TRUNCATED)
+    length = (data[2] << 8) | data[3]
+    if length < 1:
+        raise DecodeError(_TOO_SHORT)
+    end = 4 + length
+    if end != size:
+        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
+    return (data[0] << 8) | data[1], data[4:end]
 
 
 def encode_uint16(value: int) -> bytes:
@@ -184,10 +260,9 @@ def encode_uint16(value: int) -> bytes:
 
 
 def parse_uint16(data: bytes) -> int:
-    r = Reader(data)
-    value = r.uint16()
-    r.finish()
-    return value
+    if len(data) != 2:
+        raise DecodeError(_TRUNCATED if len(data) < 2 else _TRAILING)
+    return (data[0] << 8) | data[1]
 
 
 def parse_opaque(data: bytes, size: int, minimum: int = 0) -> bytes:
@@ -269,6 +344,7 @@ def parse_empty(data: bytes) -> None:
 # --- ClientHello --------------------------------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     """
@@ -355,7 +431,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
     extensions = _read_extensions(r, required=False)
     r.finish()
     # RFC 8446 section 4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
-    if any(t == ExtensionType.PRE_SHARED_KEY for t, _ in extensions[:-1]):
+    if any(t == _PRE_SHARED_KEY for t, _ in extensions[:-1]):
         raise IllegalParameter("pre_shared_key is not the last extension")
     fields: dict[str, object] = {}
     table = _CLIENT_HELLO_EXTENSIONS
@@ -378,19 +454,29 @@ def parse_client_hello(body: bytes) -> ClientHello:
 
 
 def encode_client_hello(hello: ClientHello) -> bytes:
-    w = Writer()
-    w.uint16(hello.legacy_version)
-    w.raw(hello.random)
-    w.opaque(1, hello.legacy_session_id)
-    w.uint16_list(2, hello.cipher_suites)
-    w.opaque(1, hello.legacy_compression_methods)
-    _write_extensions(w, hello.extensions)
-    return handshake_message(HandshakeType.CLIENT_HELLO, w.getvalue())
+    suites = hello.cipher_suites
+    session_id = hello.legacy_session_id
+    compression = hello.legacy_compression_methods
+    body = b"".join(
+        (
+            hello.legacy_version.to_bytes(2, "big"),
+            hello.random,
+            len(session_id).to_bytes(1, "big"),
+            session_id,
+            (2 * len(suites)).to_bytes(2, "big"),
+            uint16_array(len(suites)).pack(*suites),
+            len(compression).to_bytes(1, "big"),
+            compression,
+            _extensions_block(hello.extensions),
+        )
+    )
+    return handshake_message(_CLIENT_HELLO, body)
 
 
 # --- ServerHello and HelloRetryRequest ---------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     """
@@ -417,28 +503,63 @@ class ServerHello:
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
-    r = Reader(body)
-    legacy_version = r.uint16()
-    random = r.raw(32)
-    session_id = r.opaque(1)
-    if len(session_id) > 32:
+    # The fixed head is read inline, with the Reader's checks in its order and words.
+    size = len(body)
+    if size < 35:
+        raise DecodeError(_TRUNCATED)
+    session_end = 35 + body[34]
+    if session_end > size:
+        raise DecodeError(_TRUNCATED)
+    if session_end - 35 > 32:
         raise DecodeError("legacy_session_id_echo longer than 32 bytes")
-    cipher_suite = r.uint16()
-    compression = r.uint8()
+    if session_end + 3 > size:
+        raise DecodeError(_TRUNCATED)
+    r = Reader(body, session_end + 3)
     extensions = _read_extensions(r, required=False)
     r.finish()
-    return ServerHello(legacy_version, random, session_id, cipher_suite, compression, extensions)
+    return ServerHello(
+        (body[0] << 8) | body[1],
+        body[2:34],
+        body[35:session_end],
+        (body[session_end] << 8) | body[session_end + 1],
+        body[session_end + 2],
+        extensions,
+    )
 
 
 def encode_server_hello(hello: ServerHello) -> bytes:
-    w = Writer()
-    w.uint16(hello.legacy_version)
-    w.raw(hello.random)
-    w.opaque(1, hello.legacy_session_id_echo)
-    w.uint16(hello.cipher_suite)
-    w.uint8(hello.legacy_compression_method)
-    _write_extensions(w, hello.extensions)
-    return handshake_message(HandshakeType.SERVER_HELLO, w.getvalue())
+    return server_hello_message(
+        legacy_version=hello.legacy_version,
+        random=hello.random,
+        legacy_session_id_echo=hello.legacy_session_id_echo,
+        cipher_suite=hello.cipher_suite,
+        legacy_compression_method=hello.legacy_compression_method,
+        extensions=hello.extensions,
+    )
+
+
+def server_hello_message(
+    *,
+    legacy_version: int,
+    random: bytes,
+    legacy_session_id_echo: bytes,
+    cipher_suite: int,
+    legacy_compression_method: int,
+    extensions: Extensions,
+) -> bytes:
+    """encode_server_hello from the fields, for the server's own hello (no dataclass made)."""
+    body = b"".join(
+        (
+            legacy_version.to_bytes(2, "big"),
+            random,
+            len(legacy_session_id_echo).to_bytes(1, "big"),
+            legacy_session_id_echo,
+            cipher_suite.to_bytes(2, "big"),
+            legacy_compression_method.to_bytes(1, "big"),
+            _extensions_block(extensions),
+        )
+    )
+    return handshake_message(_SERVER_HELLO, body)
 
 
 # --- EncryptedExtensions -------------------------------------------------------
@@ -455,7 +576,7 @@ def parse_encrypted_extensions(body: bytes) -> Extensions:
 def encode_encrypted_extensions(extensions: Extensions) -> bytes:
     w = Writer()
     _write_extensions(w, extensions)
-    return handshake_message(HandshakeType.ENCRYPTED_EXTENSIONS, w.getvalue())
+    return handshake_message(_ENCRYPTED_EXTENSIONS, w.getvalue())
 
 
 # --- CertificateRequest ------------------------------------------------------
@@ -483,13 +604,13 @@ def parse_certificate_request(body: bytes) -> CertificateRequest:
     # decode_error rather than silently ignored.
     for ext_type, data in extensions:
         if ext_type in (
-            ExtensionType.SIGNATURE_ALGORITHMS,
-            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+            _SIGNATURE_ALGORITHMS,
+            _SIGNATURE_ALGORITHMS_CERT,
         ):
             parse_uint16_list(data)
-        elif ext_type == ExtensionType.CERTIFICATE_AUTHORITIES:
+        elif ext_type == _CERTIFICATE_AUTHORITIES:
             parse_certificate_authorities(data)
-        elif ext_type == ExtensionType.OID_FILTERS:
+        elif ext_type == _OID_FILTERS:
             parse_oid_filters(data)
     return CertificateRequest(context, extensions)
 
@@ -498,7 +619,7 @@ def encode_certificate_request(request: CertificateRequest) -> bytes:
     w = Writer()
     w.opaque(1, request.certificate_request_context)
     _write_extensions(w, request.extensions)
-    return handshake_message(HandshakeType.CERTIFICATE_REQUEST, w.getvalue())
+    return handshake_message(_CERTIFICATE_REQUEST, w.getvalue())
 
 
 # --- Certificate -------------------------------------------------------------
@@ -542,7 +663,7 @@ def encode_certificate(context: bytes, chain_der: tuple[bytes, ...]) -> bytes:
         for der in chain_der:
             w.opaque(3, der)
             w.uint16(0)  # no per-certificate extensions
-    return handshake_message(HandshakeType.CERTIFICATE, w.getvalue())
+    return handshake_message(_CERTIFICATE, w.getvalue())
 
 
 # --- CertificateVerify and Finished --------------------------------------------
@@ -557,24 +678,30 @@ class CertificateVerify:
 
 
 def parse_certificate_verify(body: bytes) -> CertificateVerify:
-    r = Reader(body)
-    algorithm = r.uint16()
-    # opaque signature<0..2^16-1>: an empty signature parses, and then fails to verify.
-    signature = r.opaque(2)
-    r.finish()
-    return CertificateVerify(algorithm, signature)
+    # Read inline, as the Reader would. opaque signature<0..2^16-1>: an empty signature
+    # parses, and then fails to verify.
+    size = len(body)
+    if size < 4:
+        raise DecodeError(_TRUNCATED)
+    end = 4 + ((body[2] << 8) | body[3])
+    if end != size:
+        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
+    return CertificateVerify((body[0] << 8) | body[1], body[4:end])
 
 
 def encode_certificate_verify(verify: CertificateVerify) -> bytes:
-    w = Writer()
-    w.uint16(verify.algorithm)
-    w.opaque(2, verify.signature)
-    return handshake_message(HandshakeType.CERTIFICATE_VERIFY, w.getvalue())
+    return certificate_verify_message(verify.algorithm, verify.signature)
+
+
+def certificate_verify_message(algorithm: int, signature: bytes) -> bytes:
+    """encode_certificate_verify from the fields (no dataclass made for our own)."""
+    body = algorithm.to_bytes(2, "big") + len(signature).to_bytes(2, "big") + signature
+    return handshake_message(_CERTIFICATE_VERIFY, body)
 
 
 def encode_finished(verify_data: bytes) -> bytes:
     """struct { opaque verify_data[Hash.length]; } Finished;"""
-    return handshake_message(HandshakeType.FINISHED, verify_data)
+    return handshake_message(_FINISHED, verify_data)
 
 
 def message_hash(hash_of_client_hello1: bytes) -> bytes:
@@ -586,4 +713,4 @@ def message_hash(hash_of_client_hello1: bytes) -> bytes:
              Hash(ClientHello1) ||  /* Hash of ClientHello1 */
              HelloRetryRequest  || ... || Mn)
     """
-    return handshake_message(HandshakeType.MESSAGE_HASH, hash_of_client_hello1)
+    return handshake_message(_MESSAGE_HASH, hash_of_client_hello1)

@@ -11,26 +11,27 @@ from __future__ import annotations
 from .codepoints import ProtocolVersion, Tls12ExtensionType
 from .config import ClientConfig
 
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_TLS1_2 = ProtocolVersion.TLS1_2
+_TLS1_3 = ProtocolVersion.TLS1_3
+
 # RFC 8422 section 5.1.2: "uncompressed" is the only point format (RFC 8422 deprecates
 # the others).
 EC_POINT_FORMATS_UNCOMPRESSED = b"\x01\x00"
 
 
 def offers_tls12(config: ClientConfig) -> bool:
-    return config.min_version <= ProtocolVersion.TLS1_2
+    return config.min_version <= _TLS1_2
 
 
 def offers_tls13(config: ClientConfig) -> bool:
-    return config.max_version >= ProtocolVersion.TLS1_3
+    return config.max_version >= _TLS1_3
 
 
 def supported_versions(config: ClientConfig) -> bytes:
     """ProtocolVersion versions<2..254>, most preferred first."""
-    versions = [
-        v
-        for v in (ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2)
-        if config.min_version <= v <= config.max_version
-    ]
+    versions = [v for v in (_TLS1_3, _TLS1_2) if config.min_version <= v <= config.max_version]
     body = b"".join(v.to_bytes(2, "big") for v in versions)
     return bytes((len(body),)) + body
 

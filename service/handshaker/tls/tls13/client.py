@@ -44,6 +44,7 @@ from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecre
 from ..messages import (
     ClientHello,
     Extensions,
+    ServerHello,
     encode_alpn,
     encode_certificate,
     encode_client_hello,
@@ -89,6 +90,29 @@ from .common import (
     send_certificate_verify,
 )
 
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_APPLICATION_LAYER_PROTOCOL_NEGOTIATION = ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION
+_CERTIFICATE = HandshakeType.CERTIFICATE
+_CERTIFICATE_REQUEST = HandshakeType.CERTIFICATE_REQUEST
+_CERTIFICATE_VERIFY = HandshakeType.CERTIFICATE_VERIFY
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_COOKIE = ExtensionType.COOKIE
+_EARLY_DATA = ExtensionType.EARLY_DATA
+_ENCRYPTED_EXTENSIONS = HandshakeType.ENCRYPTED_EXTENSIONS
+_FINISHED = HandshakeType.FINISHED
+_KEY_SHARE = ExtensionType.KEY_SHARE
+_PADDING = ExtensionType.PADDING
+_RECORD_SIZE_LIMIT = ExtensionType.RECORD_SIZE_LIMIT
+_SERVER_HELLO = HandshakeType.SERVER_HELLO
+_SERVER_NAME = ExtensionType.SERVER_NAME
+_SIGNATURE_ALGORITHMS = ExtensionType.SIGNATURE_ALGORITHMS
+_SIGNATURE_ALGORITHMS_CERT = ExtensionType.SIGNATURE_ALGORITHMS_CERT
+_SUPPORTED_GROUPS = ExtensionType.SUPPORTED_GROUPS
+_SUPPORTED_VERSIONS = ExtensionType.SUPPORTED_VERSIONS
+_TLS1_2 = ProtocolVersion.TLS1_2
+_TLS1_3 = ProtocolVersion.TLS1_3
+
 _NO_EXTENSIONS: frozenset[int] = frozenset()
 _TLS13_SUITES = frozenset(int(s) for s in CipherSuite)
 
@@ -111,31 +135,31 @@ def _hello_extensions(config: ClientConfig) -> tuple[Extensions, Extensions]:
     head: list[tuple[int, bytes]] = []
     if config.server_name and not _is_ip_literal(config.server_name):
         # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName."
-        head.append((ExtensionType.SERVER_NAME, encode_server_name(config.server_name)))
+        head.append((_SERVER_NAME, encode_server_name(config.server_name)))
     head += [
         # The versions the config enables (versions.py): TLS 1.3, and TLS 1.2 unless off.
-        (ExtensionType.SUPPORTED_VERSIONS, offered_versions(config)),
-        (ExtensionType.SUPPORTED_GROUPS, encode_uint16_list(config.supported_groups)),
+        (_SUPPORTED_VERSIONS, offered_versions(config)),
+        (_SUPPORTED_GROUPS, encode_uint16_list(config.supported_groups)),
     ]
     tail: list[tuple[int, bytes]] = [
         (
-            ExtensionType.SIGNATURE_ALGORITHMS,
+            _SIGNATURE_ALGORITHMS,
             encode_uint16_list(offered_signature_algorithms(config)),
         ),
         (
-            ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+            _SIGNATURE_ALGORITHMS_CERT,
             encode_uint16_list(config.certificate_signature_schemes),
         ),
     ]
     if config.alpn_protocols:
         tail.append(
             (
-                ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                _APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
                 encode_alpn(config.alpn_protocols),
             )
         )
     if config.record_size_limit is not None:
-        tail.append((ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
+        tail.append((_RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
     tail += tls12_extensions(config)
     parts = (tuple(head), tuple(tail))
     config.cache["tls13 ClientHello extensions"] = parts
@@ -150,14 +174,14 @@ def _client_hello(
 ) -> ClientHello:
     head, tail = _hello_extensions(config)
     hello = ClientHello(
-        legacy_version=ProtocolVersion.TLS1_2,
+        legacy_version=_TLS1_2,
         random=random,
         legacy_session_id=session_id,
         cipher_suites=offered_cipher_suites(config),
         legacy_compression_methods=b"\x00",
         extensions=(
             *head,
-            (ExtensionType.KEY_SHARE, encode_client_key_shares(shares)),
+            (_KEY_SHARE, encode_client_key_shares(shares)),
             *tail,
         ),
     )
@@ -166,7 +190,7 @@ def _client_hello(
         size = len(encode_client_hello(hello))
         if size + 4 < config.padding_to:
             pad = bytes(config.padding_to - size - 4)
-            hello = replace(hello, extensions=(*hello.extensions, (ExtensionType.PADDING, pad)))
+            hello = replace(hello, extensions=(*hello.extensions, (_PADDING, pad)))
     return hello
 
 
@@ -190,7 +214,7 @@ def replay_client(
     private_keys: Mapping[int, bytes],
 ) -> HandshakeState:
     """Queue a recorded ClientHello as ours, with the private keys of its shares."""
-    if client_hello[:1] != bytes((HandshakeType.CLIENT_HELLO,)):
+    if client_hello[:1] != bytes((_CLIENT_HELLO,)):
         raise ValueError("not a ClientHello handshake message")
     hello = parse_client_hello(client_hello[4:])
     if encode_client_hello(hello) != client_hello:
@@ -228,17 +252,22 @@ class ExpectServerHello:
         self.retry = retry
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.SERVER_HELLO, "waiting for ServerHello")
-        server_hello = parse_server_hello(message[4:])
+        expect(msg_type, _SERVER_HELLO, "waiting for ServerHello")
+        return self.handle_server_hello(conn, message, parse_server_hello(message[4:]))
+
+    def handle_server_hello(
+        self, conn: Connection, message: bytes, server_hello: ServerHello
+    ) -> HandshakeState:
+        """Act on a ServerHello already parsed (by the version-neutral first step)."""
         hello = self.hello
         offered = frozenset(t for t, _ in hello.extensions)
         extensions = dict(server_hello.extensions)
-        versions = extensions.get(ExtensionType.SUPPORTED_VERSIONS)
+        versions = extensions.get(_SUPPORTED_VERSIONS)
         if versions is None:
             raise ProtocolVersionError("server does not speak TLS 1.3")
-        if parse_uint16(versions) != ProtocolVersion.TLS1_3:
+        if parse_uint16(versions) != _TLS1_3:
             raise IllegalParameter("server selected a version we did not offer")
-        if server_hello.legacy_version != ProtocolVersion.TLS1_2:
+        if server_hello.legacy_version != _TLS1_2:
             # "legacy_version ... MUST be set to 0x0303" (section 4.1.3); the version was
             # negotiated (supported_versions), so this is a malformed field, not a version.
             raise IllegalParameter("ServerHello legacy_version is not 0x0303")
@@ -259,7 +288,7 @@ class ExpectServerHello:
         retry = self.retry
         if retry is not None and retry.params.suite != params.suite:
             raise IllegalParameter("ServerHello cipher suite differs from the HelloRetryRequest's")
-        share = extensions.get(ExtensionType.KEY_SHARE)
+        share = extensions.get(_KEY_SHARE)
         if share is None:
             raise MissingExtension("ServerHello has no key_share")
         group, key_exchange = parse_server_key_share(share)
@@ -310,10 +339,10 @@ class ExpectServerHello:
         check_extensions(
             tuple(extensions.items()),
             HELLO_RETRY_REQUEST_EXTENSIONS,
-            offered | {ExtensionType.COOKIE},
+            offered | {_COOKIE},
         )
         shares = self.shares
-        selected = extensions.get(ExtensionType.KEY_SHARE)
+        selected = extensions.get(_KEY_SHARE)
         if selected is not None:
             group = parse_uint16(selected)
             # RFC 8446 section 4.2.8: the group must be in supported_groups and must
@@ -323,7 +352,7 @@ class ExpectServerHello:
             if group in shares:
                 raise IllegalParameter("HelloRetryRequest selected a group we sent a share for")
             shares = {group: KeyShare(group, conn.random)}
-        cookie_data = extensions.get(ExtensionType.COOKIE)
+        cookie_data = extensions.get(_COOKIE)
         cookie = parse_opaque(cookie_data, 2, minimum=1) if cookie_data is not None else None
         if selected is None and cookie is None:
             raise IllegalParameter("HelloRetryRequest would not change the ClientHello")
@@ -334,12 +363,12 @@ class ExpectServerHello:
         # RFC 8446 section 4.1.2: the same ClientHello, but with the new key_share,
         # the cookie echoed, and no early_data.
         for ext_type, data in hello.extensions:
-            if ext_type == ExtensionType.KEY_SHARE:
+            if ext_type == _KEY_SHARE:
                 new_shares = tuple((g, s.key_exchange) for g, s in shares.items())
                 new_extensions.append((ext_type, encode_client_key_shares(new_shares)))
                 if cookie is not None:
-                    new_extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
-            elif ext_type not in (ExtensionType.COOKIE, ExtensionType.EARLY_DATA):
+                    new_extensions.append((_COOKIE, encode_opaque(cookie, 2)))
+            elif ext_type not in (_COOKIE, _EARLY_DATA):
                 new_extensions.append((ext_type, data))
         hello2 = replace(hello, extensions=tuple(new_extensions))
         ccs_sent = False
@@ -378,12 +407,12 @@ class ExpectEncryptedExtensions:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.ENCRYPTED_EXTENSIONS, "waiting for EncryptedExtensions")
+        expect(msg_type, _ENCRYPTED_EXTENSIONS, "waiting for EncryptedExtensions")
         state = self.state
         extensions = parse_encrypted_extensions(message[4:])
         check_extensions(extensions, ENCRYPTED_EXTENSIONS, state.offered)
         for ext_type, data in extensions:
-            if ext_type == ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
+            if ext_type == _APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
                 protocols = parse_alpn(data)
                 # RFC 7301 section 3.1: the server's "ProtocolNameList MUST contain exactly
                 # one ProtocolName" (another length: decode_error), one the client offered.
@@ -392,9 +421,9 @@ class ExpectEncryptedExtensions:
                 if protocols[0] not in state.config.alpn_protocols:
                     raise IllegalParameter("server selected an ALPN protocol we did not offer")
                 state.alpn_protocol = protocols[0]
-            elif ext_type == ExtensionType.SERVER_NAME:
+            elif ext_type == _SERVER_NAME:
                 parse_empty(data)
-            elif ext_type == ExtensionType.RECORD_SIZE_LIMIT:
+            elif ext_type == _RECORD_SIZE_LIMIT:
                 limit = parse_uint16(data)
                 if limit < 64:
                     raise IllegalParameter("record_size_limit below 64")
@@ -402,7 +431,7 @@ class ExpectEncryptedExtensions:
                 conn.write_fragment_limit = state.peer_record_size_limit
                 if state.config.record_size_limit is not None:
                     conn.read_fragment_limit = min(state.config.record_size_limit - 1, 2**14)
-            elif ext_type == ExtensionType.SUPPORTED_GROUPS:
+            elif ext_type == _SUPPORTED_GROUPS:
                 parse_uint16_list(data)
         state.transcript.update(message)
         return ExpectCertificateOrCertificateRequest(state)
@@ -413,16 +442,16 @@ class ExpectCertificateOrCertificateRequest:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        if msg_type == HandshakeType.CERTIFICATE:
+        if msg_type == _CERTIFICATE:
             return ExpectCertificate(self.state).handle(conn, msg_type, message)
-        expect(msg_type, HandshakeType.CERTIFICATE_REQUEST, "waiting for Certificate")
+        expect(msg_type, _CERTIFICATE_REQUEST, "waiting for Certificate")
         request = parse_certificate_request(message[4:])
         if request.certificate_request_context:
             # Section 4.3.2: "SHALL be zero length" in the handshake; out of range, so
             # decode_error (as BoringSSL and rustls).
             raise DecodeError("certificate_request_context in the handshake is not empty")
         check_extensions(request.extensions, CERTIFICATE_REQUEST_EXTENSIONS, None)
-        algorithms = dict(request.extensions).get(ExtensionType.SIGNATURE_ALGORITHMS)
+        algorithms = dict(request.extensions).get(_SIGNATURE_ALGORITHMS)
         if algorithms is None:
             raise MissingExtension("CertificateRequest has no signature_algorithms")
         self.state.certificate_request = (
@@ -438,7 +467,7 @@ class ExpectCertificate:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.CERTIFICATE, "waiting for Certificate")
+        expect(msg_type, _CERTIFICATE, "waiting for Certificate")
         state = self.state
         config = state.config
         certificate = parse_certificate(message[4:])
@@ -470,7 +499,7 @@ class ExpectCertificateVerify:
         self.chain_der = chain_der
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
+        expect(msg_type, _CERTIFICATE_VERIFY, "waiting for CertificateVerify")
         state = self.state
         scheme = check_certificate_verify(
             message, self.leaf, state.config.signature_schemes, SERVER_CONTEXT, state.transcript
@@ -487,7 +516,7 @@ class ExpectFinished:
         self.peer_scheme = peer_scheme
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.FINISHED, "waiting for Finished")
+        expect(msg_type, _FINISHED, "waiting for Finished")
         state = self.state
         params = state.params
         secrets = state.secrets

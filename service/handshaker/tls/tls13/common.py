@@ -26,13 +26,16 @@ from ..key_schedule import (
 )
 from ..keyops import PrivateKeyHandle, sign_then
 from ..messages import (
-    CertificateVerify,
     Extensions,
-    encode_certificate_verify,
+    certificate_verify_message,
     encode_finished,
     parse_certificate_verify,
 )
 from ..signatures import certificate_verify_content, verify_certificate_verify
+
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_TLS1_3 = ProtocolVersion.TLS1_3
 
 if TYPE_CHECKING:
     from ..core import Connection, HandshakeState
@@ -95,22 +98,30 @@ class Transcript:
     """The running transcript hash of the handshake messages.
 
     The messages hashed so far are kept too (references, not copies), so a
-    snapshot can carry them and restore() rebuilds the same hash state.
+    snapshot can carry them and restore() rebuilds the same hash state. The
+    digest is kept until the next update: several steps hash the same point
+    (the server's Finished is followed by the application secrets and then the
+    client's Finished check, all over the same messages).
     """
 
-    __slots__ = ("_hash", "_messages", "params")
+    __slots__ = ("_digest", "_hash", "_messages", "params")
 
     def __init__(self, params: CipherSuiteParams) -> None:
         self.params = params
         self._hash: Any = params.new_hash()
         self._messages: list[bytes] = []
+        self._digest: bytes | None = None
 
     def update(self, message: bytes) -> None:
         self._hash.update(message)
         self._messages.append(message)
+        self._digest = None
 
     def digest(self) -> bytes:
-        return self._hash.copy().digest()  # type: ignore[no-any-return]
+        digest = self._digest
+        if digest is None:
+            digest = self._digest = self._hash.copy().digest()
+        return digest
 
     def messages(self) -> bytes:
         """Everything hashed so far, in order (the snapshot's copy of the transcript)."""
@@ -186,7 +197,7 @@ def send_certificate_verify(
     content = certificate_verify_content(context, transcript.digest())
 
     def send(conn: Connection, signature: bytes) -> HandshakeState:
-        message = encode_certificate_verify(CertificateVerify(scheme, signature))
+        message = certificate_verify_message(scheme, signature)
         conn.send_handshake(message)
         transcript.update(message)
         return then(conn)
@@ -236,7 +247,7 @@ def build_result(
     client = traffic_keys(application.client)
     server = traffic_keys(application.server)
     return HandshakeResult(
-        version=ProtocolVersion.TLS1_3,
+        version=_TLS1_3,
         cipher_suite=params.suite,
         group=group,
         peer_signature_scheme=peer_signature_scheme,

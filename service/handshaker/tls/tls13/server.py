@@ -62,6 +62,7 @@ from ..messages import (
     message_hash,
     parse_certificate,
     parse_client_hello,
+    server_hello_message,
 )
 from ..signatures import (
     CLIENT_CONTEXT,
@@ -79,6 +80,25 @@ from .common import (
     finished_message,
     send_certificate_verify,
 )
+
+# Enum members read on the per-record and per-message paths, as module constants:
+# in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
+_APPLICATION_LAYER_PROTOCOL_NEGOTIATION = ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION
+_CERTIFICATE = HandshakeType.CERTIFICATE
+_CERTIFICATE_VERIFY = HandshakeType.CERTIFICATE_VERIFY
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_COOKIE = ExtensionType.COOKIE
+_FINISHED = HandshakeType.FINISHED
+_KEY_SHARE = ExtensionType.KEY_SHARE
+_NONE = ClientAuth.NONE
+_RECORD_SIZE_LIMIT = ExtensionType.RECORD_SIZE_LIMIT
+_REQUIRED = ClientAuth.REQUIRED
+_SERVER_NAME = ExtensionType.SERVER_NAME
+_SIGNATURE_ALGORITHMS = ExtensionType.SIGNATURE_ALGORITHMS
+_SIGNATURE_ALGORITHMS_CERT = ExtensionType.SIGNATURE_ALGORITHMS_CERT
+_SUPPORTED_VERSIONS = ExtensionType.SUPPORTED_VERSIONS
+_TLS1_2 = ProtocolVersion.TLS1_2
+_TLS1_3 = ProtocolVersion.TLS1_3
 
 _SUPPORTED_VERSIONS_TLS13 = b"\x03\x04"
 _NO_EXTENSIONS: frozenset[int] = frozenset()
@@ -194,7 +214,7 @@ def _check_second_hello(
 
 def negotiate(config: ServerConfig, hello: ClientHello, retry: Retry | None) -> Selection:
     """Choose version, suite, group, credential, scheme and ALPN: a pure function of the hello."""
-    if hello.supported_versions is None or ProtocolVersion.TLS1_3 not in hello.supported_versions:
+    if hello.supported_versions is None or _TLS1_3 not in hello.supported_versions:
         raise ProtocolVersionError("client does not offer TLS 1.3")
     if hello.legacy_compression_methods != b"\x00":
         # RFC 8446 section 4.1.2: exactly one byte, zero, or illegal_parameter.
@@ -244,7 +264,7 @@ class ExpectClientHello:
         self.retry = retry
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.CLIENT_HELLO, "waiting for ClientHello")
+        expect(msg_type, _CLIENT_HELLO, "waiting for ClientHello")
         return self.handle_hello(conn, message, parse_client_hello(message[4:]))
 
     def handle_hello(self, conn: Connection, message: bytes, hello: ClientHello) -> HandshakeState:
@@ -267,7 +287,7 @@ class ExpectClientHello:
         transcript.update(message)
         secrets = _send_server_hello(conn, hello, selection, transcript, ccs_sent)
         _send_encrypted_extensions(conn, config, hello, selection, transcript)
-        if config.client_auth is not ClientAuth.NONE:
+        if config.client_auth is not _NONE:
             _send_certificate_request(conn, config, transcript)
         _send(conn, transcript, _certificate_message(selection.credential))
 
@@ -277,7 +297,7 @@ class ExpectClientHello:
             )
             if config.record_size_limit is not None and hello.record_size_limit is not None:
                 conn.read_fragment_limit = min(config.record_size_limit - 1, 2**14)
-            if config.client_auth is ClientAuth.NONE:
+            if config.client_auth is _NONE:
                 return ExpectClientFinished(config, state, (), None)
             return ExpectClientCertificate(config, state)
 
@@ -318,18 +338,16 @@ def _send_server_hello(
     group = selection.group
     server_random = conn.random(32)  # drawn first: recorded traces replay in this order
     key_exchange, shared_secret = server_exchange(group, selection.client_share, conn.random)
-    server_hello = encode_server_hello(
-        ServerHello(
-            legacy_version=ProtocolVersion.TLS1_2,
-            random=server_random,
-            legacy_session_id_echo=hello.legacy_session_id,
-            cipher_suite=params.suite,
-            legacy_compression_method=0,
-            extensions=(
-                (ExtensionType.KEY_SHARE, encode_server_key_share(group, key_exchange)),
-                (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
-            ),
-        )
+    server_hello = server_hello_message(
+        legacy_version=_TLS1_2,
+        random=server_random,
+        legacy_session_id_echo=hello.legacy_session_id,
+        cipher_suite=params.suite,
+        legacy_compression_method=0,
+        extensions=(
+            (_KEY_SHARE, encode_server_key_share(group, key_exchange)),
+            (_SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+        ),
     )
     _send(conn, transcript, server_hello)
     if hello.legacy_session_id and not ccs_sent:
@@ -350,16 +368,14 @@ def _send_encrypted_extensions(
 ) -> None:
     extensions: list[tuple[int, bytes]] = []
     if hello.record_size_limit is not None and config.record_size_limit is not None:
-        extensions.append(
-            (ExtensionType.RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit))
-        )
+        extensions.append((_RECORD_SIZE_LIMIT, encode_uint16(config.record_size_limit)))
     if hello.server_name is not None and config.credential_selector is not None:
         # RFC 6066 section 3: an empty server_name says the name was used.
-        extensions.append((ExtensionType.SERVER_NAME, b""))
+        extensions.append((_SERVER_NAME, b""))
     if selection.alpn_protocol is not None:
         extensions.append(
             (
-                ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+                _APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
                 encode_alpn((selection.alpn_protocol,)),
             )
         )
@@ -372,9 +388,9 @@ def _send_certificate_request(
     request = CertificateRequest(
         certificate_request_context=b"",
         extensions=(
-            (ExtensionType.SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
+            (_SIGNATURE_ALGORITHMS, encode_uint16_list(config.signature_schemes)),
             (
-                ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+                _SIGNATURE_ALGORITHMS_CERT,
                 encode_uint16_list(config.certificate_signature_schemes),
             ),
         ),
@@ -422,14 +438,14 @@ def _send_hello_retry_request(
     params = selection.params
     cookie = conn.random(32) if config.hello_retry_cookie else None
     extensions: list[tuple[int, bytes]] = [
-        (ExtensionType.KEY_SHARE, encode_uint16(selection.group)),
-        (ExtensionType.SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
+        (_KEY_SHARE, encode_uint16(selection.group)),
+        (_SUPPORTED_VERSIONS, _SUPPORTED_VERSIONS_TLS13),
     ]
     if cookie is not None:
-        extensions.append((ExtensionType.COOKIE, encode_opaque(cookie, 2)))
+        extensions.append((_COOKIE, encode_opaque(cookie, 2)))
     retry_request = encode_server_hello(
         ServerHello(
-            legacy_version=ProtocolVersion.TLS1_2,
+            legacy_version=_TLS1_2,
             random=HELLO_RETRY_REQUEST_RANDOM,
             legacy_session_id_echo=hello.legacy_session_id,
             cipher_suite=params.suite,
@@ -453,7 +469,7 @@ class ExpectClientCertificate:
         self.state = state
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.CERTIFICATE, "waiting for the client's Certificate")
+        expect(msg_type, _CERTIFICATE, "waiting for the client's Certificate")
         config = self.config
         state = self.state
         certificate = parse_certificate(message[4:])
@@ -465,7 +481,7 @@ class ExpectClientCertificate:
             check_extensions(entry.extensions, CERTIFICATE_ENTRY_EXTENSIONS, _NO_EXTENSIONS)
         state.transcript.update(message)
         if not certificate.certificate_list:
-            if config.client_auth is ClientAuth.REQUIRED:
+            if config.client_auth is _REQUIRED:
                 raise CertificateRequired("client sent no certificate")
             return ExpectClientFinished(config, state, (), None)
         chain_der = tuple(entry.cert_data for entry in certificate.certificate_list)
@@ -487,7 +503,7 @@ class ExpectClientCertificateVerify:
         self.chain_der = chain_der
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.CERTIFICATE_VERIFY, "waiting for CertificateVerify")
+        expect(msg_type, _CERTIFICATE_VERIFY, "waiting for CertificateVerify")
         state = self.state
         scheme = check_certificate_verify(
             message, self.leaf, self.config.signature_schemes, CLIENT_CONTEXT, state.transcript
@@ -509,7 +525,7 @@ class ExpectClientFinished:
         self.peer_scheme = peer_scheme
 
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
-        expect(msg_type, HandshakeType.FINISHED, "waiting for the client's Finished")
+        expect(msg_type, _FINISHED, "waiting for the client's Finished")
         state = self.state
         params = state.params
         transcript = state.transcript
