@@ -59,9 +59,10 @@ type ConnectionState struct {
 	PeerCertificates []*x509.Certificate
 }
 
-// Conn is a TLS 1.3 or TLS 1.2 connection whose handshake runs in the handshaker service
-// and whose records are sealed and opened here with the keys the service
-// returns. It implements net.Conn; Read and Write may be called concurrently.
+// Conn is a TLS 1.3 or TLS 1.2 connection whose handshake runs in the
+// handshaker service and whose records are sealed and opened here with the
+// keys the service returns. It implements net.Conn; Read and Write may be
+// called concurrently.
 type Conn struct {
 	conn       net.Conn
 	config     *Config
