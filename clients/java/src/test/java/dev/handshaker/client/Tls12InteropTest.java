@@ -32,7 +32,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * TLS 1.2 through a real handshaker service against JSSE peers that speak only TLSv1.2, in both
- * roles: the ECDHE_ECDSA AEAD suites with application data both ways, mutual TLS, close_notify,
+ * roles: the six ECDHE AEAD suites with application data both ways, mutual TLS, close_notify,
  * no KeyUpdate, and the RFC 5705 exporter (library on both ends: JSSE 17 has no exporter API).
  */
 class Tls12InteropTest {
@@ -43,6 +43,8 @@ class Tls12InteropTest {
   @BeforeAll
   static void startService() throws Exception {
     service = HandshakerService.start();
+    // An RSA credential for the ECDHE_RSA suites.
+    service.addCredential("rsa", "--san", "DNS:rsa.test", "--key-type", "rsa-2048");
     devCa = service.devCaPem();
   }
 
@@ -51,6 +53,15 @@ class Tls12InteropTest {
     if (service != null) {
       service.close();
     }
+  }
+
+  /** The keystore credential for a suite's signature algorithm: "rsa" for ECDHE_RSA. */
+  private static String credentialFor(CipherSuite suite) {
+    return suite.name().contains("_RSA_") ? "rsa" : "localhost";
+  }
+
+  private static String serverNameFor(CipherSuite suite) {
+    return suite.name().contains("_RSA_") ? "rsa.test" : "localhost";
   }
 
   /** Echoes {@code length} bytes back, then returns what the JSSE side negotiated. */
@@ -91,17 +102,15 @@ class Tls12InteropTest {
   @ParameterizedTest
   @EnumSource(
       value = CipherSuite.class,
-      names = {
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
-      })
+      names = "TLS_ECDHE_.*",
+      mode = EnumSource.Mode.MATCH_ANY)
   void libraryClientExchangesDataWithJsseTls12Server(CipherSuite suite) throws Exception {
     byte[] payload = randomBytes(100_000);
-    SSLContext context = Pki.context(devCa, service.credentialDir("localhost"));
+    SSLContext context = Pki.context(devCa, service.credentialDir(credentialFor(suite)));
     try (JsseServer<String> server =
         new JsseServer<>(context, TLS12, false, new String[] {suite.name()}, s -> echo(s, payload.length))) {
-      ClientConfig config = service.client().trustBundle("dev-ca").build();
+      ClientConfig config =
+          service.client().trustBundle("dev-ca").serverName(serverNameFor(suite)).build();
       try (HandshakerSocket socket = HandshakerSocket.connect("localhost", server.port(), config)) {
         SessionInfo session = socket.session();
         assertEquals("TLSv1.2", session.protocol());
@@ -279,14 +288,11 @@ class Tls12InteropTest {
   @ParameterizedTest
   @EnumSource(
       value = CipherSuite.class,
-      names = {
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
-      })
+      names = "TLS_ECDHE_.*",
+      mode = EnumSource.Mode.MATCH_ANY)
   void jsseTls12ClientExchangesDataWithLibraryServer(CipherSuite suite) throws Exception {
     byte[] payload = randomBytes(100_000);
-    ServerConfig config = service.server().credential("localhost").build();
+    ServerConfig config = service.server().credential(credentialFor(suite)).build();
     try (HandshakerServerSocket listener =
         HandshakerServerSocket.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), config)) {
       CompletableFuture<SessionInfo> served = serveEcho(listener);
