@@ -5,6 +5,7 @@ package handshaker
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -88,12 +89,21 @@ type Config struct {
 	// ClientCAsPEM are client trust anchors given inline (PEM).
 	ClientCAsPEM []byte
 
-	// CipherSuites are the TLS 1.3 cipher suites to offer or accept, most
-	// preferred first (tls.TLS_AES_128_GCM_SHA256 ...). Empty: the service's defaults.
+	// CipherSuites are the cipher suites to offer or accept, most preferred
+	// first, TLS 1.3 (tls.TLS_AES_128_GCM_SHA256 ...) and TLS 1.2
+	// (tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 ...) in one list. Empty:
+	// the service's defaults; a version the list names no suite of keeps its
+	// defaults (MinVersion and MaxVersion switch a version off).
 	CipherSuites []uint16
 	// CurvePreferences are the key exchange groups, most preferred first.
 	// Empty: the service's defaults.
 	CurvePreferences []tls.CurveID
+
+	// MinVersion and MaxVersion bound the TLS versions to offer or accept:
+	// tls.VersionTLS12 or tls.VersionTLS13. Zero: TLS 1.2 and TLS 1.3 (a
+	// server prefers TLS 1.3). Nothing older exists here.
+	MinVersion uint16
+	MaxVersion uint16
 
 	// KeyLogWriter, when set, receives NSS key-log lines (SSLKEYLOGFILE
 	// format) for each connection, so that captures can be decrypted. It
@@ -131,9 +141,26 @@ func (c *Config) orDefault() *Config {
 	return c
 }
 
+// versions checks MinVersion and MaxVersion: zero, TLS 1.2 or TLS 1.3.
+func (c *Config) versions() (uint32, uint32, error) {
+	for _, v := range []uint16{c.MinVersion, c.MaxVersion} {
+		if v != 0 && v != tls.VersionTLS12 && v != tls.VersionTLS13 {
+			return 0, 0, fmt.Errorf("handshaker: TLS version %#04x: only TLS 1.2 and TLS 1.3 are supported", v)
+		}
+	}
+	if c.MinVersion != 0 && c.MaxVersion != 0 && c.MinVersion > c.MaxVersion {
+		return 0, 0, errors.New("handshaker: Config.MinVersion is above Config.MaxVersion")
+	}
+	return uint32(c.MinVersion), uint32(c.MaxVersion), nil
+}
+
 func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
 	if serverName == "" {
 		return nil, errors.New("handshaker: no server name: set Config.ServerName or dial a host name")
+	}
+	minVersion, maxVersion, err := c.versions()
+	if err != nil {
+		return nil, err
 	}
 	options := &pb.ClientOptions{
 		ServerName:         serverName,
@@ -143,6 +170,8 @@ func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
 		Groups:             uint32s(c.CurvePreferences),
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		Keylog:             c.KeyLogWriter != nil,
+		MinVersion:         minVersion,
+		MaxVersion:         maxVersion,
 	}
 	switch {
 	case c.TrustBundle != "" && len(c.RootCAsPEM) > 0:
@@ -156,12 +185,18 @@ func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
 }
 
 func (c *Config) serverOptions() (*pb.ServerOptions, error) {
+	minVersion, maxVersion, err := c.versions()
+	if err != nil {
+		return nil, err
+	}
 	options := &pb.ServerOptions{
 		Credential:    c.Credential,
 		AlpnProtocols: c.NextProtos,
 		CipherSuites:  uint32s(c.CipherSuites),
 		Groups:        uint32s(c.CurvePreferences),
 		Keylog:        c.KeyLogWriter != nil,
+		MinVersion:    minVersion,
+		MaxVersion:    maxVersion,
 	}
 	switch c.ClientAuth {
 	case ClientAuthNone:

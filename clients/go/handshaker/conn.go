@@ -1,8 +1,9 @@
 package handshaker
 
-// Conn: the net.Conn over the TLS 1.3 record layer after the handshake.
-// Reads handle alerts and post-handshake messages (NewSessionTicket,
-// KeyUpdate); writes fragment to the peer's limit; Close sends close_notify.
+// Conn: the net.Conn over the TLS 1.3 or TLS 1.2 record layer after the
+// handshake. Reads handle alerts and post-handshake messages (TLS 1.3:
+// NewSessionTicket, KeyUpdate; TLS 1.2: see conn12.go); writes fragment to
+// the peer's limit; Close sends close_notify.
 
 import (
 	"context"
@@ -34,11 +35,12 @@ const (
 
 // ConnectionState is what a completed handshake negotiated.
 type ConnectionState struct {
-	// Version is the TLS version, tls.VersionTLS13.
+	// Version is the TLS version, tls.VersionTLS13 or tls.VersionTLS12.
 	Version           uint16
 	HandshakeComplete bool
 	DidResume         bool
-	// CipherSuite is the negotiated suite, e.g. tls.TLS_AES_128_GCM_SHA256.
+	// CipherSuite is the negotiated suite, e.g. tls.TLS_AES_128_GCM_SHA256
+	// or tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256.
 	CipherSuite uint16
 	// CurveID is the key exchange group.
 	CurveID tls.CurveID
@@ -57,9 +59,10 @@ type ConnectionState struct {
 	PeerCertificates []*x509.Certificate
 }
 
-// Conn is a TLS 1.3 connection whose handshake runs in the handshaker service
-// and whose records are sealed and opened here with the keys the service
-// returns. It implements net.Conn; Read and Write may be called concurrently.
+// Conn is a TLS 1.3 or TLS 1.2 connection whose handshake runs in the
+// handshaker service and whose records are sealed and opened here with the
+// keys the service returns. It implements net.Conn; Read and Write may be
+// called concurrently.
 type Conn struct {
 	conn       net.Conn
 	config     *Config
@@ -70,8 +73,10 @@ type Conn struct {
 	handshakeErr         error
 	handshakeDone        atomic.Bool
 	state                ConnectionState
-	suite                *cipherSuite
+	suite                *cipherSuite // TLS 1.3 only
 	exporterMasterSecret []byte
+	// tls12 is set when TLS 1.2 was negotiated: the exporter's inputs.
+	tls12 *tls12Session
 
 	// activeCall's low bit is set once Close has begun; the rest counts Writes
 	// in flight, so that Close during a blocked Write closes the socket
@@ -82,19 +87,24 @@ type Conn struct {
 	// keyUpdateOwed is set by Read when the peer sent KeyUpdate(update_requested)
 	// after our last KeyUpdate; the writer sends ours before its next record.
 	keyUpdateOwed atomic.Bool
+	// renegotiationsOwed counts TLS 1.2 renegotiation requests Read has not
+	// answered with no_renegotiation yet (conn12.go).
+	renegotiationsOwed atomic.Int32
 
 	in struct {
 		sync.Mutex
-		hc        *halfConn
+		hc        recordProtection
 		raw       []byte // wire bytes not yet processed, from rawOff
 		rawOff    int
 		plain     []byte // application data not yet returned by Read
 		handshake []byte // a post-handshake message still arriving
 		err       error
+		// warningAlerts counts TLS 1.2 warning alerts since the last application data.
+		warningAlerts int
 	}
 	out struct {
 		sync.Mutex
-		hc              *halfConn
+		hc              recordProtection
 		maxFragment     int
 		buf             []byte
 		err             error
@@ -149,10 +159,20 @@ func (c *Conn) ConnectionState() ConnectionState {
 }
 
 // ExportKeyingMaterial derives keying material with the RFC 8446 section 7.5
-// exporter. A nil context and an empty one give the same result.
+// exporter (TLS 1.3), where a nil context and an empty one give the same
+// result, or the RFC 5705 exporter (TLS 1.2), where a nil context is "no
+// context" and differs from an empty one, as in crypto/tls. TLS 1.2 refuses
+// the labels RFC 5705 reserves and sessions without the RFC 7627 extended
+// master secret (crypto/tls does too).
 func (c *Conn) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
 	if !c.handshakeDone.Load() {
 		return nil, errors.New("handshaker: ExportKeyingMaterial before the handshake completed")
+	}
+	if c.tls12 != nil {
+		if length < 0 {
+			return nil, errors.New("handshaker: ExportKeyingMaterial: length out of range")
+		}
+		return c.tls12.exportKeyingMaterial(label, context, length)
 	}
 	if length < 0 || length > 255*c.suite.hash().Size() {
 		return nil, errors.New("handshaker: ExportKeyingMaterial: length out of range")
@@ -227,6 +247,9 @@ func (c *Conn) fill(n int) error {
 // readRecord reads and processes one record. Only application data goes to
 // c.in.plain; alerts and post-handshake messages are handled here.
 func (c *Conn) readRecord() error {
+	if c.tls12 != nil {
+		return c.readRecord12()
+	}
 	if err := c.fill(recordHeaderLen); err != nil {
 		return err
 	}
@@ -355,11 +378,13 @@ func (c *Conn) handleKeyUpdate(body []byte) error {
 	return nil
 }
 
-// appendOwedKeyUpdateLocked appends our KeyUpdate(update_not_requested) when
-// the peer's update_requested is still unanswered, and moves the write keys on.
-func (c *Conn) appendOwedKeyUpdateLocked(dst []byte) ([]byte, error) {
-	if !c.keyUpdateOwed.Swap(false) {
-		return dst, nil
+// appendOwedLocked appends what the peer is owed before our next record: TLS
+// 1.2 no_renegotiation alerts, and our KeyUpdate(update_not_requested) when
+// the peer's update_requested is still unanswered, which moves the write keys on.
+func (c *Conn) appendOwedLocked(dst []byte) ([]byte, error) {
+	dst, err := c.appendOwedRefusalsLocked(dst)
+	if err != nil || !c.keyUpdateOwed.Swap(false) {
+		return dst, err
 	}
 	return c.appendKeyUpdateLocked(dst, false)
 }
@@ -392,11 +417,11 @@ func (c *Conn) fail(err error) error {
 // sendAlert writes a fatal alert; the connection sends nothing after it.
 func (c *Conn) sendAlert(description uint8, reason string) {
 	c.out.Lock()
-	defer c.out.Unlock()
+	defer c.unlockOut()
 	if c.out.err != nil || c.out.closeNotifySent || c.out.hc == nil {
 		return
 	}
-	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	record, err := c.appendOwedLocked(c.out.buf[:0])
 	if err == nil {
 		record, err = c.out.hc.seal(record, recordTypeAlert, []byte{2, description})
 	}
@@ -409,12 +434,17 @@ func (c *Conn) sendAlert(description uint8, reason string) {
 // UpdateKeys sends a KeyUpdate and moves this side's writes to the next
 // traffic keys. With requestPeer the peer is asked to update its keys too
 // (update_requested), which it does before its next application data.
+// TLS 1.2 has no KeyUpdate: UpdateKeys returns an error, sends nothing, and
+// the connection goes on.
 func (c *Conn) UpdateKeys(requestPeer bool) error {
 	if err := c.Handshake(); err != nil {
 		return err
 	}
+	if c.tls12 != nil {
+		return errNoKeyUpdate12
+	}
 	c.out.Lock()
-	defer c.out.Unlock()
+	defer c.unlockOut()
 	if err := c.writeErrorLocked(); err != nil {
 		return err
 	}
@@ -427,7 +457,7 @@ func (c *Conn) UpdateKeys(requestPeer bool) error {
 
 // sendKeyUpdateLocked writes a KeyUpdate, after the one we owe the peer if any.
 func (c *Conn) sendKeyUpdateLocked(requestPeer bool) error {
-	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	record, err := c.appendOwedLocked(c.out.buf[:0])
 	if err == nil {
 		record, err = c.appendKeyUpdateLocked(record, requestPeer)
 	}
@@ -472,7 +502,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	c.out.Lock()
-	defer c.out.Unlock()
+	defer c.unlockOut()
 	if err := c.writeErrorLocked(); err != nil {
 		return 0, err
 	}
@@ -485,8 +515,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 			// the peer is owed (it may have arrived while this batch was being
 			// sealed), else ours ahead of the sequence-number limit.
 			var err error
-			batch, err = c.appendOwedKeyUpdateLocked(batch)
-			if err == nil && c.out.hc.seq >= rekeyAfterRecords {
+			batch, err = c.appendOwedLocked(batch)
+			if err == nil && c.tls12 == nil && c.out.hc.sequence() >= rekeyAfterRecords {
 				batch, err = c.appendKeyUpdateLocked(batch, false)
 			}
 			fragment := min(len(b)-taken, c.out.maxFragment)
@@ -515,7 +545,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // its write side of the connection by sending a "close_notify" alert."
 func (c *Conn) closeNotify() error {
 	c.out.Lock()
-	defer c.out.Unlock()
+	defer c.unlockOut()
 	// After a fatal alert or a failed write there is nothing to close cleanly.
 	if c.out.closeNotifySent || c.out.err != nil || c.peerAlert.Load() != nil {
 		return nil
@@ -523,7 +553,7 @@ func (c *Conn) closeNotify() error {
 	c.out.closeNotifySent = true
 	_ = c.conn.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
 	defer c.conn.SetWriteDeadline(time.Time{})
-	record, err := c.appendOwedKeyUpdateLocked(c.out.buf[:0])
+	record, err := c.appendOwedLocked(c.out.buf[:0])
 	if err == nil {
 		record, err = c.out.hc.seal(record, recordTypeAlert, []byte{1, AlertCloseNotify})
 	}

@@ -8,7 +8,7 @@ import (
 	"net"
 )
 
-// Dial connects to addr on the named network and runs a client-role TLS 1.3
+// Dial connects to addr on the named network and runs a client-role TLS
 // handshake through the handshaker service, on a Handshake stream of its own
 // (or on a shared Multiplex stream with Config.Multiplex). ctx bounds the
 // connect and the handshake. The returned net.Conn is a *Conn.

@@ -188,26 +188,20 @@ func (c *Conn) establish(keys *pb.SessionKeys, summary *pb.HandshakeSummary, lef
 	if keys == nil {
 		return contractError("COMPLETE without keys")
 	}
-	if keys.GetVersion() != tls.VersionTLS13 {
-		return contractError(fmt.Sprintf("version %#04x", keys.GetVersion()))
+	var suiteID uint16
+	var err error
+	switch keys.GetVersion() {
+	case tls.VersionTLS13:
+		suiteID, err = c.installKeys13(keys)
+	case tls.VersionTLS12:
+		suiteID, err = c.installKeys12(keys)
+	default:
+		err = contractError(fmt.Sprintf("version %#04x", keys.GetVersion()))
 	}
-	suite := cipherSuiteByID(uint16(keys.GetCipherSuite()))
-	if suite == nil {
-		return contractError(fmt.Sprintf("unsupported cipher suite %#04x", keys.GetCipherSuite()))
-	}
-	read, err := newHalfConn(suite, keys.GetRead())
 	if err != nil {
-		return contractError(err.Error())
+		return err
 	}
-	write, err := newHalfConn(suite, keys.GetWrite())
-	if err != nil {
-		return contractError(err.Error())
-	}
-	c.suite = suite
-	c.exporterMasterSecret = keys.GetExporterMasterSecret()
-	c.in.hc = read
 	c.in.raw = append(make([]byte, 0, 2*(recordHeaderLen+maxCiphertext)), leftover...)
-	c.out.hc = write
 	c.out.maxFragment = maxPlaintext
 	if limit := keys.GetPeerRecordSizeLimit(); limit > 0 && limit < maxPlaintext {
 		c.out.maxFragment = int(limit)
@@ -233,7 +227,7 @@ func (c *Conn) establish(keys *pb.SessionKeys, summary *pb.HandshakeSummary, lef
 		Version:             uint16(keys.GetVersion()),
 		HandshakeComplete:   true,
 		DidResume:           keys.GetResumed(),
-		CipherSuite:         suite.id,
+		CipherSuite:         suiteID,
 		CurveID:             tls.CurveID(keys.GetGroup()),
 		NegotiatedProtocol:  keys.GetAlpnProtocol(),
 		ServerName:          keys.GetServerName(),
@@ -243,4 +237,52 @@ func (c *Conn) establish(keys *pb.SessionKeys, summary *pb.HandshakeSummary, lef
 		PeerCertificates:    peer,
 	}
 	return nil
+}
+
+// installKeys13 installs TLS 1.3 keys: records of RFC 8446 section 5.2.
+func (c *Conn) installKeys13(keys *pb.SessionKeys) (uint16, error) {
+	suite := cipherSuiteByID(uint16(keys.GetCipherSuite()))
+	if suite == nil || keys.GetCipherSuite() > 0xffff {
+		return 0, contractError(fmt.Sprintf("unsupported TLS 1.3 cipher suite %#04x", keys.GetCipherSuite()))
+	}
+	read, err := newHalfConn(suite, keys.GetRead())
+	if err != nil {
+		return 0, contractError(err.Error())
+	}
+	write, err := newHalfConn(suite, keys.GetWrite())
+	if err != nil {
+		return 0, contractError(err.Error())
+	}
+	c.suite = suite
+	c.exporterMasterSecret = keys.GetExporterMasterSecret()
+	c.in.hc, c.out.hc = read, write
+	return suite.id, nil
+}
+
+// installKeys12 installs TLS 1.2 keys: AEAD records of RFC 5246 section
+// 6.2.3.3, the fixed IVs of RFC 5288 and RFC 7905, and the RFC 5705
+// exporter's inputs from SessionKeys.tls12.
+func (c *Conn) installKeys12(keys *pb.SessionKeys) (uint16, error) {
+	suite := tls12SuiteByID(uint16(keys.GetCipherSuite()))
+	if suite == nil || keys.GetCipherSuite() > 0xffff {
+		return 0, contractError(fmt.Sprintf("unsupported TLS 1.2 cipher suite %#04x", keys.GetCipherSuite()))
+	}
+	read, err := newHalfConn12(suite, keys.GetRead())
+	if err != nil {
+		return 0, contractError(err.Error())
+	}
+	write, err := newHalfConn12(suite, keys.GetWrite())
+	if err != nil {
+		return 0, contractError(err.Error())
+	}
+	session := keys.GetTls12()
+	c.tls12 = &tls12Session{
+		suite:                suite,
+		masterSecret:         session.GetMasterSecret(),
+		clientRandom:         session.GetClientRandom(),
+		serverRandom:         session.GetServerRandom(),
+		extendedMasterSecret: session.GetExtendedMasterSecret(),
+	}
+	c.in.hc, c.out.hc = read, write
+	return suite.id, nil
 }

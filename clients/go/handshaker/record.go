@@ -102,7 +102,20 @@ func hkdfExpandLabel(h func() hash.Hash, secret []byte, label string, context []
 	return out
 }
 
-// halfConn protects the records of one direction.
+// recordProtection seals and opens the records of one direction: halfConn
+// for TLS 1.3, halfConn12 for TLS 1.2.
+type recordProtection interface {
+	// seal appends one record carrying payload as contentType.
+	seal(dst []byte, contentType uint8, payload []byte) ([]byte, error)
+	// open decrypts one whole record in place: its content type and content.
+	open(record []byte) (uint8, []byte, error)
+	// update moves to the next traffic keys (TLS 1.3 KeyUpdate only).
+	update() error
+	// sequence is the sequence number of the next record.
+	sequence() uint64
+}
+
+// halfConn protects the TLS 1.3 records of one direction.
 type halfConn struct {
 	suite  *cipherSuite
 	aead   cipher.AEAD
@@ -129,6 +142,8 @@ func newHalfConn(suite *cipherSuite, keys *pb.TrafficKeys) (*halfConn, error) {
 	copy(hc.iv[:], keys.GetIv())
 	return hc, nil
 }
+
+func (hc *halfConn) sequence() uint64 { return hc.seq }
 
 // update moves to the next generation of traffic keys (RFC 8446 section 7.2):
 //

@@ -30,6 +30,8 @@ type testService struct {
 	// IP:127.0.0.1, and DNS:client), loaded for crypto/tls peers.
 	localhost tls.Certificate
 	client    tls.Certificate
+	// rsa is an RSA credential (DNS:rsa.test), for the TLS 1.2 ECDHE_RSA suites.
+	rsa tls.Certificate
 }
 
 var (
@@ -112,6 +114,7 @@ func startService(bin string) (*testService, func(), error) {
 	for _, args := range [][]string{
 		{"keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1", "--default", "--allow", "local", "--allow", uid, "--keystore", keystore},
 		{"keys", "generate", "client", "--san", "DNS:client", "--allow", "local", "--allow", uid, "--keystore", keystore},
+		{"keys", "generate", "rsa", "--san", "DNS:rsa.test", "--key-type", "rsa-2048", "--allow", "local", "--allow", uid, "--keystore", keystore},
 		{"keys", "allow", "dev-ca", "local", "--trust-bundle", "--keystore", keystore},
 		{"keys", "allow", "dev-ca", uid, "--trust-bundle", "--keystore", keystore},
 	} {
@@ -127,7 +130,7 @@ func startService(bin string) (*testService, func(), error) {
 	}
 	service.devCA = x509.NewCertPool()
 	service.devCA.AppendCertsFromPEM(service.devCAPEM)
-	for name, cert := range map[string]*tls.Certificate{"localhost": &service.localhost, "client": &service.client} {
+	for name, cert := range map[string]*tls.Certificate{"localhost": &service.localhost, "client": &service.client, "rsa": &service.rsa} {
 		if *cert, err = tls.LoadX509KeyPair(filepath.Join(keystore, name, "tls.crt"), filepath.Join(keystore, name, "tls.key")); err != nil {
 			removeDir()
 			return nil, nil, err

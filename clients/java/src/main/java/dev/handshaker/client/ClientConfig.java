@@ -19,6 +19,8 @@ public final class ClientConfig {
   private final String trustAnchorsPem;
   private final String credential;
   private final List<Integer> cipherSuites;
+  private final int minVersion;
+  private final int maxVersion;
   private final List<Integer> groups;
   private final boolean insecureSkipVerify;
   private final boolean skipHostnameCheck;
@@ -31,6 +33,9 @@ public final class ClientConfig {
     this.trustAnchorsPem = b.trustAnchorsPem;
     this.credential = b.credential;
     this.cipherSuites = List.copyOf(b.cipherSuites);
+    ProtocolVersions.check(b.minVersion, b.maxVersion);
+    this.minVersion = b.minVersion;
+    this.maxVersion = b.maxVersion;
     this.groups = List.copyOf(b.groups);
     this.insecureSkipVerify = b.insecureSkipVerify;
     this.skipHostnameCheck = b.skipHostnameCheck;
@@ -74,6 +79,8 @@ public final class ClientConfig {
             .setServerName(serverName != null ? serverName : Objects.requireNonNullElse(host, ""))
             .addAllAlpnProtocols(alpnProtocols)
             .addAllCipherSuites(cipherSuites)
+            .setMinVersion(minVersion)
+            .setMaxVersion(maxVersion)
             .addAllGroups(groups)
             .setInsecureSkipVerify(insecureSkipVerify)
             .setSkipHostnameCheck(skipHostnameCheck);
@@ -97,6 +104,8 @@ public final class ClientConfig {
     private String trustAnchorsPem;
     private String credential;
     private List<Integer> cipherSuites = List.of();
+    private int minVersion;
+    private int maxVersion;
     private List<Integer> groups = List.of();
     private boolean insecureSkipVerify;
     private boolean skipHostnameCheck;
@@ -150,6 +159,22 @@ public final class ClientConfig {
     /** Cipher suites to offer, most preferred first; default: the service's defaults. */
     public Builder cipherSuites(CipherSuite... suites) {
       this.cipherSuites = CipherSuite.codePoints(suites);
+      return this;
+    }
+
+    /**
+     * The lowest protocol version to offer, "TLSv1.2" or "TLSv1.3"; default (null): TLS 1.2.
+     */
+    public Builder minVersion(String protocol) {
+      this.minVersion = ProtocolVersions.codePoint(protocol);
+      return this;
+    }
+
+    /**
+     * The highest protocol version to offer, "TLSv1.2" or "TLSv1.3"; default (null): TLS 1.3.
+     */
+    public Builder maxVersion(String protocol) {
+      this.maxVersion = ProtocolVersions.codePoint(protocol);
       return this;
     }
 

@@ -18,6 +18,10 @@ import javax.crypto.AEADBadTagException;
  * The record layer of an established TLS 1.3 connection (RFC 8446 sections 4.6 and 5): reads and
  * writes application data in protected records, drops NewSessionTicket, answers KeyUpdate, and
  * closes with close_notify. One thread may read while another writes.
+ *
+ * <p>A TLS 1.2 connection (SessionKeys.version 0x0303; RFC 5246 sections 6.2 and 7.2) has no
+ * KeyUpdate; it ignores warning alerts (at most {@value #MAX_WARNING_ALERTS} in a row) and
+ * answers a HelloRequest or ClientHello with a warning no_renegotiation (RFC 5746 section 4).
  */
 final class RecordConnection {
   private static final int HANDSHAKE_NEW_SESSION_TICKET = 4;
@@ -28,6 +32,12 @@ final class RecordConnection {
   private static final int MAX_POST_HANDSHAKE_MESSAGE = 1 << 17;
   private static final int ALERT_LEVEL_WARNING = 1;
   private static final int ALERT_LEVEL_FATAL = 2;
+  // TLS 1.2 post-handshake messages that ask for a renegotiation (RFC 5246 section 7.4).
+  private static final int HANDSHAKE_HELLO_REQUEST = 0;
+  private static final int HANDSHAKE_CLIENT_HELLO = 1;
+  private static final int ALERT_NO_RENEGOTIATION = 100;
+  // Warning alerts in a row before the peer is cut off (BoringSSL's kMaxWarningAlerts).
+  static final int MAX_WARNING_ALERTS = 4;
 
   private final InputStream in;
   private final OutputStream out;
@@ -36,6 +46,7 @@ final class RecordConnection {
   private final RecordProtection reader;
   private final RecordProtection writer;
   private final int fragmentLimit;
+  private final boolean tls12;
 
   private final ReentrantLock readLock = new ReentrantLock();
   private final ReentrantLock writeLock = new ReentrantLock();
@@ -48,12 +59,18 @@ final class RecordConnection {
   private int plaintextPos;
   private final ByteArrayOutputStream handshakeBuffer = new ByteArrayOutputStream();
   private boolean closeNotifyReceived;
+  // TLS 1.2: warning alerts since the last application data record.
+  private int warningAlertsInARow;
 
   // Write side, guarded by writeLock.
   private boolean closeNotifySent;
   // Set by the reader when the peer sent update_requested after our last KeyUpdate; the writer
   // sends KeyUpdate(update_not_requested) before its next record, whatever its type.
   private volatile boolean keyUpdateOwed;
+  // TLS 1.2 renegotiation requests not yet answered with no_renegotiation: the reader sends them
+  // when the write lock is free, else the writer does before its next record or as it unlocks.
+  private final java.util.concurrent.atomic.AtomicInteger renegotiationsOwed =
+      new java.util.concurrent.atomic.AtomicInteger();
 
   private volatile IOException failure;
 
@@ -77,6 +94,11 @@ final class RecordConnection {
     this.closeAfterAlert = closeAfterAlert;
     try {
       CipherSuite suite = CipherSuite.fromCodePoint(keys.getCipherSuite());
+      if (suite.protocolVersion() != keys.getVersion()) {
+        throw new IllegalArgumentException(
+            String.format("%s is not a suite of version 0x%04x", suite, keys.getVersion()));
+      }
+      this.tls12 = suite.isTls12();
       this.reader = protection(suite, keys.getRead());
       this.writer = protection(suite, keys.getWrite());
     } catch (GeneralSecurityException | IllegalArgumentException e) {
@@ -143,6 +165,10 @@ final class RecordConnection {
   }
 
   private void readRecord() throws IOException {
+    if (tls12) {
+      readRecord12();
+      return;
+    }
     throwIfFailed();
     if (!fill(RecordProtection.HEADER_LENGTH)) {
       throw fail(new EOFException("the peer closed the connection without close_notify"));
@@ -313,6 +339,170 @@ final class RecordConnection {
     throw error;
   }
 
+  // ---------------------------------------------------------------- reading TLS 1.2
+
+  /** One TLS 1.2 record: RFC 5246 section 6.2, the content type in the clear header. */
+  private void readRecord12() throws IOException {
+    throwIfFailed();
+    if (!fill(RecordProtection.HEADER_LENGTH)) {
+      throw fail(new EOFException("the peer closed the connection without close_notify"));
+    }
+    int type = raw[rawStart] & 0xff;
+    int length = ((raw[rawStart + 3] & 0xff) << 8) | (raw[rawStart + 4] & 0xff);
+    if (raw[rawStart + 1] != 0x03 || raw[rawStart + 2] != 0x03) {
+      throw alertAndFail(Alert.PROTOCOL_VERSION, "a record that is not TLS 1.2");
+    }
+    if (length > RecordProtection.MAX_CIPHERTEXT_TLS12) {
+      throw alertAndFail(Alert.RECORD_OVERFLOW, "record longer than 2^14 + 2048 bytes");
+    }
+    int total = RecordProtection.HEADER_LENGTH + length;
+    if (!fill(total)) {
+      throw fail(new EOFException("the connection ended inside a record"));
+    }
+    if (type != RecordProtection.CONTENT_APPLICATION_DATA
+        && type != RecordProtection.CONTENT_ALERT
+        && type != RecordProtection.CONTENT_HANDSHAKE) {
+      rawStart += total;
+      // change_cipher_spec belongs to the handshake; nothing else is negotiated.
+      throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "a record of type " + type + " after the handshake");
+    }
+    byte[] content = open12(total);
+    if (type != RecordProtection.CONTENT_HANDSHAKE && handshakeBuffer.size() > 0) {
+      throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "a record interrupted a handshake message");
+    }
+    if (type == RecordProtection.CONTENT_APPLICATION_DATA) {
+      warningAlertsInARow = 0;
+      plaintext = content;
+      plaintextPos = 0;
+    } else if (content.length == 0) {
+      // "Implementations MUST NOT send zero-length fragments of Handshake, Alert, or
+      // ChangeCipherSpec content types." (section 6.2.1)
+      throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "a zero-length handshake or alert record");
+    } else if (type == RecordProtection.CONTENT_ALERT) {
+      handleAlert12(content);
+    } else {
+      handshakeBuffer.writeBytes(content);
+      handlePostHandshake12();
+    }
+  }
+
+  /** Decrypts the TLS 1.2 record of {@code total} bytes at rawStart and consumes it. */
+  private byte[] open12(int total) throws IOException {
+    byte[] content;
+    try {
+      content = reader.open(raw, rawStart, total).content();
+    } catch (AEADBadTagException e) {
+      throw alertAndFail(Alert.BAD_RECORD_MAC, "a record did not authenticate");
+    } catch (GeneralSecurityException e) {
+      throw alertAndFail(Alert.INTERNAL_ERROR, "record decryption: " + e.getClass().getSimpleName());
+    } finally {
+      rawStart += total;
+    }
+    // "The length (in bytes) of the following TLSCompressed.fragment. The length MUST NOT exceed 2^14."
+    if (content.length > RecordProtection.MAX_PLAINTEXT) {
+      throw alertAndFail(Alert.RECORD_OVERFLOW, "plaintext longer than 2^14 bytes");
+    }
+    return content;
+  }
+
+  /**
+   * RFC 5246 section 7.2: close_notify ends the peer's stream; "If an alert with a level of
+   * warning is sent and received, generally the connection can continue normally" (bounded, so a
+   * peer cannot keep us spinning); a fatal alert ends the connection.
+   */
+  private void handleAlert12(byte[] content) throws IOException {
+    if (content.length != 2) {
+      throw alertAndFail(Alert.DECODE_ERROR, "alert record is not two bytes");
+    }
+    int level = content[0] & 0xff;
+    int description = content[1] & 0xff;
+    if (description == Alert.CLOSE_NOTIFY) {
+      closeNotifyReceived = true;
+    } else if (level == ALERT_LEVEL_WARNING) {
+      if (++warningAlertsInARow > MAX_WARNING_ALERTS) {
+        throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "too many warning alerts in a row");
+      }
+    } else {
+      TlsAlertException error = new TlsAlertException(description, "", true);
+      failure = error;
+      closeTransport.run();
+      throw error;
+    }
+  }
+
+  /**
+   * Reassembles post-handshake messages: a HelloRequest (a server's) or a ClientHello (a
+   * client's) asks for a renegotiation, refused with a warning no_renegotiation ("Sent by the
+   * client in response to a hello request or by the server in response to a client hello after
+   * initial handshaking", section 7.2.2); any other message is unexpected.
+   */
+  private void handlePostHandshake12() throws IOException {
+    byte[] buffered = handshakeBuffer.toByteArray();
+    int pos = 0;
+    boolean refused = false;
+    while (buffered.length - pos >= 4) {
+      int type = buffered[pos] & 0xff;
+      int length =
+          ((buffered[pos + 1] & 0xff) << 16) | ((buffered[pos + 2] & 0xff) << 8) | (buffered[pos + 3] & 0xff);
+      if (type != HANDSHAKE_HELLO_REQUEST && type != HANDSHAKE_CLIENT_HELLO) {
+        throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "handshake message of type " + type + " after the handshake");
+      }
+      // struct { } HelloRequest;
+      if (type == HANDSHAKE_HELLO_REQUEST && length != 0) {
+        throw alertAndFail(Alert.DECODE_ERROR, "a HelloRequest with a body");
+      }
+      if (length > MAX_POST_HANDSHAKE_MESSAGE) {
+        throw alertAndFail(Alert.UNEXPECTED_MESSAGE, "post-handshake message too long");
+      }
+      if (buffered.length - pos - 4 < length) {
+        break;
+      }
+      pos += 4 + length;
+      renegotiationsOwed.incrementAndGet();
+      refused = true;
+    }
+    handshakeBuffer.reset();
+    handshakeBuffer.write(buffered, pos, buffered.length - pos);
+    if (refused) {
+      flushOwedRefusals();
+    }
+  }
+
+  /** Sends the owed no_renegotiation alerts now unless a writer holds the lock (it sends them). */
+  private void flushOwedRefusals() {
+    if (renegotiationsOwed.get() == 0 || !writeLock.tryLock()) {
+      return;
+    }
+    try {
+      if (failure != null || closeNotifySent) {
+        renegotiationsOwed.set(0);
+      } else {
+        sendOwedRefusals();
+        out.flush();
+      }
+    } catch (IOException e) {
+      // sealAndWrite recorded the failure; the next read or write reports it.
+    } finally {
+      unlockWrite();
+    }
+  }
+
+  /** The owed warning no_renegotiation alerts, before our next record; the caller flushes. */
+  private void sendOwedRefusals() throws IOException {
+    for (int n = renegotiationsOwed.getAndSet(0); n > 0; n--) {
+      byte[] alert = {ALERT_LEVEL_WARNING, (byte) ALERT_NO_RENEGOTIATION};
+      sealAndWrite(RecordProtection.CONTENT_ALERT, alert, 0, alert.length);
+    }
+  }
+
+  /** Releases the write lock, then sends what the reader left owed while it was held. */
+  private void unlockWrite() {
+    writeLock.unlock();
+    if (renegotiationsOwed.get() > 0) {
+      flushOwedRefusals();
+    }
+  }
+
   // ---------------------------------------------------------------- writing
 
   void write(byte[] b, int off, int len) throws IOException {
@@ -323,20 +513,25 @@ final class RecordConnection {
       if (closeNotifySent) {
         throw new SocketException("the TLS connection is closed for writing");
       }
-      do {
+      // Nothing to send is no record, as in the other clients (tests/vectors/records.json).
+      while (len > 0) {
         int n = Math.min(len, fragmentLimit);
         writeRecord(RecordProtection.CONTENT_APPLICATION_DATA, b, off, n);
         off += n;
         len -= n;
-      } while (len > 0);
+      }
       out.flush();
     } finally {
-      writeLock.unlock();
+      unlockWrite();
     }
   }
 
   /** Sends a KeyUpdate and switches to the next write keys; {@code requestPeer} asks for one back. */
   void updateKeys(boolean requestPeer) throws IOException {
+    if (tls12) {
+      // Refused before anything is sent; the connection goes on.
+      throw new javax.net.ssl.SSLException("TLS 1.2 has no KeyUpdate (RFC 8446 only)");
+    }
     writeLock.lock();
     try {
       throwIfFailed();
@@ -371,8 +566,9 @@ final class RecordConnection {
     keyUpdatesSent.incrementAndGet();
   }
 
-  /** Writes one record, after the KeyUpdate we owe the peer if any. */
+  /** Writes one record, after the KeyUpdate (or TLS 1.2 refusals) we owe the peer if any. */
   private void writeRecord(int contentType, byte[] b, int off, int len) throws IOException {
+    sendOwedRefusals();
     sendOwedKeyUpdate();
     sealAndWrite(contentType, b, off, len);
   }
@@ -408,6 +604,7 @@ final class RecordConnection {
       if (closeNotifySent || failure != null) {
         return;
       }
+      sendOwedRefusals();
       sendOwedKeyUpdate();
       closeNotifySent = true;
       byte[] alert = {ALERT_LEVEL_WARNING, Alert.CLOSE_NOTIFY};

@@ -19,6 +19,8 @@ public final class ServerConfig {
   private final String clientTrustBundle;
   private final String clientTrustAnchorsPem;
   private final List<Integer> cipherSuites;
+  private final int minVersion;
+  private final int maxVersion;
 
   private ServerConfig(Builder b) {
     if (b.clientAuth != ClientAuth.NONE
@@ -34,6 +36,9 @@ public final class ServerConfig {
     this.clientTrustBundle = b.clientTrustBundle;
     this.clientTrustAnchorsPem = b.clientTrustAnchorsPem;
     this.cipherSuites = List.copyOf(b.cipherSuites);
+    ProtocolVersions.check(b.minVersion, b.maxVersion);
+    this.minVersion = b.minVersion;
+    this.maxVersion = b.maxVersion;
   }
 
   public static Builder builder() {
@@ -74,7 +79,9 @@ public final class ServerConfig {
         ServerOptions.newBuilder()
             .addAllAlpnProtocols(alpnProtocols)
             .setClientAuth(clientAuth.toProto())
-            .addAllCipherSuites(cipherSuites);
+            .addAllCipherSuites(cipherSuites)
+            .setMinVersion(minVersion)
+            .setMaxVersion(maxVersion);
     if (credential != null) {
       options.setCredential(credential);
     }
@@ -95,6 +102,8 @@ public final class ServerConfig {
     private String clientTrustBundle;
     private String clientTrustAnchorsPem;
     private List<Integer> cipherSuites = List.of();
+    private int minVersion;
+    private int maxVersion;
 
     private Builder() {}
 
@@ -148,6 +157,22 @@ public final class ServerConfig {
     /** Cipher suites to accept, most preferred first; default: the service's defaults. */
     public Builder cipherSuites(CipherSuite... suites) {
       this.cipherSuites = CipherSuite.codePoints(suites);
+      return this;
+    }
+
+    /**
+     * The lowest protocol version to accept, "TLSv1.2" or "TLSv1.3"; default (null): TLS 1.2.
+     */
+    public Builder minVersion(String protocol) {
+      this.minVersion = ProtocolVersions.codePoint(protocol);
+      return this;
+    }
+
+    /**
+     * The highest protocol version to accept, "TLSv1.2" or "TLSv1.3"; default (null): TLS 1.3.
+     */
+    public Builder maxVersion(String protocol) {
+      this.maxVersion = ProtocolVersions.codePoint(protocol);
       return this;
     }
 

@@ -3,6 +3,7 @@ package dev.handshaker.client;
 import com.google.protobuf.ByteString;
 import dev.handshaker.v1.PeerIdentity;
 import dev.handshaker.v1.SessionKeys;
+import dev.handshaker.v1.Tls12Session;
 import java.io.ByteArrayInputStream;
 import java.security.GeneralSecurityException;
 import java.security.cert.CertificateException;
@@ -13,7 +14,10 @@ import java.util.Arrays;
 import java.util.List;
 import javax.net.ssl.SSLException;
 
-/** What a completed handshake negotiated, and the RFC 8446 exporter; holds no traffic key. */
+/**
+ * What a completed handshake negotiated, and the exporter (RFC 8446 section 7.5 for TLS 1.3, RFC
+ * 5705 for TLS 1.2); holds no traffic key.
+ */
 public final class SessionInfo {
   private final int protocolVersion;
   private final CipherSuite cipherSuite;
@@ -27,6 +31,8 @@ public final class SessionInfo {
   private final PeerIdentity peer;
   private final List<X509Certificate> peerCertificates;
   private final byte[] exporterMasterSecret;
+  // TLS 1.2 only: the RFC 5705 exporter's inputs (SessionKeys.tls12).
+  private final Tls12Session tls12;
 
   SessionInfo(SessionKeys keys) throws SSLException {
     this.protocolVersion = keys.getVersion();
@@ -45,6 +51,11 @@ public final class SessionInfo {
     this.peer = keys.getPeer();
     this.peerCertificates = parse(keys.getPeer().getChainDerList());
     this.exporterMasterSecret = keys.getExporterMasterSecret().toByteArray();
+    this.tls12 = keys.hasTls12() ? keys.getTls12() : null;
+    if (cipherSuite.protocolVersion() != protocolVersion) {
+      throw new SSLException(
+          String.format("%s is not a suite of version 0x%04x", cipherSuite, protocolVersion));
+    }
   }
 
   private static List<X509Certificate> parse(List<ByteString> chain) throws SSLException {
@@ -60,14 +71,18 @@ public final class SessionInfo {
     return List.copyOf(out);
   }
 
-  /** The protocol version (IANA), 0x0304 for TLS 1.3. */
+  /** The protocol version (IANA), 0x0304 for TLS 1.3, 0x0303 for TLS 1.2. */
   public int protocolVersion() {
     return protocolVersion;
   }
 
-  /** "TLSv1.3", as JSSE names it. */
+  /** "TLSv1.3" or "TLSv1.2", as JSSE names them. */
   public String protocol() {
-    return protocolVersion == 0x0304 ? "TLSv1.3" : String.format("0x%04x", protocolVersion);
+    return switch (protocolVersion) {
+      case 0x0304 -> "TLSv1.3";
+      case 0x0303 -> "TLSv1.2";
+      default -> String.format("0x%04x", protocolVersion);
+    };
   }
 
   public CipherSuite cipherSuite() {
@@ -133,11 +148,36 @@ public final class SessionInfo {
   /**
    * Keying material from the RFC 8446 section 7.5 exporter, for channel binding and protocols
    * that key themselves from the TLS session; both ends derive the same bytes.
+   *
+   * <p>TLS 1.2: the RFC 5705 exporter, where a null context ("no context") differs from an empty
+   * one; the labels RFC 5705 reserves are refused, and so is a session without the RFC 7627
+   * extended master secret (its exporter output is not bound to the connection).
    */
   public byte[] exportKeyingMaterial(byte[] label, byte[] context, int length) throws SSLException {
+    if (cipherSuite.isTls12()) {
+      return exportTls12(label, context, length);
+    }
     try {
       return Hkdf.exporter(
           cipherSuite, exporterMasterSecret, label, context == null ? new byte[0] : context, length);
+    } catch (GeneralSecurityException | IllegalArgumentException e) {
+      throw new SSLException("exporter: " + e.getMessage());
+    }
+  }
+
+  private byte[] exportTls12(byte[] label, byte[] context, int length) throws SSLException {
+    if (tls12 == null || !tls12.getExtendedMasterSecret()) {
+      throw new SSLException("exporter: TLS 1.2 without the extended master secret");
+    }
+    try {
+      return Prf.exporter(
+          cipherSuite,
+          tls12.getMasterSecret().toByteArray(),
+          tls12.getClientRandom().toByteArray(),
+          tls12.getServerRandom().toByteArray(),
+          label,
+          context,
+          length);
     } catch (GeneralSecurityException | IllegalArgumentException e) {
       throw new SSLException("exporter: " + e.getMessage());
     }

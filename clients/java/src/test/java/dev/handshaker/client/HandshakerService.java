@@ -111,6 +111,19 @@ final class HandshakerService implements AutoCloseable {
     return run("keys", "ca", "--keystore", other.toString());
   }
 
+  /**
+   * Issues one more credential from the development CA ({@code keys generate NAME ARGS...}, usable
+   * by `local`) and restarts the service so that it serves it.
+   */
+  void addCredential(String name, String... args) throws IOException, InterruptedException {
+    List<String> generate = new ArrayList<>(List.of("keys", "generate", name));
+    generate.addAll(List.of(args));
+    generate.addAll(List.of("--allow", "local", "--keystore", keystore.toString()));
+    run(generate.toArray(new String[0]));
+    kill();
+    restart();
+  }
+
   ClientConfig.Builder client() {
     return ClientConfig.builder().serviceAddress(address);
   }

@@ -23,11 +23,18 @@ final class JsseServer<T> implements AutoCloseable {
 
   JsseServer(SSLContext context, boolean needClientAuth, String[] suites, Handler<T> handler)
       throws IOException {
+    this(context, "TLSv1.3", needClientAuth, suites, handler);
+  }
+
+  /** A server that speaks only {@code protocol} ("TLSv1.3" or "TLSv1.2"). */
+  JsseServer(
+      SSLContext context, String protocol, boolean needClientAuth, String[] suites, Handler<T> handler)
+      throws IOException {
     listener =
         (SSLServerSocket)
             context.getServerSocketFactory().createServerSocket(0, 1, InetAddress.getLoopbackAddress());
     SSLParameters parameters = listener.getSSLParameters();
-    parameters.setProtocols(new String[] {"TLSv1.3"});
+    parameters.setProtocols(new String[] {protocol});
     parameters.setApplicationProtocols(new String[] {"http/1.1"});
     parameters.setNeedClientAuth(needClientAuth);
     if (suites != null) {

@@ -51,13 +51,17 @@ final class Pki {
         .generateCertificates(new ByteArrayInputStream(pem.getBytes(StandardCharsets.US_ASCII)));
   }
 
-  /** A PKCS#8 PEM private key (the keystore writes EC keys that way). */
+  /** A PKCS#8 PEM private key (the keystore writes EC and RSA keys that way). */
   static PrivateKey privateKey(String pem) throws Exception {
     String base64 =
         pem.replace("-----BEGIN PRIVATE KEY-----", "")
             .replace("-----END PRIVATE KEY-----", "")
             .replaceAll("\\s", "");
     PKCS8EncodedKeySpec spec = new PKCS8EncodedKeySpec(Base64.getDecoder().decode(base64));
-    return KeyFactory.getInstance("EC").generatePrivate(spec);
+    try {
+      return KeyFactory.getInstance("EC").generatePrivate(spec);
+    } catch (java.security.spec.InvalidKeySpecException notEc) {
+      return KeyFactory.getInstance("RSA").generatePrivate(spec);
+    }
   }
 }

@@ -96,6 +96,61 @@ class RecordVectorsTest {
   }
 
   @Test
+  void tls12SingleRecordsSealAndOpen() throws Exception {
+    List<Map<String, Object>> vectors = list(VECTORS.get("tls12_suites"));
+    assertEquals(6, vectors.size());
+    for (Map<String, Object> vector : vectors) {
+      CipherSuite suite = CipherSuite.fromCodePoint(integer(vector.get("cipher_suite")));
+      assertEquals(vector.get("name"), suite.name());
+      byte[] key = hex(vector.get("key"));
+      byte[] iv = hex(vector.get("iv"));
+      for (Map<String, Object> record : list(vector.get("records"))) {
+        long seq = ((BigInteger) record.get("sequence_number")).longValue();
+        int contentType = integer(record.get("content_type"));
+        byte[] content = hex(record.get("content"));
+        byte[] wire = hex(record.get("record"));
+        String where = vector.get("name") + " seq " + record.get("sequence_number");
+        RecordProtection writer = RecordProtection.of(suite, new byte[0], key, iv, seq);
+        assertArrayEquals(wire, writer.seal(contentType, content, 0, content.length), where);
+        assertEquals(seq + 1, writer.sequenceNumber(), where);
+        RecordProtection reader = RecordProtection.of(suite, new byte[0], key, iv, seq);
+        RecordProtection.Opened opened = reader.open(wire, 0, wire.length);
+        assertEquals(contentType, opened.contentType(), where);
+        assertArrayEquals(content, opened.content(), where);
+        assertEquals(seq + 1, reader.sequenceNumber(), where);
+      }
+    }
+  }
+
+  @TestFactory
+  Stream<DynamicTest> tls12Scenarios() {
+    List<Map<String, Object>> scenarios = list(VECTORS.get("tls12_scenarios"));
+    assertEquals(false, scenarios.isEmpty());
+    return scenarios.stream()
+        .map(scenario -> DynamicTest.dynamicTest((String) scenario.get("name"), () -> run(scenario)));
+  }
+
+  @Test
+  void aDeliberateMismatchInATls12ScenarioFails() {
+    Map<String, Object> scenario =
+        list(VECTORS.get("tls12_scenarios")).stream()
+            .filter(s -> s.get("name").equals("tls12_hello_request_refused"))
+            .findFirst()
+            .orElseThrow();
+    List<Map<String, Object>> steps = new ArrayList<>(list(scenario.get("steps")));
+    Map<String, Object> first = new LinkedHashMap<>(steps.get(0));
+    Map<String, Object> expect = new LinkedHashMap<>(map(first.get("expect")));
+    byte[] output = hex(expect.get("output"));
+    output[output.length - 1] ^= 1;
+    expect.put("output", HEX.formatHex(output));
+    first.put("expect", expect);
+    steps.set(0, first);
+    Map<String, Object> broken = new LinkedHashMap<>(scenario);
+    broken.put("steps", steps);
+    assertThrows(AssertionFailedError.class, () -> run(broken));
+  }
+
+  @Test
   void aDeliberateMismatchFails() {
     Map<String, Object> scenario =
         list(VECTORS.get("scenarios")).stream()
@@ -122,7 +177,7 @@ class RecordVectorsTest {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     SessionKeys keys =
         SessionKeys.newBuilder()
-            .setVersion(0x0304)
+            .setVersion(scenario.containsKey("version") ? integer(scenario.get("version")) : 0x0304)
             .setCipherSuite(integer(scenario.get("cipher_suite")))
             .setRead(trafficKeys(map(scenario.get("read"))))
             .setWrite(trafficKeys(map(scenario.get("write"))))
@@ -172,7 +227,14 @@ class RecordVectorsTest {
             refused = true;
           }
         }
-        case "update_keys" -> connection.updateKeys((Boolean) step.get("request_peer_update"));
+        case "update_keys" -> {
+          try {
+            connection.updateKeys((Boolean) step.get("request_peer_update"));
+          } catch (javax.net.ssl.SSLException e) {
+            // TLS 1.2 has no KeyUpdate: refused, nothing sent, the connection goes on.
+            refused = true;
+          }
+        }
         case "close" -> connection.closeOutbound();
         default -> throw new AssertionError(where + ": unknown action");
       }
