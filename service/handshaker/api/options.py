@@ -368,7 +368,9 @@ class ConfigFactory:
         self.check_server(options)
         self._authorize_server(options, principal)
         # The selector answers for this principal, so the config is per principal.
-        key = b"s" + str(principal).encode() + b"\0" + options.SerializeToString(deterministic=True)
+        # (its grant names: a Unix caller's group widens what it may pick).
+        who = "\0".join(principal.grant_names()).encode()
+        key = b"s" + who + b"\0\0" + options.SerializeToString(deterministic=True)
         config = self._cached(key, lambda: self._build_server(options, principal))
         assert isinstance(config, ServerConfig)
         return config
