@@ -184,14 +184,16 @@ class AbortResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HandshakeRequest(_message.Message):
-    __slots__ = ("client", "server", "in_bytes")
+    __slots__ = ("client", "server", "in_bytes", "peer_address")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     IN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     client: ClientOptions
     server: ServerOptions
     in_bytes: bytes
-    def __init__(self, client: _Optional[_Union[ClientOptions, _Mapping]] = ..., server: _Optional[_Union[ServerOptions, _Mapping]] = ..., in_bytes: _Optional[bytes] = ...) -> None: ...
+    peer_address: str
+    def __init__(self, client: _Optional[_Union[ClientOptions, _Mapping]] = ..., server: _Optional[_Union[ServerOptions, _Mapping]] = ..., in_bytes: _Optional[bytes] = ..., peer_address: _Optional[str] = ...) -> None: ...
 
 class HandshakeResponse(_message.Message):
     __slots__ = ("step", "keys")

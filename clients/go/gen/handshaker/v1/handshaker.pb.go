@@ -1178,7 +1178,15 @@ type HandshakeRequest struct {
 	//	*HandshakeRequest_Server
 	Start isHandshakeRequest_Start `protobuf_oneof:"start"`
 	// Bytes read from the peer. May ride along with a server start.
-	InBytes       []byte `protobuf:"bytes,3,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	InBytes []byte `protobuf:"bytes,3,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	// The TLS peer's address as the caller sees it, e.g. "203.0.113.7:51234"
+	// or "[2001:db8::7]:51234", for the audit log only (the caller's word,
+	// recorded as such; never checked or used otherwise). Read only in a
+	// connection's first request (the one that starts it); on the Multiplex
+	// stream each connection carries its own. Empty: the RPC's
+	// `x-handshaker-peer` metadata, if any. Unprintable characters are
+	// replaced and it is cut at 128 characters, as that metadata value is.
+	PeerAddress   string `protobuf:"bytes,4,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1243,6 +1251,13 @@ func (x *HandshakeRequest) GetInBytes() []byte {
 		return x.InBytes
 	}
 	return nil
+}
+
+func (x *HandshakeRequest) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
 }
 
 type isHandshakeRequest_Start interface {
@@ -2374,11 +2389,12 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\fAbortRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x0f\n" +
-	"\rAbortResponse\"\xa6\x01\n" +
+	"\rAbortResponse\"\xc9\x01\n" +
 	"\x10HandshakeRequest\x126\n" +
 	"\x06client\x18\x01 \x01(\v2\x1c.handshaker.v1.ClientOptionsH\x00R\x06client\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1c.handshaker.v1.ServerOptionsH\x00R\x06server\x12\x19\n" +
-	"\bin_bytes\x18\x03 \x01(\fR\ainBytesB\a\n" +
+	"\bin_bytes\x18\x03 \x01(\fR\ainBytes\x12!\n" +
+	"\fpeer_address\x18\x04 \x01(\tR\vpeerAddressB\a\n" +
 	"\x05start\"u\n" +
 	"\x11HandshakeResponse\x120\n" +
 	"\x04step\x18\x01 \x01(\v2\x1c.handshaker.v1.HandshakeStepR\x04step\x12.\n" +
