@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"os"
 
 	"google.golang.org/grpc"
@@ -143,6 +144,11 @@ func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
 		Groups:             uint32s(c.CurvePreferences),
 		InsecureSkipVerify: c.InsecureSkipVerify,
 		Keylog:             c.KeyLogWriter != nil,
+	}
+	// An IP address is not a server name (RFC 6066 section 3): no SNI, and the
+	// certificate's iPAddress SAN is checked against it.
+	if net.ParseIP(serverName) != nil {
+		options.ServerName, options.ExpectedIpAddress = "", serverName
 	}
 	switch {
 	case c.TrustBundle != "" && len(c.RootCAsPEM) > 0:
