@@ -268,3 +268,44 @@ def test_many_relayed_connections_in_parallel_all_complete(
     while sorted(p.name for p in private.iterdir()) != ["grpc.sock"]:
         assert time.monotonic() < deadline, sorted(p.name for p in private.iterdir())
         time.sleep(0.1)
+
+
+def refusals(service: ServiceProcess) -> list[dict[str, object]]:
+    return [
+        e
+        for e in service.log_entries()
+        if e.get("message") == "unix connection refused: too many connections"
+    ]
+
+
+def test_relayed_connections_are_capped_per_uid(start_service: StartService) -> None:
+    path = short_socket_dir() / "hs.sock"
+    service = start_service("--max-sessions-per-caller", "2", listen=f"unix:{path}")
+    held = []
+    try:
+        for _ in range(2):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(path))
+            held.append(sock)
+        time.sleep(0.5)  # the relay has accepted both
+        extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        extra.settimeout(10)
+        extra.connect(str(path))
+        with extra:
+            assert extra.recv(1) == b""  # closed at once: over the cap for our uid
+        deadline = time.monotonic() + 10
+        while not (refused := refusals(service)):
+            assert time.monotonic() < deadline, service.logs()
+            time.sleep(0.1)
+        assert refused[0]["uid"] == os.getuid()
+    finally:
+        for sock in held:
+            sock.close()
+    # Once they are gone, a new caller gets through again.
+    deadline = time.monotonic() + 10
+    while True:
+        with grpc.insecure_channel(f"unix:{path}") as channel:
+            if start_server_code(channel, "localhost")[0] == grpc.StatusCode.OK:
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
