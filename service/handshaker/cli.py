@@ -619,7 +619,9 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     connect.add_argument(
         "--server-name",
         metavar="NAME",
-        help="the name to send (SNI) and check the certificate against (default: HOST)",
+        help="the name to send (SNI) and check the certificate against (default: HOST). "
+        "A HOST (or NAME) that is an IP address sends no SNI: the certificate's iPAddress "
+        "SAN is checked against it (ClientOptions.expected_ip_address)",
     )
     connect.add_argument(
         "--ca-file",

@@ -3,8 +3,9 @@
 Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
 that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
 is given) unless the operator says --insecure explicitly. A Unix socket is created
-owner-only (0600), or 0660 for the group given with --unix-socket-group: its file
-mode is what tells callers apart there (api/identity.py says why). --health-listen
+owner-only (0600), or 0660 for the group given with --unix-socket-group, by the
+service's own relay (unix_relay.py), which names each caller by its uid and gid
+(SO_PEERCRED) and hands the connection to gRPC on a private socket. --health-listen
 adds a second, plaintext HOST:PORT that serves only grpc.health.v1 (for a kubelet's
 gRPC probes, which cannot present a client certificate): nothing else is reachable
 there, so it needs neither TLS nor --insecure.
@@ -51,6 +52,7 @@ from handshaker.keystore.directory import SESSION_STORE_DIR
 from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
 from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
 from handshaker.sessions.sealing import Sealer
+from handshaker.unix_relay import UnixRelay
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
@@ -159,22 +161,58 @@ def unix_group_id(group: str) -> int:
 
 
 def unix_principal(settings: Settings) -> Principal:
-    """Who every caller on the Unix socket is: whoever its file mode lets connect."""
+    """Who every caller on an abstract Unix socket is (a Unix path names each by its uid)."""
     if settings.listen.startswith("unix-abstract:"):
         return LOCAL  # no file, no mode: anyone on this host (in this network namespace)
-    if settings.unix_socket_group is not None:
-        return Principal.unix_gid(unix_group_id(settings.unix_socket_group))
     return Principal.unix_uid(os.getuid())
 
 
+def unix_path(settings: Settings) -> Path | None:
+    """The socket file of --listen unix:PATH (None: not a Unix path)."""
+    if not settings.listen.startswith("unix:"):
+        return None
+    return Path(settings.listen.removeprefix("unix:").removeprefix("//"))
+
+
+def _unix_relay(settings: Settings) -> UnixRelay | None:
+    path = unix_path(settings)
+    if path is None:
+        return None
+    group = None
+    if settings.unix_socket_group is not None:
+        group = unix_group_id(settings.unix_socket_group)
+    return UnixRelay(
+        path,
+        group=group,
+        max_connections=settings.max_sessions,
+        max_connections_per_uid=settings.max_sessions_per_caller,
+    )
+
+
+async def _start_relay(relay: UnixRelay) -> None:
+    try:
+        await relay.start()
+    except OSError as error:
+        # Taken, or not a member of the group, say: refuse to serve on a socket we could
+        # not set up.
+        raise ListenError(
+            f"cannot listen on unix:{relay.path}: {error.strerror or error}"
+        ) from None
+
+
 def _add_port(
-    server: grpc.aio.Server, settings: Settings, credentials: grpc.ServerCredentials | None
+    server: grpc.aio.Server,
+    settings: Settings,
+    credentials: grpc.ServerCredentials | None,
+    relay: UnixRelay | None = None,
 ) -> int:
+    address = relay.grpc_address if relay is not None else settings.listen
+
     def add() -> int:
         try:
             if credentials is None:
-                return server.add_insecure_port(settings.listen)
-            return server.add_secure_port(settings.listen, credentials)
+                return server.add_insecure_port(address)
+            return server.add_secure_port(address, credentials)
         except RuntimeError:
             # grpc says only "Failed to bind"; the usual cause is a taken address.
             raise ListenError(
@@ -182,29 +220,14 @@ def _add_port(
                 "(another handshaker serve?) or not available on this host"
             ) from None
 
-    if not settings.listen.startswith("unix:"):
+    if relay is None:
         return add()
-    path = Path(settings.listen.removeprefix("unix:").removeprefix("//"))
-    # Bound under a umask that leaves the socket 0600, so it is never more open than
-    # meant, not even between bind() and a chmod; the group is let in only after the
-    # socket belongs to it.
+    # The private socket, in the relay's 0700 directory, and owner-only itself too.
     previous = os.umask(0o177)
     try:
-        port = add()
+        return add()
     finally:
         os.umask(previous)
-    try:
-        if settings.unix_socket_group is not None:
-            os.chown(path, -1, unix_group_id(settings.unix_socket_group))
-            path.chmod(0o660)
-        else:
-            path.chmod(0o600)
-    except OSError as error:
-        # Not a member of the group, say: refuse to serve on a socket we could not set up.
-        raise ListenError(
-            f"cannot set the owner group or mode of {path}: {error.strerror or error}"
-        ) from None
-    return port
 
 
 class JsonFormatter(logging.Formatter):
@@ -393,7 +416,11 @@ def _streams_store(settings: Settings, sessions: SessionStore) -> MemorySessionS
 
 
 def _servicer(
-    settings: Settings, keystore: KeyStore, sessions: SessionStore, streams: MemorySessionStore
+    settings: Settings,
+    keystore: KeyStore,
+    sessions: SessionStore,
+    streams: MemorySessionStore,
+    relay: UnixRelay | None = None,
 ) -> HandshakerServicer:
     return HandshakerServicer(
         sessions,
@@ -404,7 +431,9 @@ def _servicer(
             max_trust_anchors_bytes=settings.max_trust_anchors_bytes,
         ),
         idle_timeout=settings.idle_timeout,
-        identity=CallerIdentity(unix_principal(settings)),
+        identity=CallerIdentity(
+            unix_principal(settings), relay.peers if relay is not None else None
+        ),
         streams=streams,
         handshake_timeout=settings.handshake_timeout,
         max_buffered_bytes=settings.max_buffered_bytes,
@@ -434,9 +463,9 @@ def _grpc_server(settings: Settings, servicer: HandshakerServicer) -> tuple[grpc
     return server, health_servicer
 
 
-def _listen(server: grpc.aio.Server, settings: Settings) -> str:
+def _listen(server: grpc.aio.Server, settings: Settings, relay: UnixRelay | None = None) -> str:
     """Bind the listener; the address as bound (a port 0 resolved)."""
-    port = _add_port(server, settings, _server_credentials(settings))
+    port = _add_port(server, settings, _server_credentials(settings), relay)
     if port == 0 and not settings.listen.startswith("unix"):
         raise ListenError(
             f"cannot listen on {settings.listen}: the address is in use "
@@ -469,15 +498,24 @@ def _health_listener(
     return server, f"{settings.health_listen.rpartition(':')[0]}:{port}"
 
 
-def _log_listening(settings: Settings, address: str, health_address: str | None) -> None:
+def _log_listening(
+    settings: Settings, address: str, health_address: str | None, relay: UnixRelay | None = None
+) -> None:
     fields: dict[str, object] = {
         "address": address,
         "tls": settings.tls_cert is not None,
         "mtls": settings.tls_client_ca is not None,
         "session_store": store_name(settings.session_store),
     }
-    if settings.listen.startswith("unix"):
+    if settings.listen.startswith("unix-abstract:"):
         fields["unix_principal"] = str(unix_principal(settings))
+    elif settings.listen.startswith("unix:"):
+        # Each caller is unix:uid=UID (its gid's grants apply too), from SO_PEERCRED.
+        fields["unix_principal"] = "peer uid (SO_PEERCRED)"
+        if settings.unix_socket_group is not None:
+            fields["unix_socket_group"] = unix_group_id(settings.unix_socket_group)
+    if relay is not None:
+        fields["grpc_socket"] = str(relay.private_socket)  # in the relay's 0700 directory
     if health_address is not None:
         fields["health_address"] = health_address
     if settings.worker_index is not None:
@@ -530,10 +568,17 @@ async def serve(
     check_listen(settings)
     sessions, sealer = await open_session_store(settings)
     streams = _streams_store(settings, sessions)
-    servicer = _servicer(settings, keystore, sessions, streams)
-    server, health_servicer = _grpc_server(settings, servicer)
-    address = _listen(server, settings)
-    health_server, health_address = _health_listener(settings, health_servicer)
+    relay = _unix_relay(settings)
+    try:
+        servicer = _servicer(settings, keystore, sessions, streams, relay)
+        server, health_servicer = _grpc_server(settings, servicer)
+        address = _listen(server, settings, relay)
+        health_server, health_address = _health_listener(settings, health_servicer)
+    except BaseException:
+        if relay is not None:
+            relay.remove_private_dir()
+        await sessions.close()
+        raise
     observer = metrics.start(settings.metrics_listen, settings.worker_index is not None)
     if observer is not None:
         servicer.metrics = observer
@@ -542,10 +587,18 @@ async def serve(
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await server.start()
+    if relay is not None:
+        try:
+            await _start_relay(relay)
+        except ListenError:
+            await server.stop(None)
+            relay.remove_private_dir()
+            await sessions.close()
+            raise
     if health_server is not None:
         await health_server.start()
     await _set_health(health_servicer, True)
-    _log_listening(settings, address, health_address)
+    _log_listening(settings, address, health_address, relay)
     tasks = [
         asyncio.create_task(_sweep(streams, min(1.0, settings.idle_timeout / 2))),
         asyncio.create_task(_report(servicer.stats, settings.stats_interval)),
@@ -564,6 +617,8 @@ async def serve(
         await stop.wait()
     finally:
         await _drain(settings, server, health_servicer, tasks)
+        if relay is not None:
+            await relay.close()  # after the grace: relayed RPCs finish through it
         if health_server is not None:
             await health_server.stop(None)
         await sessions.close()
@@ -730,7 +785,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen",
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT|unix:PATH",
-        help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS)",
+        help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS). "
+        "unix:PATH is created 0600 (see --unix-socket-group) and each caller on it is "
+        "unix:uid=UID of its own uid (SO_PEERCRED), with the grants of unix:gid=GID of its "
+        "gid too; unix-abstract:NAME has no permissions and its callers are local",
     )
     parser.add_argument(
         "--health-listen",
@@ -835,8 +893,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--unix-socket-group",
         metavar="GROUP",
-        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600); "
-        "its callers are then the principal unix:gid=GID (default: owner only)",
+        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600). "
+        "Each caller is still named by its own uid; grant unix:gid=GID to let every caller "
+        "whose (primary) gid it is use a credential (default: owner only)",
     )
     parser.add_argument(
         "--session-store",

@@ -378,3 +378,24 @@ def test_the_client_names_every_group_the_engine_has() -> None:
     assert {g.name: int(g) for g in hc.NamedGroup} == {g.name: int(g) for g in EngineNamedGroup}
     assert hc.constants.group_name(0x11EB) == "secp256r1mlkem768"
     assert hc.constants.group_name(0x0100) == "ffdhe2048"
+
+
+@pytest.mark.parametrize(
+    ("name", "server_name", "address"),
+    [
+        ("localhost", "localhost", ""),
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("::1", "", "::1"),
+        ("[2001:DB8::7]", "", "2001:db8::7"),
+    ],
+)
+def test_client_options_put_an_ip_literal_in_expected_ip_address(
+    name: str, server_name: str, address: str
+) -> None:
+    options = hc.client_options(name)
+    assert (options.server_name, options.expected_ip_address) == (server_name, address)
+
+
+def test_client_options_refuse_an_ip_name_and_an_expected_address_together() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        hc.client_options("127.0.0.1", expected_ip_address="127.0.0.2")

@@ -1,8 +1,9 @@
 """The Python client reports its TLS peer's address to the service's audit trail.
 
-A server-role handshake through tls_over_streams (stream and unary APIs) sends the
-accepted socket's peer address as `x-handshaker-peer`; the service's audit line for
-the signature names it.
+A server-role handshake through tls_over_streams sends the accepted socket's peer
+address (stream: in the start request and as `x-handshaker-peer`; unary: as that
+metadata; multiplex: in the connection's first frame, HandshakeRequest.peer_address),
+and so does wrap_server_socket; the service's audit line for the signature names it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 
 import handshaker_client as hc
@@ -29,7 +31,7 @@ def _audit_peers(service: Service) -> list[object]:
     return peers
 
 
-@pytest.mark.parametrize("api", ["stream", "unary"])
+@pytest.mark.parametrize("api", ["stream", "unary", "multiplex"])
 def test_the_tls_peer_address_reaches_the_audit_line(service: Service, api: str) -> None:
     async def run() -> str:
         client_address: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -67,3 +69,33 @@ def test_the_tls_peer_address_reaches_the_audit_line(service: Service, api: str)
     while expected not in _audit_peers(service):
         assert time.monotonic() < deadline, _audit_peers(service)
         time.sleep(0.1)
+
+
+def _wait_for_audit_peer(service: Service, expected: str) -> None:
+    deadline = time.monotonic() + 10
+    while expected not in _audit_peers(service):
+        assert time.monotonic() < deadline, _audit_peers(service)
+        time.sleep(0.1)
+
+
+def test_wrap_server_socket_reports_the_accepted_sockets_peer(service: Service) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def connect() -> None:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_context(service.ca_file).wrap_socket(raw, server_hostname="localhost"),
+        ):
+            pass
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    try:
+        accepted, (host, peer_port) = listener.accept()
+        with accepted, hc.HandshakerClient(service.address) as client:
+            hc.wrap_server_socket(accepted, credential="localhost", handshaker=client).close()
+    finally:
+        thread.join(10)
+        listener.close()
+    _wait_for_audit_peer(service, f"{host}:{peer_port}")

@@ -129,3 +129,24 @@ def test_a_closed_port_is_reported(service: Service) -> None:
     result = connect_command(service, "127.0.0.1:1", "--ca-file", str(service.ca_file))
     assert result.returncode == 1
     assert "cannot connect to 127.0.0.1:1" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("server_name", [None, "127.0.0.1"])
+def test_connect_to_an_ip_address_sends_no_sni_and_checks_the_ip_san(
+    service: Service, server_name: str | None
+) -> None:
+    """A host given as an IP literal is ClientOptions.expected_ip_address: the
+    certificate's iPAddress SAN (the development credential has IP:127.0.0.1) is
+    checked, and no SNI goes out (RFC 6066 permits no IP literal in HostName)."""
+    context = server_context(service)
+    sni: list[str | None] = []
+    context.sni_callback = lambda _sock, name, _context: sni.append(name)  # type: ignore[assignment,func-returns-value]
+    with tcp_server(echo_upper, wrap=lambda s: context.wrap_socket(s, server_side=True)) as server:
+        extra = ["--server-name", server_name] if server_name else []
+        result = connect_command(
+            service, f"127.0.0.1:{server.port}", *extra, "--ca-file", str(service.ca_file),
+            stdin=b"by address\n",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"BY ADDRESS\n"
+    assert sni == [None]

@@ -10,8 +10,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from handshaker.api.identity import CallerIdentity, Unauthenticated, certificate_principal
-from handshaker.keystore import Principal
+from handshaker.api.identity import (
+    CallerIdentity,
+    Unauthenticated,
+    UnixPeers,
+    certificate_principal,
+)
+from handshaker.keystore import Policy, Principal, Role
 
 _KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -110,3 +115,43 @@ def test_a_certificate_on_the_channel_wins_over_the_address() -> None:
     pem = certificate(DNS("alice.test"))
     context = FakeContext("ipv4:127.0.0.1:40000", {"x509_pem_cert": [pem]})
     assert str(CallerIdentity()(context)) == "dns:alice.test"  # type: ignore[arg-type]
+
+
+def test_a_relayed_unix_peer_is_its_uid_with_its_gids_grants() -> None:
+    peers = UnixPeers("/run/hs-private")
+    peers.add("unix:/run/hs-private/c-1000-100-7", 1000, 100)
+    identity = CallerIdentity(unix_peers=peers)
+    principal = identity(FakeContext("unix:/run/hs-private/c-1000-100-7"))  # type: ignore[arg-type]
+    assert str(principal) == "unix:uid=1000"
+    assert principal.grant_names() == ("unix:uid=1000", "unix:gid=100")
+    assert principal == Principal.unix_uid(1000)  # the group is no part of who it is
+    policy = Policy().grant_credential("web", Principal.unix_gid(100), (Role.SERVER,))
+    assert policy.allows_credential(principal, "web", Role.SERVER)
+    assert policy.credential_names(principal, Role.SERVER) == {"web"}
+    assert not policy.allows_credential(Principal.unix_uid(1000), "web", Role.SERVER)
+    assert not policy.allows_credential(principal, "web", Role.CLIENT)
+
+
+@pytest.mark.parametrize(
+    "peer",
+    [
+        "unix:/run/hs-private/c-1000-100-8",  # in the private directory, not in the table
+        "unix:/run/hs-private/c-0-0-1",  # the path names root, but the table decides
+        "unix:",  # straight to the private socket, unbound
+        "unix:/elsewhere/c-1000-100-7",
+    ],
+)
+def test_a_unix_peer_the_relay_does_not_know_is_unauthenticated(peer: str) -> None:
+    peers = UnixPeers("/run/hs-private")
+    peers.add("unix:/run/hs-private/c-1000-100-7", 1000, 100)
+    with pytest.raises(Unauthenticated, match="relay"):
+        CallerIdentity(unix_peers=peers)(FakeContext(peer))  # type: ignore[arg-type]
+
+
+def test_a_peer_leaves_the_table_with_its_connection() -> None:
+    peers = UnixPeers("/run/hs-private")
+    peers.add("unix:/run/hs-private/c-1-1-1", 1, 1)
+    peers.remove("unix:/run/hs-private/c-1-1-1")
+    assert len(peers) == 0
+    with pytest.raises(Unauthenticated):
+        CallerIdentity(unix_peers=peers)(FakeContext("unix:/run/hs-private/c-1-1-1"))  # type: ignore[arg-type]

@@ -6,9 +6,16 @@ import pytest
 from handshaker.api import ConfigFactory, options
 from handshaker.api.options import InvalidOptions, check_server_name
 from handshaker.keystore import EMPTY_POLICY, LOCAL, MemoryKeyStore, Role
-from handshaker.tls import Credential, PrivateKeySigner
+from handshaker.tls import (
+    ClientConnection,
+    ConnectionState,
+    Credential,
+    PrivateKeySigner,
+    ServerConfig,
+    ServerConnection,
+)
 from handshaker.v1 import handshaker_pb2 as pb
-from pki import TestPKI, pem
+from pki import SERVER_IP, TestPKI, pem
 
 
 class FakeClock:
@@ -51,11 +58,89 @@ def test_a_server_name_that_is_not_a_host_name_is_refused(name: str) -> None:
         check_server_name(name)
 
 
-@pytest.mark.parametrize(
-    "name", ["localhost", "a-b.example.com", "xn--bcher-kva.example", "127.0.0.1", "::1", "A1.b"]
-)
-def test_host_names_and_ip_literals_are_accepted(name: str) -> None:
+@pytest.mark.parametrize("name", ["localhost", "a-b.example.com", "xn--bcher-kva.example", "A1.b"])
+def test_host_names_are_accepted(name: str) -> None:
     check_server_name(name)
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "::1", "2001:db8::7", "[::1]", "::ffff:192.0.2.1"])
+def test_an_ip_literal_is_not_a_server_name(name: str) -> None:
+    # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName."
+    with pytest.raises(InvalidOptions, match=r"^server_name: .*IP address.*expected_ip_address"):
+        check_server_name(name)
+
+
+def test_a_client_option_with_an_ip_server_name_is_refused_with_the_hint(pki: TestPKI) -> None:
+    options = pb.ClientOptions(server_name="127.0.0.1", trust_bundle="bundle")
+    with pytest.raises(InvalidOptions, match=r"^server_name: .*expected_ip_address"):
+        _factory(pki).client(options, LOCAL)
+
+
+@pytest.mark.parametrize(
+    ("address", "checked"),
+    [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("2001:DB8:0::7", "2001:db8::7")],
+)
+def test_expected_ip_address_is_checked_as_the_name_without_sni(
+    pki: TestPKI, address: str, checked: str
+) -> None:
+    config = _factory(pki).client(
+        pb.ClientOptions(expected_ip_address=address, trust_bundle="bundle"), LOCAL
+    )
+    # The engine checks an IP server_name against iPAddress SANs and never sends it as SNI.
+    assert config.server_name == checked and config.check_hostname
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["localhost", "[::1]", "127.0.0.1:443", "fe80::1%eth0", "1.2.3", "x" * 100, " 127.0.0.1"],
+)
+def test_an_expected_ip_address_that_is_not_an_address_is_refused(
+    pki: TestPKI, address: str
+) -> None:
+    with pytest.raises(InvalidOptions, match=r"^expected_ip_address: "):
+        _factory(pki).client(
+            pb.ClientOptions(expected_ip_address=address, trust_bundle="bundle"), LOCAL
+        )
+
+
+def test_expected_ip_address_and_server_name_do_not_go_together(pki: TestPKI) -> None:
+    options = pb.ClientOptions(
+        server_name="localhost", expected_ip_address="127.0.0.1", trust_bundle="bundle"
+    )
+    with pytest.raises(InvalidOptions, match=r"^expected_ip_address: .*not both"):
+        _factory(pki).client(options, LOCAL)
+
+
+def _complete(client: ClientConnection, server: ServerConnection) -> None:
+    client_bytes = client.data_to_send()
+    for _ in range(4):
+        server.receive_data(client_bytes)
+        client.receive_data(server.data_to_send())
+        client_bytes = client.data_to_send()
+        if client.state is not ConnectionState.HANDSHAKING:
+            break
+    server.receive_data(client_bytes)
+
+
+@pytest.mark.parametrize(("address", "completes"), [(SERVER_IP, True), ("192.0.2.9", False)])
+def test_an_expected_ip_address_is_matched_against_the_certificates_ip_san(
+    pki: TestPKI, address: str, completes: bool
+) -> None:
+    leaf = pki.servers["ecdsa-p256"]
+    seen: list[str | None] = []
+
+    def select(name: str | None, schemes: object) -> Credential:
+        seen.append(name)
+        return Credential(leaf.chain, PrivateKeySigner(leaf.key))
+
+    server = ServerConnection(ServerConfig(credential_selector=select))
+    config = _factory(pki).client(
+        pb.ClientOptions(expected_ip_address=address, trust_bundle="bundle"), LOCAL
+    )
+    client = ClientConnection(config)
+    _complete(client, server)
+    assert seen == [None]  # no SNI went out
+    assert (client.state is ConnectionState.COMPLETE) is completes
 
 
 @pytest.mark.parametrize(
@@ -153,6 +238,9 @@ def test_an_anchor_with_an_invalid_x509_version_is_invalid_options(pki: TestPKI)
     options = pb.ClientOptions()
     options.ParseFromString(data[1:])
     assert options.trust_anchors_pem
+    # The seed names its server by address, which is expected_ip_address now.
+    if options.server_name == SERVER_IP:
+        options.server_name, options.expected_ip_address = "", SERVER_IP
     with pytest.raises(InvalidOptions, match=r"^trust_anchors_pem: "):
         _factory(pki).client(options, LOCAL)
 

@@ -19,7 +19,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from handshaker.api import ConfigFactory, HandshakerServicer
-from handshaker.api.audit import PEER_METADATA
+from handshaker.api.audit import MAX_PEER_LENGTH, PEER_METADATA
 from handshaker.keystore import EMPTY_POLICY, LOCAL, AsyncKey, KeyOperationError, MemoryKeyStore
 from handshaker.keystore import Role as KeyRole
 from handshaker.sessions import MemorySessionStore
@@ -35,6 +35,7 @@ from handshaker.tls import (
 )
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_client.aio import AsyncHandshakerClient
 from pki import Leaf, TestPKI, pem
 from service_kit import (
     COMPLETE,
@@ -69,7 +70,10 @@ class DownKey(AsyncKey):
 
 
 @contextlib.asynccontextmanager
-async def _service(pki: TestPKI) -> AsyncIterator[pb_grpc.HandshakerStub]:
+async def _service(
+    pki: TestPKI, addresses: list[str] | None = None
+) -> AsyncIterator[pb_grpc.HandshakerStub]:
+    """An in-process service; its address is appended to `addresses` when given."""
     leaf = pki.servers["ecdsa-p256"]
     client_leaf = pki.clients["ecdsa-p256"]
     credentials = {
@@ -87,6 +91,8 @@ async def _service(pki: TestPKI) -> AsyncIterator[pb_grpc.HandshakerStub]:
     pb_grpc.add_HandshakerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    if addresses is not None:
+        addresses.append(f"127.0.0.1:{port}")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
@@ -274,3 +280,126 @@ def test_serve_writes_the_trail_to_its_own_file_or_to_stderr(
             "server",
             "local",
         )
+
+
+def _multiplex_start(connection_id: int, hello: bytes, peer: str = "") -> pb.ConnectionFrame:
+    return pb.ConnectionFrame(
+        connection_id=connection_id,
+        request=pb.HandshakeRequest(
+            server=pb.ServerOptions(credential="inline"), in_bytes=hello, peer_address=peer
+        ),
+    )
+
+
+def test_each_multiplex_connection_is_audited_with_its_own_peer_address(
+    pki: TestPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One Multiplex stream, three TLS connections: two report their own peer_address,
+    the third none (it gets the stream's metadata); a later frame's address is ignored."""
+    caplog.set_level(logging.INFO, logger="handshaker.audit")
+    peers = {1: "203.0.113.7:51234", 2: "[2001:db8::7]:443", 3: ""}
+    fallback = "192.0.2.1:9"
+
+    async def run() -> None:
+        clients = {
+            cid: ClientConnection(
+                ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+            )
+            for cid in peers
+        }
+        async with _service(pki) as stub:
+            call = stub.Multiplex(metadata=((PEER_METADATA, fallback),))
+            # All three start in one message, on one stream.
+            await call.write(
+                pb.MultiplexRequest(
+                    frames=[_multiplex_start(cid, clients[cid].data_to_send(), peers[cid])
+                            for cid in peers]
+                )
+            )  # fmt: skip
+            results: dict[int, pb.ConnectionResult] = {}
+            while len(results) < len(peers):
+                response = await call.read()
+                results.update((r.connection_id, r) for r in response.results)
+            finishes = []
+            for cid, result in results.items():
+                assert result.response.step.state == pb.HANDSHAKE_STATE_NEED_INPUT
+                clients[cid].receive_data(result.response.step.out_bytes)
+                # A later frame's peer_address is not read.
+                finishes.append(
+                    pb.ConnectionFrame(
+                        connection_id=cid,
+                        request=pb.HandshakeRequest(
+                            in_bytes=clients[cid].data_to_send(), peer_address="198.51.100.99:1"
+                        ),
+                    )
+                )
+            await call.write(pb.MultiplexRequest(frames=finishes))
+            done: set[int] = set()
+            while len(done) < len(peers):
+                response = await call.read()
+                for r in response.results:
+                    assert r.response.step.state == pb.HANDSHAKE_STATE_COMPLETE
+                    done.add(r.connection_id)
+            await call.done_writing()
+
+    asyncio.run(run())
+    lines = _audit_lines(caplog)
+    assert sorted(str(x["peer"]) for x in lines) == sorted(
+        [peers[1], peers[2], fallback]
+    ), lines
+    assert len({x["session"] for x in lines}) == 3  # one line per connection
+
+
+def test_a_peer_address_in_the_request_is_printable_and_bounded(
+    pki: TestPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handshaker.audit")
+
+    async def run() -> None:
+        client = ClientConnection(
+            ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+        )
+        async with _service(pki) as stub:
+            call = stub.Handshake(metadata=((PEER_METADATA, "192.0.2.1:9"),))
+            await call.write(
+                pb.HandshakeRequest(
+                    server=pb.ServerOptions(credential="inline"),
+                    in_bytes=client.data_to_send(),
+                    peer_address="evil\n" + "x" * 500,
+                )
+            )
+            client.receive_data((await call.read()).step.out_bytes)
+            await call.write(pb.HandshakeRequest(in_bytes=client.data_to_send()))
+            assert (await call.read()).step.state == pb.HANDSHAKE_STATE_COMPLETE
+            await call.done_writing()
+
+    asyncio.run(run())
+    (line,) = _audit_lines(caplog)
+    assert line["peer"] == ("evil?" + "x" * 500)[:MAX_PEER_LENGTH]
+
+
+def test_the_python_clients_multiplexed_sessions_pass_their_peer(
+    pki: TestPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handshaker.audit")
+
+    async def run() -> None:
+        addresses: list[str] = []
+        async with _service(pki, addresses):
+            client = AsyncHandshakerClient(addresses[0])
+            try:
+                for peer in ("203.0.113.1:1000", "203.0.113.2:2000"):
+                    tls = ClientConnection(
+                        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+                    )
+                    session = client.multiplexed_session(
+                        pb.ServerOptions(credential="inline"), peer=peer
+                    )
+                    step = await session.start(tls.data_to_send())
+                    tls.receive_data(step.out_bytes)
+                    assert (await session.feed(tls.data_to_send())).state == COMPLETE
+            finally:
+                await client.close()
+
+    asyncio.run(run())
+    assert [x["peer"] for x in _audit_lines(caplog)] == ["203.0.113.1:1000", "203.0.113.2:2000"]

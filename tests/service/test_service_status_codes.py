@@ -99,6 +99,26 @@ def test_an_unknown_cipher_suite_is_invalid_argument(stub: pb_grpc.HandshakerStu
     )
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_an_ip_literal_server_name_is_invalid_argument_with_a_hint(
+    stub: pb_grpc.HandshakerStub, address: str
+) -> None:
+    """RFC 6066 section 3: no IP literal in HostName; expected_ip_address is for those."""
+    options = client_options(trust_bundle="dev-ca", server_name=address)
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.StartClient(pb.StartClientRequest(options=options))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = raised.value.details() or ""
+    assert details.startswith("server_name: ") and "expected_ip_address" in details
+    assert stream_status(stub, pb.HandshakeRequest(client=options)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    # The same address as expected_ip_address starts a handshake.
+    options.server_name, options.expected_ip_address = "", address
+    step = stub.StartClient(pb.StartClientRequest(options=options)).step
+    assert step.state == NEED_INPUT and step.out_bytes
+
+
 def test_a_group_the_engine_lacks_is_invalid_argument(stub: pb_grpc.HandshakerStub) -> None:
     # ffdhe6144 (RFC 7919) is a real code point the engine does not implement.
     bad_client = client_options(groups=[0x001D, 0x0103])

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 
 	"google.golang.org/grpc"
@@ -172,6 +173,11 @@ func (c *Config) clientOptions(serverName string) (*pb.ClientOptions, error) {
 		Keylog:             c.KeyLogWriter != nil,
 		MinVersion:         minVersion,
 		MaxVersion:         maxVersion,
+	}
+	// An IP address is not a server name (RFC 6066 section 3): no SNI, and the
+	// certificate's iPAddress SAN is checked against it.
+	if net.ParseIP(serverName) != nil {
+		options.ServerName, options.ExpectedIpAddress = "", serverName
 	}
 	switch {
 	case c.TrustBundle != "" && len(c.RootCAsPEM) > 0:

@@ -240,9 +240,12 @@ class AsyncHandshakerClient:
             )
         return self._multiplexer
 
-    def multiplexed_session(self, options: StartOptions) -> AsyncMultiplexSession:
-        """A handshake on the client's shared Multiplex stream."""
-        return self.multiplexer().session(options)
+    def multiplexed_session(
+        self, options: StartOptions, *, peer: str | None = None
+    ) -> AsyncMultiplexSession:
+        """A handshake on the client's shared Multiplex stream; `peer` (the TLS peer's
+        address) goes to the service's audit trail, for this connection alone."""
+        return self.multiplexer().session(options, peer=peer)
 
     def _open_stream(
         self, peer: str | None = None
@@ -269,7 +272,8 @@ class AsyncStreamSession:
         if self._call is not None:
             raise RuntimeError("the handshake has started")
         self._call = self._client._open_stream(self._peer)
-        return await self._exchange(first_request(self._options, in_bytes))
+        # In the start request too: a service that reads it prefers it to the metadata.
+        return await self._exchange(first_request(self._options, in_bytes, peer=self._peer))
 
     async def feed(self, in_bytes: bytes) -> Step:
         return await self._exchange(pb.HandshakeRequest(in_bytes=in_bytes))

@@ -38,11 +38,14 @@ def _keys_of(
     return response.keys if response.HasField("keys") else None
 
 
-def first_request(options: StartOptions, in_bytes: bytes = b"") -> pb.HandshakeRequest:
-    """The request that opens a Handshake stream."""
+def first_request(
+    options: StartOptions, in_bytes: bytes = b"", *, peer: str | None = None
+) -> pb.HandshakeRequest:
+    """The request that opens a Handshake stream (or a Multiplex connection); `peer`, the
+    TLS peer's address, goes to the service's audit trail."""
     if isinstance(options, pb.ClientOptions):
-        return pb.HandshakeRequest(client=options, in_bytes=in_bytes)
-    return pb.HandshakeRequest(server=options, in_bytes=in_bytes)
+        return pb.HandshakeRequest(client=options, in_bytes=in_bytes, peer_address=peer or "")
+    return pb.HandshakeRequest(server=options, in_bytes=in_bytes, peer_address=peer or "")
 
 
 class HandshakerClient:
@@ -191,9 +194,10 @@ class HandshakerClient:
 
     # Sessions for the relay loops
 
-    def handshake(self, options: StartOptions) -> StreamSession:
-        """A handshake over one Handshake stream."""
-        return StreamSession(self, options)
+    def handshake(self, options: StartOptions, *, peer: str | None = None) -> StreamSession:
+        """A handshake over one Handshake stream; `peer` (the TLS peer's address) goes to
+        the service's audit trail."""
+        return StreamSession(self, options, peer=peer)
 
     def unary_session(self, options: StartOptions) -> UnarySession:
         """A handshake over StartClient/StartServer and Feed, aborted when closed."""
@@ -208,9 +212,12 @@ class HandshakerClient:
 class StreamSession:
     """One Handshake stream: one connection's handshake, no session id."""
 
-    def __init__(self, client: HandshakerClient, options: StartOptions) -> None:
+    def __init__(
+        self, client: HandshakerClient, options: StartOptions, *, peer: str | None = None
+    ) -> None:
         self._client = client
         self._options = options
+        self._peer = peer
         self._requests: queue.SimpleQueue[pb.HandshakeRequest | None] = queue.SimpleQueue()
         self._call: grpc.CallIterator[pb.HandshakeResponse] | None = None
         self._responses: Iterator[pb.HandshakeResponse] | None = None
@@ -220,7 +227,7 @@ class StreamSession:
             raise RuntimeError("the handshake has started")
         self._call = self._client._open_stream(iter(self._requests.get, None))
         self._responses = iter(self._call)
-        return self._exchange(first_request(self._options, in_bytes))
+        return self._exchange(first_request(self._options, in_bytes, peer=self._peer))
 
     def feed(self, in_bytes: bytes) -> Step:
         if self._responses is None:

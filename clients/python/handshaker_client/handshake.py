@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,8 +52,9 @@ def resolve_address(address: str | None = None) -> str:
 
 
 def client_options(
-    server_name: str,
+    server_name: str = "",
     *,
+    expected_ip_address: str = "",
     alpn: Iterable[str] = (),
     trust_bundle: str | None = None,
     ca_pem: str | bytes | None = None,
@@ -66,13 +68,23 @@ def client_options(
 ) -> pb.ClientOptions:
     """ClientOptions for a client-role handshake; no trust given means the service's default.
 
+    An IP literal as `server_name` (what connect() passes for a host given by address)
+    becomes `expected_ip_address`: no SNI (RFC 6066 permits no IP literal there), and
+    the certificate's iPAddress SAN is checked against it.
+
     min_version and max_version are IANA numbers (0x0303 TLS 1.2, 0x0304 TLS 1.3);
     zero leaves the service's default (both, TLS 1.3 preferred).
     """
     if trust_bundle is not None and ca_pem is not None:
         raise ValueError("give trust_bundle or ca_pem, not both")
+    address = _ip_literal(server_name) if server_name else None
+    if address is not None:
+        if expected_ip_address:
+            raise ValueError("give server_name or expected_ip_address, not both")
+        server_name, expected_ip_address = "", address
     options = pb.ClientOptions(
         server_name=server_name,
+        expected_ip_address=expected_ip_address,
         alpn_protocols=list(alpn),
         credential=credential or "",
         cipher_suites=list(cipher_suites),
@@ -87,6 +99,14 @@ def client_options(
     elif ca_pem is not None:
         options.trust_anchors_pem = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
     return options
+
+
+def _ip_literal(name: str) -> str | None:
+    """`name` as an IP address ("[::1]" too), canonical; None when it is not one."""
+    try:
+        return str(ipaddress.ip_address(name.strip("[]") if name.startswith("[") else name))
+    except ValueError:
+        return None
 
 
 _CLIENT_AUTH = {

@@ -154,8 +154,8 @@ class AsyncMultiplexer:
         self._streams: list[_Stream | None] = [None] * streams
         self._ids = itertools.count(1)
 
-    def session(self, options: StartOptions) -> AsyncMultiplexSession:
-        return AsyncMultiplexSession(self, options)
+    def session(self, options: StartOptions, *, peer: str | None = None) -> AsyncMultiplexSession:
+        return AsyncMultiplexSession(self, options, peer=peer)
 
     def _stream(self, connection_id: int, *, open_new: bool) -> _Stream | None:
         index = connection_id % len(self._streams)
@@ -197,9 +197,13 @@ class AsyncMultiplexer:
 class AsyncMultiplexSession:
     """One connection's handshake on a multiplexer; same calls as a stream session."""
 
-    def __init__(self, multiplexer: AsyncMultiplexer, options: StartOptions) -> None:
+    def __init__(
+        self, multiplexer: AsyncMultiplexer, options: StartOptions, *, peer: str | None = None
+    ) -> None:
         self._multiplexer = multiplexer
         self._options = options
+        # The TLS peer's address, in the connection's first frame (HandshakeRequest.peer_address).
+        self._peer = peer
         self.connection_id = 0
         self._open = False
 
@@ -208,7 +212,7 @@ class AsyncMultiplexSession:
             raise RuntimeError("the handshake has started")
         self.connection_id = self._multiplexer.next_id()
         self._open = True
-        return await self._exchange(first_request(self._options, in_bytes))
+        return await self._exchange(first_request(self._options, in_bytes, peer=self._peer))
 
     async def feed(self, in_bytes: bytes) -> Step:
         if not self._open:

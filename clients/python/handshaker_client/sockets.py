@@ -282,11 +282,24 @@ class _TLSRawIO(io.RawIOBase):
 
 
 def _handshake_session(
-    client: HandshakerClient, options: StartOptions, api: Api
+    client: HandshakerClient, options: StartOptions, api: Api, peer: str | None = None
 ) -> HandshakeSession:
+    # The TLS peer's address goes to the service's audit trail (the stream's start request).
     if api == "stream":
-        return client.handshake(options)
+        return client.handshake(options, peer=peer)
     return client.unary_session(options)
+
+
+def _peer_address(sock: socket.socket) -> str | None:
+    """The socket's peer as HOST:PORT ([V6]:PORT); None when it has none (a Unix socket)."""
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return None
 
 
 def _relay(
@@ -309,7 +322,7 @@ def _relay(
 
     try:
         return relay_handshake(
-            _handshake_session(client, options, api),
+            _handshake_session(client, options, api, _peer_address(sock)),
             sock.sendall,
             lambda: sock.recv(READ_SIZE),
             first_bytes=first_bytes,

@@ -302,12 +302,12 @@ def _peer_address(writer: asyncio.StreamWriter) -> str | None:
 def _session(
     client: AsyncHandshakerClient, options: StartOptions, api: AsyncApi, peer: str | None
 ) -> AsyncHandshakeSession:
-    # The TLS peer's address goes to the service's audit trail; a Multiplex stream
-    # carries many connections, so it has no one peer to report.
+    # The TLS peer's address goes to the service's audit trail; on a Multiplex stream,
+    # which carries many connections, in this connection's first frame.
     if api == "stream":
         return client.handshake(options, peer=peer)
     if api == "multiplex":
-        return client.multiplexed_session(options)
+        return client.multiplexed_session(options, peer=peer)
     return client.unary_session(options, peer=peer)
 
 

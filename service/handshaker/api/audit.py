@@ -9,9 +9,10 @@ step's outcome is known, so each line carries the result (ok, or failed with the
 alert). A use outside any scope (a replay during a restore, say) is written at once.
 
 A line names the principal, credential, role, operation and scheme, the SNI, the
-peer address the caller reported (gRPC metadata `x-handshaker-peer`: it is the
-caller's word, recorded as such), the session id's first 8 characters, the result
-and the alert. Never a key, a signature, or the data signed.
+peer address the caller reported (the `peer_address` of a stream connection's start
+request, else gRPC metadata `x-handshaker-peer` of the RPC: it is the caller's word,
+recorded as such), the session id's first 8 characters, the result and the alert.
+Never a key, a signature, or the data signed.
 """
 
 from __future__ import annotations
@@ -73,14 +74,23 @@ def current() -> AuditScope | None:
     return _scope.get()
 
 
+def _printable_peer(text: str) -> str:
+    text = text[: MAX_PEER_LENGTH * 4]  # never more work than the bound needs
+    return "".join(c if c.isprintable() else "?" for c in text)[:MAX_PEER_LENGTH]
+
+
 def peer_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     """The caller-reported peer address, printable and bounded; None when absent."""
     for key, value in metadata or ():
         if key == PEER_METADATA:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            text = "".join(c if c.isprintable() else "?" for c in text)
-            return text[:MAX_PEER_LENGTH]
+            return _printable_peer(text)
     return None
+
+
+def peer_from_request(peer_address: str) -> str | None:
+    """A start request's `peer_address`, printable and bounded; None when empty."""
+    return _printable_peer(peer_address) if peer_address else None
 
 
 def record(use: KeyUse) -> None:

@@ -7,13 +7,20 @@
   DNS SAN "spiffe://x" and a URI SAN "spiffe://x" would look alike there). A
   certificate with neither, with a name that is not valid for its type, or with two
   SPIFFE IDs is refused (UNAUTHENTICATED): there is no principal to give it.
-- A Unix socket: gRPC Python does not expose the peer's SO_PEERCRED (the peer is
-  just "unix:", and grpc core keeps the credentials to itself), so the service
-  cannot tell one local uid from another. server.py makes the socket owner-only
-  (0600) instead, or owner-and-group (0660) with --unix-socket-group, and every
-  caller on it is the principal of whoever can open it: `unix:uid=OWN_UID`, or
-  `unix:gid=GROUP` when the group may connect too. An abstract socket has no file
-  permissions, so its callers are `local`.
+- A Unix socket (`--listen unix:PATH`): the peer's uid and gid from SO_PEERCRED. gRPC
+  Python does not expose them (every Unix peer is just "unix:"), so gRPC does not
+  listen on PATH: the service's own relay does (unix_relay.py). It reads each
+  connection's SO_PEERCRED and relays it to gRPC on a private socket, from a client
+  socket bound to `<private dir>/c-UID-GID-N`; gRPC reports that path as the peer, and
+  the relay's table (UnixPeers) gives back the uid and gid. The caller is then
+  `unix:uid=UID`, and a grant to `unix:gid=GID` (its primary group, as SO_PEERCRED
+  reports it; supplementary groups are not looked at) applies to it too. A peer in the
+  private directory that the table does not know, or any other Unix peer while the
+  relay runs, is refused (UNAUTHENTICATED). PATH is 0600, or 0660 with
+  --unix-socket-group, so only the owner (and that group, and root) can connect at all.
+- An abstract Unix socket (`unix-abstract:NAME`) is served by gRPC directly, as
+  before: it has no file permissions and gRPC reports no credentials, so its callers
+  are `local` (anyone on this host, in this network namespace).
 - TCP without a client certificate: `local` when the peer address is loopback (that
   is anyone on this host), else `anonymous`.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+from dataclasses import dataclass, field
 
 import grpc
 from cryptography import x509
@@ -87,11 +95,45 @@ def _is_loopback_peer(peer: str) -> bool:
     return ip.is_loopback
 
 
-class CallerIdentity:
-    """Finds the principal of each RPC's caller; `unix` is who may open the Unix socket."""
+@dataclass(slots=True)
+class UnixPeers:
+    """The relay's table: gRPC peer string ("unix:" + a bound path) -> the caller's uid, gid.
 
-    def __init__(self, unix: Principal | None = None) -> None:
+    `directory` is the relay's private directory: a peer there is a relayed connection,
+    known only while the relay holds it.
+    """
+
+    directory: str
+    _callers: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, peer: str, uid: int, gid: int) -> None:
+        self._callers[peer] = (uid, gid)
+
+    def remove(self, peer: str) -> None:
+        self._callers.pop(peer, None)
+
+    def lookup(self, peer: str) -> tuple[int, int] | None:
+        return self._callers.get(peer)
+
+    def __len__(self) -> int:
+        return len(self._callers)
+
+
+def unix_caller(uid: int, gid: int) -> Principal:
+    """A Unix-socket caller: its uid, with its group's grants."""
+    return Principal.unix_uid(uid).with_groups(Principal.unix_gid(gid))
+
+
+class CallerIdentity:
+    """Finds the principal of each RPC's caller.
+
+    `unix_peers`: the relay's table when the service listens on a Unix path (every Unix
+    peer is then looked up there); `unix`: who a caller on an abstract Unix socket is.
+    """
+
+    def __init__(self, unix: Principal | None = None, unix_peers: UnixPeers | None = None) -> None:
         self.unix = unix if unix is not None else Principal.unix_uid(os.getuid())
+        self.unix_peers = unix_peers
 
     def __call__(self, context: grpc.aio.ServicerContext[object, object]) -> Principal:
         """The caller's principal; raises Unauthenticated."""
@@ -99,8 +141,16 @@ class CallerIdentity:
         if pem:
             return certificate_principal(bytes(pem[0]))
         peer = context.peer()
-        # grpc reports "unix:" for path and abstract sockets alike; the server, which
-        # knows which one it listens on, chose `unix` accordingly.
         if peer.startswith(("unix:", "unix-abstract:")):
-            return self.unix
+            return self._unix(peer)
         return LOCAL if _is_loopback_peer(peer) else ANONYMOUS
+
+    def _unix(self, peer: str) -> Principal:
+        if self.unix_peers is None:
+            # gRPC serves the socket itself (an abstract one): "unix:" for everyone.
+            return self.unix
+        caller = self.unix_peers.lookup(peer)
+        if caller is None:
+            # Not through the relay (or no longer): nobody the service can name.
+            raise Unauthenticated(f"the Unix-socket peer {peer!r} did not come through the relay")
+        return unix_caller(*caller)

@@ -104,14 +104,18 @@ def _is_ip_literal(name: str) -> bool:
 
 def check_server_name(name: str) -> None:
     """A DNS host name (RFC 6066 section 3): ASCII LDH labels, no trailing dot; raises
-    InvalidOptions. A canonical IP literal is accepted as the name to check the
-    certificate against (ClientOptions.server_name); the engine never sends one as SNI."""
+    InvalidOptions. An IP literal is refused too ("Literal IPv4 and IPv6 addresses are
+    not permitted in HostName"): ClientOptions.expected_ip_address is for those."""
     if len(name) > MAX_HOST_NAME_BYTES:
         raise InvalidOptions(
             f"server_name: at most {MAX_HOST_NAME_BYTES} characters (got {len(name)})"
         )
-    if _is_ip_literal(name):
-        return
+    if _is_ip_literal(name) or _is_ip_literal(name.strip("[]")):
+        raise InvalidOptions(
+            f"server_name: {name!r} is an IP address, not a host name (RFC 6066 section 3 "
+            "permits no IP literal in SNI); give it as expected_ip_address to check the "
+            "certificate's iPAddress SAN without sending SNI"
+        )
     if not name.isascii():
         raise InvalidOptions("server_name: not ASCII (give an internationalized name as A-labels)")
     if name.endswith("."):
@@ -124,6 +128,29 @@ def check_server_name(name: str) -> None:
         )
     if labels[-1].isdigit():
         raise InvalidOptions("server_name: not a DNS host name (an all-numeric last label)")
+
+
+# The longest IP literal: an IPv6 address with an embedded IPv4 one.
+MAX_IP_LITERAL_LENGTH = 45
+
+
+def check_expected_ip_address(text: str) -> str:
+    """ClientOptions.expected_ip_address as the engine takes it (canonical text); raises
+    InvalidOptions naming the field."""
+    if len(text) > MAX_IP_LITERAL_LENGTH:
+        raise InvalidOptions(
+            f"expected_ip_address: at most {MAX_IP_LITERAL_LENGTH} characters (got {len(text)})"
+        )
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidOptions(
+            f"expected_ip_address: {text!r} is not an IPv4 or IPv6 address (no brackets, "
+            "no port; a host name goes in server_name)"
+        ) from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise InvalidOptions("expected_ip_address: no zone (a certificate's SAN has none)")
+    return str(address)
 
 
 def _check_list(values: Sequence[object], limit: int, field: str) -> None:
@@ -337,6 +364,13 @@ class ConfigFactory:
         """Every field within its bound; raises InvalidOptions naming the field."""
         if options.server_name:
             check_server_name(options.server_name)
+        if options.expected_ip_address:
+            if options.server_name:
+                raise InvalidOptions(
+                    "expected_ip_address: give it or server_name, not both (an address "
+                    "sends no SNI)"
+                )
+            check_expected_ip_address(options.expected_ip_address)
         _check_alpn(options.alpn_protocols)
         _check_name(options.credential, "credential")
         _check_name(options.trust_bundle, "trust_bundle")
@@ -368,7 +402,9 @@ class ConfigFactory:
         self.check_server(options)
         self._authorize_server(options, principal)
         # The selector answers for this principal, so the config is per principal.
-        key = b"s" + str(principal).encode() + b"\0" + options.SerializeToString(deterministic=True)
+        # (its grant names: a Unix caller's group widens what it may pick).
+        who = "\0".join(principal.grant_names()).encode()
+        key = b"s" + who + b"\0\0" + options.SerializeToString(deterministic=True)
         config = self._cached(key, lambda: self._build_server(options, principal))
         assert isinstance(config, ServerConfig)
         return config
@@ -430,7 +466,13 @@ class ConfigFactory:
             return ClientConfig(
                 **_versions(options.min_version, options.max_version),
                 require_extended_master_secret=not options.allow_legacy_master_secret,
-                server_name=options.server_name or None,
+                # An IP server_name is checked against iPAddress SANs, never sent as SNI.
+                server_name=options.server_name
+                or (
+                    check_expected_ip_address(options.expected_ip_address)
+                    if options.expected_ip_address
+                    else None
+                ),
                 trust_anchors=anchors,
                 shared_trust_store=self.trust_store(anchors),
                 verify_peer=not options.insecure_skip_verify,

@@ -415,7 +415,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 principal=session.owner,
                 role=session.role.value,
                 session=session.session_id[:8],
-                peer=audit.rpc_peer.get(),
+                peer=session.peer if session.peer is not None else audit.rpc_peer.get(),
                 sni=sni,
             )
         return scope
@@ -734,6 +734,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                         )
                     options = request.client if start == "client" else request.server
                     session = self._start(owner, options, True)
+                    session.peer = audit.peer_from_request(request.peer_address)
                     if start == "client" and request.in_bytes:
                         raise _Abort(
                             grpc.StatusCode.INVALID_ARGUMENT,
@@ -909,6 +910,8 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                     )
                 options = request.client if start == "client" else request.server
                 session = self._start(owner, options, True)
+                # Per connection: one Multiplex stream carries many TLS peers.
+                session.peer = audit.peer_from_request(request.peer_address)
                 live[connection_id] = session
             elif start is not None:
                 raise _Abort(

@@ -79,19 +79,24 @@ class Policy:
 
     def allows_credential(self, principal: Principal, name: str, role: Role) -> bool:
         roles = self.credentials.get(name)
-        return roles is not None and str(principal) in roles.get(role, frozenset())
+        if roles is None:
+            return False
+        granted = roles.get(role, frozenset())
+        return any(who in granted for who in principal.grant_names())
 
     def allows_trust_bundle(self, principal: Principal, name: str) -> bool:
         granted = self.trust_bundles.get(name)
         if granted is None:
             return name == OPEN_TRUST_BUNDLE
-        return str(principal) in granted
+        return any(who in granted for who in principal.grant_names())
 
     def credential_names(self, principal: Principal, role: Role) -> frozenset[str]:
         """The credentials `principal` may use in `role`."""
-        who = str(principal)
+        names = principal.grant_names()
         return frozenset(
-            name for name, roles in self.credentials.items() if who in roles.get(role, ())
+            name
+            for name, roles in self.credentials.items()
+            if any(who in roles.get(role, ()) for who in names)
         )
 
     def check_credential(self, principal: Principal, name: str, role: Role) -> None:

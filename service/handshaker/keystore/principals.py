@@ -6,8 +6,9 @@ finds the caller's principal) and nothing of what a principal may do (policy.py)
     kind      string form              from
     spiffe    spiffe://domain/path     the URI SAN of a client certificate (a SPIFFE ID)
     dns       dns:name.example         else the first DNS SAN of a client certificate
-    unix      unix:uid=N, unix:gid=N   a Unix-socket caller (see api/identity.py for why
-                                       the service knows only the socket's owner or group)
+    unix      unix:uid=N, unix:gid=N   a Unix-socket caller: unix:uid= of its uid (from
+                                       SO_PEERCRED, see api/identity.py), and a grant to
+                                       unix:gid= of its gid applies to it too
     local     local                    loopback TCP without a client certificate: anyone
                                        on this host
     anonymous anonymous                TCP without a client certificate from another host
@@ -22,7 +23,7 @@ own scheme, and neither a DNS name nor a SPIFFE ID can contain the other's separ
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -79,6 +80,18 @@ class Principal:
 
     kind: PrincipalKind
     value: str = ""
+    # Principals whose grants apply to this caller too (a Unix caller's group). Not part
+    # of the identity: the string form, equality and session ownership ignore them.
+    groups: tuple[Principal, ...] = field(default=(), compare=False)
+
+    def grant_names(self) -> tuple[str, ...]:
+        """The string forms a policy grant may name to apply to this caller: its own first."""
+        if not self.groups:
+            return (str(self),)
+        return (str(self), *(str(group) for group in self.groups))
+
+    def with_groups(self, *groups: Principal) -> Principal:
+        return Principal(self.kind, self.value, tuple(groups))
 
     def __str__(self) -> str:
         if self.kind is PrincipalKind.SPIFFE:

@@ -62,6 +62,9 @@ class Session:
     # The record's version for compare-and-set (0: never saved).
     version: int = 0
     ended: ConnectionState | None = None
+    # The TLS peer's address as the caller reported it in the start request
+    # (HandshakeRequest.peer_address), for the audit log; None: the RPC's metadata.
+    peer: str | None = None
 
     @property
     def state(self) -> ConnectionState:

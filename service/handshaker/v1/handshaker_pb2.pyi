@@ -30,7 +30,7 @@ HANDSHAKE_STATE_COMPLETE: HandshakeState
 HANDSHAKE_STATE_FAILED: HandshakeState
 
 class ClientOptions(_message.Message):
-    __slots__ = ("server_name", "alpn_protocols", "trust_bundle", "trust_anchors_pem", "credential", "cipher_suites", "groups", "key_share_groups", "signature_schemes", "insecure_skip_verify", "skip_hostname_check", "keylog", "min_version", "max_version", "allow_legacy_master_secret")
+    __slots__ = ("server_name", "alpn_protocols", "trust_bundle", "trust_anchors_pem", "credential", "cipher_suites", "groups", "key_share_groups", "signature_schemes", "insecure_skip_verify", "skip_hostname_check", "keylog", "min_version", "max_version", "allow_legacy_master_secret", "expected_ip_address")
     SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
     ALPN_PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     TRUST_BUNDLE_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class ClientOptions(_message.Message):
     MIN_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_VERSION_FIELD_NUMBER: _ClassVar[int]
     ALLOW_LEGACY_MASTER_SECRET_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     server_name: str
     alpn_protocols: _containers.RepeatedScalarFieldContainer[str]
     trust_bundle: str
@@ -61,7 +62,8 @@ class ClientOptions(_message.Message):
     min_version: int
     max_version: int
     allow_legacy_master_secret: bool
-    def __init__(self, server_name: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., trust_bundle: _Optional[str] = ..., trust_anchors_pem: _Optional[str] = ..., credential: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., key_share_groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., insecure_skip_verify: _Optional[bool] = ..., skip_hostname_check: _Optional[bool] = ..., keylog: _Optional[bool] = ..., min_version: _Optional[int] = ..., max_version: _Optional[int] = ..., allow_legacy_master_secret: _Optional[bool] = ...) -> None: ...
+    expected_ip_address: str
+    def __init__(self, server_name: _Optional[str] = ..., alpn_protocols: _Optional[_Iterable[str]] = ..., trust_bundle: _Optional[str] = ..., trust_anchors_pem: _Optional[str] = ..., credential: _Optional[str] = ..., cipher_suites: _Optional[_Iterable[int]] = ..., groups: _Optional[_Iterable[int]] = ..., key_share_groups: _Optional[_Iterable[int]] = ..., signature_schemes: _Optional[_Iterable[int]] = ..., insecure_skip_verify: _Optional[bool] = ..., skip_hostname_check: _Optional[bool] = ..., keylog: _Optional[bool] = ..., min_version: _Optional[int] = ..., max_version: _Optional[int] = ..., allow_legacy_master_secret: _Optional[bool] = ..., expected_ip_address: _Optional[str] = ...) -> None: ...
 
 class ServerOptions(_message.Message):
     __slots__ = ("credential", "alpn_protocols", "client_auth", "client_trust_bundle", "client_trust_anchors_pem", "cipher_suites", "groups", "signature_schemes", "keylog", "min_version", "max_version", "allow_legacy_master_secret")
@@ -184,14 +186,16 @@ class AbortResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HandshakeRequest(_message.Message):
-    __slots__ = ("client", "server", "in_bytes")
+    __slots__ = ("client", "server", "in_bytes", "peer_address")
     CLIENT_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     IN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     client: ClientOptions
     server: ServerOptions
     in_bytes: bytes
-    def __init__(self, client: _Optional[_Union[ClientOptions, _Mapping]] = ..., server: _Optional[_Union[ServerOptions, _Mapping]] = ..., in_bytes: _Optional[bytes] = ...) -> None: ...
+    peer_address: str
+    def __init__(self, client: _Optional[_Union[ClientOptions, _Mapping]] = ..., server: _Optional[_Union[ServerOptions, _Mapping]] = ..., in_bytes: _Optional[bytes] = ..., peer_address: _Optional[str] = ...) -> None: ...
 
 class HandshakeResponse(_message.Message):
     __slots__ = ("step", "keys")

@@ -158,7 +158,9 @@ func (HandshakeState) EnumDescriptor() ([]byte, []int) {
 type ClientOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The server_name (SNI) to send and, unless skip_hostname_check, to check the
-	// server's certificate against. A DNS name or an IP address literal.
+	// server's certificate against. A DNS host name only: an IP address literal
+	// is INVALID_ARGUMENT (RFC 6066 section 3: "Literal IPv4 and IPv6 addresses
+	// are not permitted in HostName"); give it as expected_ip_address instead.
 	ServerName string `protobuf:"bytes,1,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
 	// ALPN protocol names (RFC 7301) to offer, most preferred first.
 	AlpnProtocols []string `protobuf:"bytes,2,rep,name=alpn_protocols,json=alpnProtocols,proto3" json:"alpn_protocols,omitempty"`
@@ -188,7 +190,7 @@ type ClientOptions struct {
 	SignatureSchemes []uint32 `protobuf:"varint,9,rep,packed,name=signature_schemes,json=signatureSchemes,proto3" json:"signature_schemes,omitempty"`
 	// Accept any server certificate. For tests only; the zero value verifies.
 	InsecureSkipVerify bool `protobuf:"varint,10,opt,name=insecure_skip_verify,json=insecureSkipVerify,proto3" json:"insecure_skip_verify,omitempty"`
-	// Validate the chain but not that it names server_name.
+	// Validate the chain but not that it names server_name (or expected_ip_address).
 	SkipHostnameCheck bool `protobuf:"varint,11,opt,name=skip_hostname_check,json=skipHostnameCheck,proto3" json:"skip_hostname_check,omitempty"`
 	// Fill SessionKeys.keylog with NSS key-log lines (SSLKEYLOGFILE format).
 	Keylog bool `protobuf:"varint,12,opt,name=keylog,proto3" json:"keylog,omitempty"`
@@ -199,8 +201,14 @@ type ClientOptions struct {
 	// TLS 1.2: accept a server without the RFC 7627 extended master secret.
 	// Off (the default), such a server is refused with handshake_failure.
 	AllowLegacyMasterSecret bool `protobuf:"varint,15,opt,name=allow_legacy_master_secret,json=allowLegacyMasterSecret,proto3" json:"allow_legacy_master_secret,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Instead of server_name, for a server known by its address: send no SNI and,
+	// unless skip_hostname_check, check that the server's certificate has this
+	// address among its iPAddress SANs. An IPv4 or IPv6 literal without a zone
+	// ("192.0.2.7", "2001:db8::7"; no brackets, no port). Setting it and
+	// server_name both is INVALID_ARGUMENT.
+	ExpectedIpAddress string `protobuf:"bytes,16,opt,name=expected_ip_address,json=expectedIpAddress,proto3" json:"expected_ip_address,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClientOptions) Reset() {
@@ -347,6 +355,13 @@ func (x *ClientOptions) GetAllowLegacyMasterSecret() bool {
 		return x.AllowLegacyMasterSecret
 	}
 	return false
+}
+
+func (x *ClientOptions) GetExpectedIpAddress() string {
+	if x != nil {
+		return x.ExpectedIpAddress
+	}
+	return ""
 }
 
 type isClientOptions_Trust interface {
@@ -1178,7 +1193,15 @@ type HandshakeRequest struct {
 	//	*HandshakeRequest_Server
 	Start isHandshakeRequest_Start `protobuf_oneof:"start"`
 	// Bytes read from the peer. May ride along with a server start.
-	InBytes       []byte `protobuf:"bytes,3,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	InBytes []byte `protobuf:"bytes,3,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	// The TLS peer's address as the caller sees it, e.g. "203.0.113.7:51234"
+	// or "[2001:db8::7]:51234", for the audit log only (the caller's word,
+	// recorded as such; never checked or used otherwise). Read only in a
+	// connection's first request (the one that starts it); on the Multiplex
+	// stream each connection carries its own. Empty: the RPC's
+	// `x-handshaker-peer` metadata, if any. Unprintable characters are
+	// replaced and it is cut at 128 characters, as that metadata value is.
+	PeerAddress   string `protobuf:"bytes,4,opt,name=peer_address,json=peerAddress,proto3" json:"peer_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1243,6 +1266,13 @@ func (x *HandshakeRequest) GetInBytes() []byte {
 		return x.InBytes
 	}
 	return nil
+}
+
+func (x *HandshakeRequest) GetPeerAddress() string {
+	if x != nil {
+		return x.PeerAddress
+	}
+	return ""
 }
 
 type isHandshakeRequest_Start interface {
@@ -2292,7 +2322,7 @@ var File_handshaker_v1_handshaker_proto protoreflect.FileDescriptor
 
 const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\n" +
-	"\x1ehandshaker/v1/handshaker.proto\x12\rhandshaker.v1\"\xe0\x04\n" +
+	"\x1ehandshaker/v1/handshaker.proto\x12\rhandshaker.v1\"\x90\x05\n" +
 	"\rClientOptions\x12\x1f\n" +
 	"\vserver_name\x18\x01 \x01(\tR\n" +
 	"serverName\x12%\n" +
@@ -2314,7 +2344,8 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"minVersion\x12\x1f\n" +
 	"\vmax_version\x18\x0e \x01(\rR\n" +
 	"maxVersion\x12;\n" +
-	"\x1aallow_legacy_master_secret\x18\x0f \x01(\bR\x17allowLegacyMasterSecretB\a\n" +
+	"\x1aallow_legacy_master_secret\x18\x0f \x01(\bR\x17allowLegacyMasterSecret\x12.\n" +
+	"\x13expected_ip_address\x18\x10 \x01(\tR\x11expectedIpAddressB\a\n" +
 	"\x05trust\"\x90\x04\n" +
 	"\rServerOptions\x12\x1e\n" +
 	"\n" +
@@ -2374,11 +2405,12 @@ const file_handshaker_v1_handshaker_proto_rawDesc = "" +
 	"\fAbortRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x0f\n" +
-	"\rAbortResponse\"\xa6\x01\n" +
+	"\rAbortResponse\"\xc9\x01\n" +
 	"\x10HandshakeRequest\x126\n" +
 	"\x06client\x18\x01 \x01(\v2\x1c.handshaker.v1.ClientOptionsH\x00R\x06client\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1c.handshaker.v1.ServerOptionsH\x00R\x06server\x12\x19\n" +
-	"\bin_bytes\x18\x03 \x01(\fR\ainBytesB\a\n" +
+	"\bin_bytes\x18\x03 \x01(\fR\ainBytes\x12!\n" +
+	"\fpeer_address\x18\x04 \x01(\tR\vpeerAddressB\a\n" +
 	"\x05start\"u\n" +
 	"\x11HandshakeResponse\x120\n" +
 	"\x04step\x18\x01 \x01(\v2\x1c.handshaker.v1.HandshakeStepR\x04step\x12.\n" +
