@@ -32,6 +32,8 @@ from OpenSSL._util import lib as _openssl_lib
 # OpenSSL's names for the groups the benchmark can run on.
 OPENSSL_GROUP_NAMES = {"x25519": "X25519", "x25519mlkem768": "X25519MLKEM768"}
 SUITE = "TLS_AES_128_GCM_SHA256"
+# The TLS 1.2 comparison (tls12_*): ECDHE-ECDSA over X25519 with AES-128-GCM, no tickets.
+TLS12_SUITE = "ECDHE-ECDSA-AES128-GCM-SHA256"
 SERVER_NAME = "localhost"
 
 
@@ -54,17 +56,29 @@ def _pem_files(
 
 
 def ssl_handshake_factory(
-    ca: x509.Certificate, leaf: x509.Certificate, key: ec.EllipticCurvePrivateKey
+    ca: x509.Certificate,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    tls12: bool = False,
 ) -> Callable[[], None]:
-    """Python's ssl (the system OpenSSL) over MemoryBIO; group and suite come from OPENSSL_CONF."""
+    """Python's ssl (the system OpenSSL) over MemoryBIO; group and suite come from OPENSSL_CONF
+    (TLS 1.2: pinned here to TLS12_SUITE, tickets off as the engine has none)."""
     folder = _pem_files(ca, leaf, key)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.minimum_version = ssl.TLSVersion.TLSv1_3
     server_context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     server_context.num_tickets = 0  # the engine sends no tickets either
     client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_context.minimum_version = ssl.TLSVersion.TLSv1_3
     client_context.load_verify_locations(folder / "ca.pem")
+    expected = SUITE
+    for context in (server_context, client_context):
+        if tls12:
+            context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(TLS12_SUITE)
+            context.options |= ssl.OP_NO_TICKET
+            expected = TLS12_SUITE
+        else:
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
 
     def handshake() -> None:
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
@@ -87,17 +101,25 @@ def ssl_handshake_factory(
                     pass
             c_in.write(s_out.read())
         cipher = client.cipher()
-        if cipher is None or cipher[0] != SUITE:
-            raise RuntimeError(f"ssl negotiated {cipher}, not {SUITE}")
+        if cipher is None or cipher[0] != expected:
+            raise RuntimeError(f"ssl negotiated {cipher}, not {expected}")
 
     return handshake
 
 
-def _pyopenssl_context(group: str, *, server: bool) -> SSL.Context:
+def _pyopenssl_context(group: str, *, server: bool, tls12: bool = False) -> SSL.Context:
     context = SSL.Context(SSL.TLS_METHOD)
-    context.set_min_proto_version(SSL.TLS1_3_VERSION)
+    if tls12:
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_max_proto_version(SSL.TLS1_2_VERSION)
+        context.set_cipher_list(TLS12_SUITE.encode())
+        context.set_options(SSL.OP_NO_TICKET)
+    else:
+        context.set_min_proto_version(SSL.TLS1_3_VERSION)
     # pyOpenSSL has no setters for these; the cffi bindings it uses (cryptography's) do.
-    if _openssl_lib.SSL_CTX_set1_curves_list(context._context, group.encode()) != 1:
+    # TLS 1.2: P-256 too, the ECDSA certificate's curve (RFC 8422 section 5.1).
+    curves = f"{group}:P-256" if tls12 else group
+    if _openssl_lib.SSL_CTX_set1_curves_list(context._context, curves.encode()) != 1:
         raise RuntimeError(f"OpenSSL 4 refused group {group}")
     if _openssl_lib.SSL_CTX_set_ciphersuites(context._context, SUITE.encode()) != 1:
         raise RuntimeError(f"OpenSSL 4 refused suite {SUITE}")
@@ -116,6 +138,8 @@ def openssl4_handshake_factory(
     leaf: x509.Certificate,
     key: ec.EllipticCurvePrivateKey,
     group: str = "x25519",
+    *,
+    tls12: bool = False,
 ) -> Callable[[], object]:
     """pyOpenSSL on the OpenSSL that `cryptography` bundles, both sides over memory BIOs.
 
@@ -126,11 +150,12 @@ def openssl4_handshake_factory(
     """
     folder = _pem_files(ca, leaf, key)
     openssl_group = OPENSSL_GROUP_NAMES[group]
-    server_context = _pyopenssl_context(openssl_group, server=True)
+    server_context = _pyopenssl_context(openssl_group, server=True, tls12=tls12)
     server_context.use_certificate_chain_file(str(folder / "cert.pem"))
     server_context.use_privatekey_file(str(folder / "key.pem"))
     server_context.check_privatekey()
-    client_context = _pyopenssl_context(openssl_group, server=False)
+    client_context = _pyopenssl_context(openssl_group, server=False, tls12=tls12)
+    expected = TLS12_SUITE if tls12 else SUITE
     client_context.load_verify_locations(str(folder / "ca.pem"))
     host_name = SERVER_NAME.encode()
 
@@ -163,8 +188,8 @@ def openssl4_handshake_factory(
                 client.bio_write(server.bio_read(65536))
             except SSL.WantReadError:
                 pass
-        if client.get_cipher_name() != SUITE:
-            raise RuntimeError(f"OpenSSL 4 negotiated {client.get_cipher_name()}, not {SUITE}")
+        if client.get_cipher_name() != expected:
+            raise RuntimeError(f"OpenSSL 4 negotiated {client.get_cipher_name()}, not {expected}")
         return client
 
     negotiated = handshake().get_group_name()

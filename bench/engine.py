@@ -48,7 +48,7 @@ ssl_conf = ssl_sect
 system_default = system_default_sect
 [system_default_sect]
 Ciphersuites = TLS_AES_128_GCM_SHA256
-Groups = X25519
+Groups = X25519:P-256
 NumTickets = 0
 """
 _conf_dir = tempfile.mkdtemp(prefix="handshaker-bench-")
@@ -76,9 +76,11 @@ from handshaker.tls import (  # noqa: E402
     HandshakeComplete,
     NamedGroup,
     PrivateKeySigner,
+    ProtocolVersion,
     ServerConfig,
     ServerConnection,
 )
+from handshaker.tls.codepoints import Tls12CipherSuite  # noqa: E402
 from OpenSSL import SSL  # noqa: E402
 
 
@@ -131,21 +133,31 @@ def engine_configs(
     *,
     verified_chain_cache: bool = True,
     group: str = "x25519",
+    tls12: bool = False,
 ) -> tuple[ClientConfig, ServerConfig]:
-    """The engine's client and server configs for the benchmark's certificate, group and suite."""
+    """The engine's client and server configs for the benchmark's certificate, group and suite
+    (tls12: TLS 1.2 only, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)."""
     named_group = _ENGINE_GROUPS[group]
+    versions: dict[str, object] = {}
+    if tls12:
+        # RFC 8422 section 5.1: the ECDSA certificate's curve must be in supported_groups.
+        versions = {
+            "supported_groups": (named_group, NamedGroup.SECP256R1),
+            "max_version": ProtocolVersion.TLS1_2,
+            "tls12_cipher_suites": (Tls12CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,),
+        }
     client_config = ClientConfig(
         verified_chain_cache_size=256 if verified_chain_cache else 0,
         server_name="localhost",
         trust_anchors=(ca,),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-        supported_groups=(named_group,),
         key_share_groups=(named_group,),
+        **{"supported_groups": (named_group,), **versions},  # type: ignore[arg-type]
     )
     server_config = ServerConfig(
         credential=Credential((leaf,), PrivateKeySigner(key)),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-        supported_groups=(named_group,),
+        **{"supported_groups": (named_group,), **versions},  # type: ignore[arg-type]
     )
     return client_config, server_config
 
@@ -157,10 +169,11 @@ def engine_handshake_factory(
     *,
     verified_chain_cache: bool = True,
     group: str = "x25519",
+    tls12: bool = False,
 ) -> Callable[[], None]:
     """The engine's client and server, both in this process, one full handshake a call."""
     client_config, server_config = engine_configs(
-        ca, leaf, key, verified_chain_cache=verified_chain_cache, group=group
+        ca, leaf, key, verified_chain_cache=verified_chain_cache, group=group, tls12=tls12
     )
 
     def handshake() -> None:
@@ -169,6 +182,8 @@ def engine_handshake_factory(
         server.receive_data(client.data_to_send())
         client.receive_data(server.data_to_send())
         server.receive_data(client.data_to_send())
+        if tls12:  # TLS 1.2's last flight is the server's ChangeCipherSpec and Finished
+            client.receive_data(server.data_to_send())
         if not (
             isinstance(client.next_event(), HandshakeComplete)
             and isinstance(server.next_event(), HandshakeComplete)
@@ -212,6 +227,11 @@ def measure(group: str, seconds: float, rounds: int, *, verbose: bool) -> dict[s
     }
     if _ssl_has_group(group):
         contenders["ssl"] = ssl_handshake_factory(ca, leaf, key)
+    if group == "x25519":
+        # TLS 1.2 (ECDHE-ECDSA, X25519, AES-128-GCM), same certificate, same run.
+        contenders["tls12_engine"] = engine_handshake_factory(ca, leaf, key, tls12=True)
+        contenders["tls12_ssl"] = ssl_handshake_factory(ca, leaf, key, tls12=True)
+        contenders["tls12_openssl4"] = openssl4_handshake_factory(ca, leaf, key, tls12=True)
     for warm_up in contenders.values():
         for _ in range(50):
             warm_up()
@@ -222,7 +242,8 @@ def measure(group: str, seconds: float, rounds: int, *, verbose: bool) -> dict[s
         if verbose:
             figures = ", ".join(f"{name} {r[-1]:.0f}/s" for name, r in rates.items())
             print(f"round {round_number + 1}: {figures}", file=sys.stderr)
-    rates.setdefault("ssl", [])
+    for name in ("ssl", "tls12_engine", "tls12_ssl", "tls12_openssl4"):
+        rates.setdefault(name, [])
     return rates
 
 
@@ -282,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
             + ", ECDSA P-256 CertificateVerify sign+verify;"
             " without cache also the CA's ECDSA signature over the leaf"
         ),
+        "tls12_engine_handshakes_per_s": _per_s(rates["tls12_engine"]),
+        "tls12_ssl_handshakes_per_s": _per_s(rates["tls12_ssl"]),
+        "tls12_openssl4_handshakes_per_s": _per_s(rates["tls12_openssl4"]),
+        "tls12_engine_ms_per_handshake": _ms(rates["tls12_engine"]),
+        "tls12_ratio": _ratio(rates["tls12_engine"], rates["tls12_ssl"]),
+        "tls12_ratio_openssl4": _ratio(rates["tls12_engine"], rates["tls12_openssl4"]),
+        "tls12_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 over X25519, no tickets",
         "rounds": args.rounds,
         "round_seconds": args.seconds,
         "ssl_library": ssl.OPENSSL_VERSION,

@@ -334,6 +334,7 @@ class ExpectServerHelloDone:
             transcript if handshake.extended_master_secret else None,
         )
         handshake.master_secret = secrets.master_secret
+        handshake.secrets_cache = secrets
         handshake.pre_master_secret = b""
         handshake.client_public = b""
 

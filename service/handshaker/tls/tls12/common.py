@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..codepoints import HandshakeType, ProtocolVersion, SignatureScheme
 from ..errors import DecodeError, DecryptError, IllegalParameter, UnexpectedMessage
 from ..events import HandshakeResult, TrafficKeys
+from ..groups import KeyShare
 from ..signatures import leaf_public_key, verify_certificate_verify
 from ..sigschemes import SCHEMES, SchemeFamily
 from . import prf
@@ -89,6 +90,10 @@ class Secrets:
     client_random: bytes
     server_random: bytes
     extended_master_secret: bool
+    # The two protections, cut from the key block once (a handshake asks three times).
+    _protections: tuple[Tls12RecordProtection, Tls12RecordProtection] | None = field(
+        default=None, repr=False
+    )
 
     @staticmethod
     def derive(
@@ -114,12 +119,18 @@ class Secrets:
         return Secrets(params, master, client_random, server_random, transcript is not None)
 
     def protections(self) -> tuple[Tls12RecordProtection, Tls12RecordProtection]:
-        """(client write, server write) record protection, sequence numbers at 0."""
-        params = self.params
-        ck, sk, civ, siv = prf.key_block(
-            params, self.master_secret, self.client_random, self.server_random
-        )
-        return Tls12RecordProtection(params, ck, civ), Tls12RecordProtection(params, sk, siv)
+        """(client write, server write) record protection, made once, sequence numbers at 0
+        when made; each side installs one for reading and the other for writing."""
+        if self._protections is None:
+            params = self.params
+            ck, sk, civ, siv = prf.key_block(
+                params, self.master_secret, self.client_random, self.server_random
+            )
+            self._protections = (
+                Tls12RecordProtection(params, ck, civ),
+                Tls12RecordProtection(params, sk, siv),
+            )
+        return self._protections
 
     def finished(self, label: bytes, transcript: Transcript) -> bytes:
         return encode_finished(
@@ -272,19 +283,28 @@ class Handshake:
     client_version: int = 0x0303
     client_signature_algorithms: tuple[int, ...] = ()
     credential_digest: bytes = b""
+    # What secrets() made and our live key share (server): derived from the fields above
+    # (master_secret, ephemeral_private), kept to save the work, never in a snapshot.
+    secrets_cache: Secrets | None = field(default=None, repr=False)
+    live_share: KeyShare | None = field(default=None, repr=False)
 
     @property
     def params(self) -> Tls12SuiteParams:
         return Tls12SuiteParams.for_suite(self.suite)
 
     def secrets(self) -> Secrets:
-        return Secrets(
-            self.params,
-            self.master_secret,
-            self.client_random,
-            self.server_random,
-            self.extended_master_secret,
-        )
+        """The Secrets of master_secret, kept while it stays the same (not in a snapshot)."""
+        cached = self.secrets_cache
+        if cached is None or cached.master_secret is not self.master_secret:
+            cached = Secrets(
+                self.params,
+                self.master_secret,
+                self.client_random,
+                self.server_random,
+                self.extended_master_secret,
+            )
+            self.secrets_cache = cached
+        return cached
 
     def __repr__(self) -> str:
         return f"Handshake(suite=0x{self.suite:04x}, <redacted>)"

@@ -7,8 +7,7 @@ library (OpenSSL underneath).
 
 from __future__ import annotations
 
-import hmac
-
+from ..key_schedule import HmacKey
 from .suites import Tls12SuiteParams
 
 MASTER_SECRET_LEN = 48
@@ -20,11 +19,13 @@ def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
 
     where A(0) = seed and A(i) = HMAC_hash(secret, A(i-1)) (RFC 5246 section 5).
     """
+    # Every HMAC here is under `secret`: keyed once (key_schedule.HmacKey, version-neutral).
+    mac = HmacKey(secret, hash_name)
     out = bytearray()
     a = seed
     while len(out) < length:
-        a = hmac.digest(secret, a, hash_name)
-        out += hmac.digest(secret, a + seed, hash_name)
+        a = mac.digest(a)
+        out += mac.digest(a + seed)
     return bytes(out[:length])
 
 

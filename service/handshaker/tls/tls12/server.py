@@ -316,6 +316,7 @@ class ExpectClientHello:
             return _finish_flight(conn, config, handshake, selection.credential)
         share = KeyShare(selection.group, conn.random)
         handshake.ephemeral_private = share.private_bytes()
+        handshake.live_share = share  # the live key, until a snapshot drops it
         if selection.params.key_exchange is KeyExchange.DHE:
             params = dhe.server_dh_params(selection.group, share.key_exchange)
         else:
@@ -475,7 +476,9 @@ class ExpectClientKeyExchange:
                 return self._derive(premaster)
 
             return decrypt_then(conn, credential.signer, ciphertext, derive)
-        share = KeyShare.from_private_bytes(handshake.group, handshake.ephemeral_private)
+        share = handshake.live_share or KeyShare.from_private_bytes(
+            handshake.group, handshake.ephemeral_private
+        )
         if key_exchange is KeyExchange.DHE:
             public = dhe.full_length(handshake.group, parse_client_key_exchange16(message[4:]))
             # ffdhe.py checks 1 < dh_Yc < p - 1 (RFC 7919 section 5.1).
@@ -496,7 +499,9 @@ class ExpectClientKeyExchange:
             handshake.transcript if handshake.extended_master_secret else None,
         )
         handshake.master_secret = secrets.master_secret
+        handshake.secrets_cache = secrets
         handshake.ephemeral_private = b""
+        handshake.live_share = None
         if handshake.peer_chain:
             return ExpectCertificateVerify(self.config, handshake)
         return ExpectChangeCipherSpec(self.config, handshake)

@@ -71,9 +71,9 @@ from ..signatures import (
     SERVER_CONTEXT,
 )
 from ..versions import cipher_suites as offered_cipher_suites
+from ..versions import offers_tls13, tls12_extensions
 from ..versions import signature_algorithms as offered_signature_algorithms
 from ..versions import supported_versions as offered_versions
-from ..versions import tls12_extensions
 from .common import (
     CERTIFICATE_ENTRY_EXTENSIONS,
     CERTIFICATE_REQUEST_EXTENSIONS,
@@ -179,10 +179,12 @@ def _client_hello(
         legacy_session_id=session_id,
         cipher_suites=offered_cipher_suites(config),
         legacy_compression_methods=b"\x00",
+        # A client that offers TLS 1.2 alone has no use for key shares (RFC 8446 section
+        # 4.2.8 is TLS 1.3's); it sends none and makes none.
         extensions=(
-            *head,
-            (_KEY_SHARE, encode_client_key_shares(shares)),
-            *tail,
+            (*head, (_KEY_SHARE, encode_client_key_shares(shares)), *tail)
+            if shares
+            else (*head, *tail)
         ),
     )
     if config.padding_to:
@@ -198,7 +200,11 @@ def start_client(conn: Connection, config: ClientConfig) -> HandshakeState:
     """Build and queue the first ClientHello."""
     random = conn.random(32)
     session_id = conn.random(32) if config.middlebox_compatibility else b""
-    shares = {group: KeyShare(group, conn.random) for group in config.key_share_groups}
+    shares = (
+        {group: KeyShare(group, conn.random) for group in config.key_share_groups}
+        if offers_tls13(config)
+        else {}
+    )
     hello = _client_hello(
         config, random, session_id, tuple((g, s.key_exchange) for g, s in shares.items())
     )

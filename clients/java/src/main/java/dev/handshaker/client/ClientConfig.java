@@ -74,9 +74,16 @@ public final class ClientConfig {
 
   /** The start options for a connection to {@code host} (the server name when none is set). */
   ClientOptions toOptions(String host) {
-    ClientOptions.Builder options =
-        ClientOptions.newBuilder()
-            .setServerName(serverName != null ? serverName : Objects.requireNonNullElse(host, ""))
+    String name = serverName != null ? serverName : Objects.requireNonNullElse(host, "");
+    ClientOptions.Builder options = ClientOptions.newBuilder();
+    // RFC 6066 section 3: an IP literal is no HostName. The service then sends no SNI and
+    // checks the certificate's iPAddress SAN against expected_ip_address.
+    if (isIpLiteral(name)) {
+      options.setExpectedIpAddress(name.startsWith("[") ? name.substring(1, name.length() - 1) : name);
+    } else {
+      options.setServerName(name);
+    }
+    options
             .addAllAlpnProtocols(alpnProtocols)
             .addAllCipherSuites(cipherSuites)
             .setMinVersion(minVersion)
@@ -225,5 +232,13 @@ public final class ClientConfig {
     public ClientConfig build() {
       return new ClientConfig(this);
     }
+  }
+
+  private static final java.util.regex.Pattern IPV4 =
+      java.util.regex.Pattern.compile("\\d{1,3}(\\.\\d{1,3}){3}");
+
+  /** An IPv4 dotted quad or an IPv6 literal (with or without brackets); never a DNS lookup. */
+  static boolean isIpLiteral(String name) {
+    return IPV4.matcher(name).matches() || name.contains(":");
   }
 }
