@@ -77,9 +77,10 @@ func run() int {
 	conns := flag.Int("conns", 1, "gRPC connections to the service, the callers spread over them (a service with --workers spreads connections over its workers)")
 	duration := flag.Duration("duration", 2*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", 0, "how long to run first, unmeasured")
+	rate := flag.Float64("rate", 0, "open loop: start this many handshakes per second, evenly spaced, whatever is in flight (latency counts from the scheduled start); 0: closed loop with -concurrency in flight")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
 	flag.Parse()
-	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *conns < 1 || *duration <= 0 || *warmup < 0 {
+	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *conns < 1 || *duration <= 0 || *warmup < 0 || *rate < 0 {
 		flag.Usage()
 		return 2
 	}
@@ -122,6 +123,7 @@ func run() int {
 		},
 		serves:      serves,
 		concurrency: *concurrency,
+		rate:        *rate,
 	}
 
 	if *warmup > 0 {
@@ -176,6 +178,7 @@ type bench struct {
 	tls         *tls.Config
 	serves      []func(context.Context, net.Conn) error // one per gRPC connection
 	concurrency int
+	rate        float64 // handshakes started per second in open loop; 0: closed loop
 
 	mu       sync.Mutex
 	reported int // error messages printed
@@ -189,9 +192,12 @@ type result struct {
 	elapsed   time.Duration
 }
 
-// round runs handshakes on concurrency workers until d has passed, and
-// waits for those in flight.
+// round runs handshakes until d has passed, and waits for those in flight:
+// closed loop on concurrency workers, or open loop at b.rate.
 func (b *bench) round(d time.Duration) result {
+	if b.rate > 0 {
+		return b.pacedRound(d)
+	}
 	start := time.Now()
 	deadline := start.Add(d)
 	var (
@@ -216,6 +222,42 @@ func (b *bench) round(d time.Duration) result {
 			all.latencies = append(all.latencies, mine.latencies...)
 			all.errors += mine.errors
 			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	all.elapsed = time.Since(start)
+	return all
+}
+
+// pacedRound starts one handshake every 1/rate seconds until d has passed, each
+// on its own goroutine, so a slow service cannot slow the arrivals down (an open
+// loop: queueing shows in the latency, measured from the scheduled start).
+func (b *bench) pacedRound(d time.Duration) result {
+	interval := time.Duration(float64(time.Second) / b.rate)
+	start := time.Now()
+	var (
+		mu  sync.Mutex
+		all result
+		wg  sync.WaitGroup
+	)
+	for i := 0; ; i++ {
+		scheduled := start.Add(time.Duration(i) * interval)
+		if !scheduled.Before(start.Add(d)) {
+			break
+		}
+		time.Sleep(time.Until(scheduled))
+		serve := b.serves[i%len(b.serves)]
+		wg.Go(func() {
+			_, err := b.handshake(serve)
+			latency := time.Since(scheduled)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				all.errors++
+				b.reportError(err)
+				return
+			}
+			all.latencies = append(all.latencies, latency)
 		})
 	}
 	wg.Wait()
