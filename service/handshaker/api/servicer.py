@@ -682,12 +682,16 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
     async def Abort(
         self, request: pb.AbortRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.AbortResponse:
-        session = await self._session(request.session_id, self._caller(context))
+        if not request.session_id:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "session_id is required")
         try:
-            await self._sessions.delete(session)
+            # Neither loaded nor restored: the store checks the owner as it deletes.
+            await self._sessions.discard(request.session_id, str(self._caller(context)))
+        except SessionNotFound:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, "no such session") from None
         except SessionStoreUnavailable as error:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
-        log.debug("session aborted", extra={"fields": {"session": session.session_id[:8]}})
+        log.debug("session aborted", extra={"fields": {"session": request.session_id[:8]}})
         return pb.AbortResponse()
 
     # --- the stream -----------------------------------------------------------------------

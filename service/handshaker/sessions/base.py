@@ -99,6 +99,11 @@ class SessionStore(Protocol):
         """Forget a session (no error when it is already gone)."""
         ...
 
+    async def discard(self, session_id: str, owner: str) -> None:
+        """Forget the caller's session without loading it (Abort); SessionNotFound when
+        there is none of this owner's, SessionStoreUnavailable when the store is down."""
+        ...
+
     async def close(self) -> None:
         """Release connections to the store."""
         ...

@@ -49,6 +49,9 @@ class MemorySessionStore:
     async def delete(self, session: Session) -> None:
         self.remove(session.session_id)
 
+    async def discard(self, session_id: str, owner: str) -> None:
+        self.remove(self.get(session_id, owner).session_id)  # get: SessionNotFound if not ours
+
     async def close(self) -> None:
         self._sessions.clear()
         self._per_owner.clear()
