@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import handshaker_client as hc
 import pytest
 from clients_kit import (
     HANDSHAKER,
@@ -190,6 +192,43 @@ def test_connect_presents_a_token_key_to_a_tls12_s_server(
         assert "protocol: TLSv1.2" in result.stderr.decode()
         assert b"Protocol  : TLSv1.2" in result.stdout
         server.wait_for(r"depth=0 CN ?= ?localhost")
+
+
+def test_the_rsa_key_exchange_decrypts_on_the_token(hsm_service: Service, openssl: str) -> None:
+    """TLS_RSA_WITH_AES_128_GCM_SHA256 (opt-in, named in the options): the premaster secret
+    is decrypted by the token (CKM_RSA_PKCS), through the waiting key operation."""
+    options = hc.server_options(credential="hsm-rsa-2048", cipher_suites=[0x009C])
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        tls = hc.wrap_server_socket(conn, options=options, handshaker=hsm_service.address)
+        try:
+            served["suite"] = tls.cipher_suite
+            tls.sendall(tls.recv(1024)[::-1])
+        finally:
+            tls.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [openssl, "s_client", "-brief", "-ign_eof", "-connect", f"127.0.0.1:{port}",
+             "-servername", "localhost", "-CAfile", str(hsm_service.ca_file),
+             "-verify_return_error", "-tls1_2", "-cipher", "AES128-GCM-SHA256"],
+            input=b"decrypted on the token\n", capture_output=True, timeout=30, check=False,
+        )  # fmt: skip
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+    summary = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, summary
+    assert "Ciphersuite: AES128-GCM-SHA256" in summary
+    assert b"\nnekot eht no detpyrced" in result.stdout
+    assert served["suite"] == 0x009C
+    hsm_service.process.wait_for(r'"operation": "decrypt"')
 
 
 def _health(service: Service) -> int:

@@ -172,6 +172,29 @@ def test_rsa_offers_pss_for_tls13_first(store: DirectoryKeyStore) -> None:
     assert SignatureScheme.RSA_PKCS1_SHA256 in schemes  # for TLS 1.2
 
 
+def test_token_rsa_decryption_and_its_invalid_answer(store: DirectoryKeyStore) -> None:
+    """CKM_RSA_PKCS on the token: a real premaster secret comes back; a ciphertext the token
+    calls invalid is b"" (the engine's implicit rejection takes it from there), not an error."""
+    credential = store.credential("rsa")
+    key = credential.signer
+    assert isinstance(key, hp.Pkcs11Key) and key.decrypts
+    public = credential.certificate_chain[0].public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    premaster = b"\x03\x03" + bytes(range(46))
+    assert asyncio.run(key.decrypt(public.encrypt(premaster, padding.PKCS1v15()))) == premaster
+    # The RSA encryption of the integer 2: its plaintext is no PKCS#1 v1.5 block.
+    numbers = public.public_numbers()
+    garbage = pow(2, numbers.e, numbers.n).to_bytes(public.key_size // 8, "big")
+    assert asyncio.run(key.decrypt(garbage)) == b""
+    # Shorter than the modulus: the token refuses the length.
+    assert asyncio.run(key.decrypt(b"\x01\x02\x03")) == b""
+
+
+def test_an_ecdsa_token_key_may_not_decrypt(store: DirectoryKeyStore) -> None:
+    key = store.credential("p256").signer
+    assert isinstance(key, hp.Pkcs11Key) and not key.decrypts
+
+
 def test_many_signatures_at_once_complete_on_the_pool(store: DirectoryKeyStore) -> None:
     credential = store.credential("p256")
     key = credential.signer

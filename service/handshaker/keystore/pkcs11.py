@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from handshaker.tls.sigschemes import ECDSA_SCHEME_FOR_CURVE, SCHEMES, SchemeFamily, schemes_of
+from handshaker.tls.tls12 import rsa_kex
 
 from .base import InvalidCredential, KeystoreError
 from .keyops import AsyncKey, KeyOperationError
@@ -792,9 +793,14 @@ class Pkcs11Key(AsyncKey):
 
     __slots__ = ("_cache", "_pool", "_uri")
 
-    def __init__(self, uri: Pkcs11Uri, schemes: Sequence[int], pool: TokenPool) -> None:
+    def __init__(
+        self, uri: Pkcs11Uri, schemes: Sequence[int], pool: TokenPool, *, decrypts: bool = False
+    ) -> None:
         super().__init__(
-            str(replace(uri, pin_source=None, module_path=None)), schemes, backend=uri.backend
+            str(replace(uri, pin_source=None, module_path=None)),
+            schemes,
+            backend=uri.backend,
+            decrypts=decrypts,
         )
         self._uri = uri
         self._pool = pool
@@ -857,7 +863,35 @@ class Pkcs11Key(AsyncKey):
         return await self._pool.run(sign)
 
     async def decrypt(self, ciphertext: bytes) -> bytes:
-        raise KeyOperationError(self.backend, "RSA decryption is not offered for token keys yet")
+        """CKM_RSA_PKCS decryption (the TLS 1.2 RSA key exchange, opt-in).
+
+        A ciphertext the token calls invalid (bad padding, wrong length) is b"", not an
+        error: the engine turns it into a random premaster secret like every other bad
+        one (tls/tls12/rsa_kex.py), so the peer sees the same alert. A token's own timing
+        for that answer is the token's; a token that implements implicit rejection
+        (returning a synthetic plaintext) leaves nothing to tell apart at all.
+        """
+        if not self.decrypts:
+            raise KeyOperationError(self.backend, "this key may not decrypt")
+        pkcs11 = binding()
+        # What tokens answer a bad block with: the standard codes, and CKR_GENERAL_ERROR,
+        # which SoftHSM2 returns for a bad PKCS#1 padding. Any of them as an error would be
+        # a padding oracle (internal_error for bad, bad_record_mac for good), so all three
+        # are the empty answer; a token that is really broken fails the next sign instead.
+        invalid = (
+            pkcs11.exceptions.EncryptedDataInvalid,
+            pkcs11.exceptions.EncryptedDataLenRange,
+            pkcs11.exceptions.GeneralError,
+        )
+
+        def decrypt(session: Any) -> bytes:
+            key = self._private_key(session)
+            try:
+                return bytes(key.decrypt(ciphertext, mechanism=pkcs11.Mechanism.RSA_PKCS))
+            except invalid:
+                return b""
+
+        return await self._pool.run(decrypt)
 
 
 _PSS = {
@@ -881,7 +915,13 @@ def key_for_certificate(
     schemes = schemes_for_certificate(certificate)
     if not schemes:
         raise InvalidCredential(f"{uri.backend}: the certificate's key type cannot sign TLS 1.3")
-    return Pkcs11Key(uri, schemes, pool_for(uri, config))
+    # An RSA key may decrypt (the opt-in TLS 1.2 RSA key exchange) when its certificate
+    # allows key encipherment; keys generated here have CKA_DECRYPT for RSA.
+    public = certificate.public_key()
+    decrypts = isinstance(public, rsa.RSAPublicKey) and rsa_kex.allows_key_encipherment(
+        certificate
+    )
+    return Pkcs11Key(uri, schemes, pool_for(uri, config), decrypts=decrypts)
 
 
 # Administration: blocking calls for the CLI (`keys generate --in`, `keys import --key-uri`).
