@@ -279,25 +279,22 @@ def test_keys_ca_on_a_keystore_that_does_not_exist_is_an_error(tmp_path: Path) -
 
 
 def test_a_credential_folder_that_cannot_be_read_is_unavailable(service: Service) -> None:
+    # Made in a staging keystore and moved in whole with its key already unreadable: the
+    # service (which rereads the folder every second) never sees a good version of it, which
+    # it would rightly keep serving.
+    staging = service.keystore.parent / "staging-broken"
     subprocess.run(
-        [
-            str(HANDSHAKER),
-            "keys",
-            "generate",
-            "broken",
-            "--san",
-            "DNS:broken.test",
-            "--allow",
-            "local",
-            "--keystore",
-            str(service.keystore),
-        ],
-        check=True,
-        capture_output=True,
-    )
+        [str(HANDSHAKER), "keys", "generate", "broken", "--san", "DNS:broken.test",
+         "--keystore", str(staging)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (staging / "broken" / "tls.key").unlink()
+    (staging / "broken" / "tls.key").mkdir()  # unreadable as a file, for root too
+    # The grant first (`keys allow` wants a credential that loads, which this one never does).
+    policy = service.keystore / "policy.toml"
+    policy.write_text(policy.read_text() + '\n[credentials."broken"]\nserver = ["local"]\n')
+    (staging / "broken").rename(service.keystore / "broken")
     key = service.key_file("broken")
-    key.unlink()
-    key.mkdir()  # unreadable as a file, for root too
     try:
         deadline = time.monotonic() + 10
         with hc.HandshakerClient(service.address) as client:
