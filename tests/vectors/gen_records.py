@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from handshaker.tls.key_schedule import CipherSuiteParams, TrafficSecret
 from handshaker.tls.record import RecordProtection
+from scenario_steps import CLOSE_EVENT, Steps, data_event, local_error
 
 OUT = Path(__file__).with_name("records.json")
 
@@ -193,7 +194,7 @@ class Direction:
         return self.seal(ALERT, bytes((level, description)))
 
 
-class Scenario:
+class Scenario(Steps):
     """Builds one scenario: `peer` seals what we receive, `us` what we must send."""
 
     def __init__(
@@ -206,42 +207,13 @@ class Scenario:
         write_seq: int = 5,
         peer_record_size_limit: int = MAX_PLAINTEXT,
     ) -> None:
+        super().__init__()
         self.name = name
         self.description = description
         self.suite = suite
         self.peer = Direction.new(suite, f"{name} peer", read_seq)
         self.us = Direction.new(suite, f"{name} us", write_seq)
         self.limit = peer_record_size_limit
-        self.steps: list[dict[str, Any]] = []
-
-    def receive(
-        self,
-        data: bytes,
-        *,
-        events: list[dict[str, Any]] | None = None,
-        output: bytes = b"",
-        error: dict[str, Any] | None = None,
-        note: str = "",
-    ) -> None:
-        events = events or []
-        expect: dict[str, Any] = {
-            "events": events,
-            "application_data": b"".join(
-                bytes.fromhex(e["data"]) for e in events if e["type"] == "application_data"
-            ).hex(),
-            "close_notify": any(e["type"] == "close_notify" for e in events),
-            "key_updates_received": sum(e["type"] == "key_update" for e in events),
-            "output": output.hex(),
-        }
-        if error is not None:
-            expect["error"] = error
-        self._step({"action": "receive", "data": data.hex()}, expect, note)
-
-    def send(self, data: bytes, output: bytes, note: str = "") -> None:
-        self._step({"action": "send", "data": data.hex()}, {"output": output.hex()}, note)
-
-    def send_refused(self, data: bytes, note: str = "") -> None:
-        self._step({"action": "send", "data": data.hex()}, {"output": "", "refused": True}, note)
 
     def update_keys(self, request_peer_update: bool, output: bytes, note: str = "") -> None:
         self._step(
@@ -249,15 +221,6 @@ class Scenario:
             {"output": output.hex()},
             note,
         )
-
-    def close(self, output: bytes, note: str = "") -> None:
-        self._step({"action": "close"}, {"output": output.hex()}, note)
-
-    def _step(self, step: dict[str, Any], expect: dict[str, Any], note: str) -> None:
-        if note:
-            step["note"] = note
-        step["expect"] = expect
-        self.steps.append(step)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -272,19 +235,11 @@ class Scenario:
         }
 
 
-def data_event(data: bytes) -> dict[str, Any]:
-    return {"type": "application_data", "data": data.hex()}
-
 
 def ku_event(requested: bool) -> dict[str, Any]:
     return {"type": "key_update", "update_requested": requested}
 
 
-CLOSE_EVENT: dict[str, Any] = {"type": "close_notify"}
-
-
-def local_error(alert: int) -> dict[str, Any]:
-    return {"alert": alert, "sent_by_peer": False}
 
 
 # The vectors

@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from handshaker.tls.tls12.record import Tls12RecordProtection
 from handshaker.tls.tls12.suites import Tls12SuiteParams
+from scenario_steps import CLOSE_EVENT, Steps, data_event, local_error
 
 ECDHE_ECDSA_AES_128_GCM = 0xC02B
 ECDHE_ECDSA_AES_256_GCM = 0xC02C
@@ -154,7 +155,7 @@ class Direction:
         return self.seal(ALERT, bytes((level, description)))
 
 
-class Scenario:
+class Scenario(Steps):
     """One TLS 1.2 scenario: `peer` seals what we receive, `us` what we must send."""
 
     def __init__(
@@ -165,42 +166,13 @@ class Scenario:
         *,
         peer_record_size_limit: int = MAX_PLAINTEXT,
     ) -> None:
+        super().__init__()
         self.name = name
         self.description = description
         self.suite = suite
         self.peer = Direction.new(suite, f"{name} peer", 1)
         self.us = Direction.new(suite, f"{name} us", 1)
         self.limit = peer_record_size_limit
-        self.steps: list[dict[str, Any]] = []
-
-    def receive(
-        self,
-        data: bytes,
-        *,
-        events: list[dict[str, Any]] | None = None,
-        output: bytes = b"",
-        error: dict[str, Any] | None = None,
-        note: str = "",
-    ) -> None:
-        events = events or []
-        expect: dict[str, Any] = {
-            "events": events,
-            "application_data": b"".join(
-                bytes.fromhex(e["data"]) for e in events if e["type"] == "application_data"
-            ).hex(),
-            "close_notify": any(e["type"] == "close_notify" for e in events),
-            "key_updates_received": 0,
-            "output": output.hex(),
-        }
-        if error is not None:
-            expect["error"] = error
-        self._step({"action": "receive", "data": data.hex()}, expect, note)
-
-    def send(self, data: bytes, output: bytes, note: str = "") -> None:
-        self._step({"action": "send", "data": data.hex()}, {"output": output.hex()}, note)
-
-    def send_refused(self, data: bytes, note: str = "") -> None:
-        self._step({"action": "send", "data": data.hex()}, {"output": "", "refused": True}, note)
 
     def update_keys_refused(self, note: str) -> None:
         self._step(
@@ -208,15 +180,6 @@ class Scenario:
             {"output": "", "refused": True},
             note,
         )
-
-    def close(self, output: bytes, note: str = "") -> None:
-        self._step({"action": "close"}, {"output": output.hex()}, note)
-
-    def _step(self, step: dict[str, Any], expect: dict[str, Any], note: str) -> None:
-        if note:
-            step["note"] = note
-        step["expect"] = expect
-        self.steps.append(step)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -232,15 +195,7 @@ class Scenario:
         }
 
 
-def data_event(data: bytes) -> dict[str, Any]:
-    return {"type": "application_data", "data": data.hex()}
 
-
-CLOSE_EVENT: dict[str, Any] = {"type": "close_notify"}
-
-
-def local_error(alert: int) -> dict[str, Any]:
-    return {"alert": alert, "sent_by_peer": False}
 
 
 def suite_vectors(suite: int) -> dict[str, Any]:
