@@ -203,8 +203,18 @@ def _select_suite(
     return None
 
 
-def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
-    """Choose suite, group, credential, scheme and ALPN: a pure function of the hello."""
+@dataclass(frozen=True, slots=True)
+class _Tls12Extensions:
+    """What the TLS 1.2-only extensions of a ClientHello settle, checked."""
+
+    secure_renegotiation: bool
+    extended_master_secret: bool
+    ec_point_formats: bool
+
+
+def _tls12_extensions(config: ServerConfig, hello: ClientHello) -> _Tls12Extensions:
+    """renegotiation_info (RFC 5746), extended_master_secret (RFC 7627), ec_point_formats
+    (RFC 8422), and null compression: the checks before anything is chosen."""
     extensions = _extensions(hello)
     if 0 not in hello.legacy_compression_methods:
         # RFC 5246 section 7.4.1.2: the list "MUST contain ... CompressionMethod.null".
@@ -229,6 +239,12 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
         # RFC 8422 section 5.1.2: without "uncompressed" the server "MUST abort the
         # handshake and return an illegal_parameter alert".
         raise IllegalParameter("ec_point_formats lacks the uncompressed format")
+    return _Tls12Extensions(secure_renegotiation, ems_data is not None, point_formats is not None)
+
+
+def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
+    """Choose suite, group, credential, scheme and ALPN: a pure function of the hello."""
+    checked = _tls12_extensions(config, hello)
     algorithms = hello.signature_algorithms
     if algorithms is None:
         # RFC 5246 section 7.4.1.4.1 would default to SHA-1, which we never sign with.
@@ -270,9 +286,9 @@ def negotiate(config: ServerConfig, hello: ClientHello) -> Selection:
         credential=credential,
         signature_scheme=scheme,
         alpn_protocol=alpn_protocol,
-        extended_master_secret=ems_data is not None,
-        secure_renegotiation=secure_renegotiation,
-        ec_point_formats=point_formats is not None,
+        extended_master_secret=checked.extended_master_secret,
+        secure_renegotiation=checked.secure_renegotiation,
+        ec_point_formats=checked.ec_point_formats,
         peer_record_size_limit=peer_limit,
     )
 
