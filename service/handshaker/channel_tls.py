@@ -29,7 +29,6 @@ CHECK_INTERVAL = 1.0
 Stamp = tuple[int, int, int] | None
 
 
-
 class ChannelTlsError(ValueError):
     """The channel's certificate, key or client CA cannot be read at start (one line)."""
 

@@ -38,6 +38,8 @@ from handshaker.api import options as option_limits
 from handshaker.api import servicer as servicer_limits
 from handshaker.api.audit import audit_log
 from handshaker.api.identity import CallerIdentity
+from handshaker.api.keyless import KeyOperationsServicer
+from handshaker.api.validator import CertificateValidatorServicer
 from handshaker.channel_tls import ReloadingCredentials
 from handshaker.keystore import (
     LOCAL,
@@ -55,10 +57,18 @@ from handshaker.sessions.sealing import Sealer
 from handshaker.unix_relay import UnixRelay
 from handshaker.v1 import handshaker_pb2 as pb
 from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker.v1 import keyless_pb2 as kpb
+from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
 
 log = logging.getLogger("handshaker.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Handshaker"].full_name
+# Every service the port serves besides health and reflection (all share its health).
+SERVICE_NAMES = (
+    SERVICE_NAME,
+    kpb.DESCRIPTOR.services_by_name["KeyOperations"].full_name,
+    kpb.DESCRIPTOR.services_by_name["CertificateValidator"].full_name,
+)
 DEFAULT_LISTEN = "127.0.0.1:50051"
 # The pipe a worker reports "listening" on to its supervisor (workers.py).
 READY_FD_ENV = "HANDSHAKER_READY_FD"
@@ -441,8 +451,28 @@ def _servicer(
     )
 
 
-def _grpc_server(settings: Settings, servicer: HandshakerServicer) -> tuple[grpc.aio.Server, Any]:
-    """The gRPC server with the Handshaker, health and reflection services; the health servicer."""
+def _keyless_servicers(
+    settings: Settings, keystore: KeyStore, servicer: HandshakerServicer
+) -> tuple[KeyOperationsServicer, CertificateValidatorServicer]:
+    """KeyOperations and CertificateValidator, with the handshakes' caller identity and
+    trust stores."""
+    return (
+        KeyOperationsServicer(
+            keystore,
+            servicer.identity,
+            max_streams_per_caller=settings.max_sessions_per_caller,
+        ),
+        CertificateValidatorServicer(keystore, servicer.configs.trust_store, servicer.identity),
+    )
+
+
+def _grpc_server(
+    settings: Settings,
+    servicer: HandshakerServicer,
+    keyless: tuple[KeyOperationsServicer, CertificateValidatorServicer],
+) -> tuple[grpc.aio.Server, Any]:
+    """The gRPC server with the Handshaker, keyless, health and reflection services; the
+    health servicer."""
     server = grpc.aio.server(
         interceptors=tracing.interceptors(settings.otlp_endpoint),
         options=[
@@ -455,10 +485,14 @@ def _grpc_server(settings: Settings, servicer: HandshakerServicer) -> tuple[grpc
         servicer,
         server,
     )
+    kpb_grpc.add_KeyOperationsServicer_to_server(keyless[0], server)  # type: ignore[no-untyped-call]
+    kpb_grpc.add_CertificateValidatorServicer_to_server(  # type: ignore[no-untyped-call]
+        keyless[1], server
+    )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server, health_servicer
 
@@ -532,7 +566,7 @@ async def _set_health(health_servicer: Any, serving: bool) -> None:
         if serving
         else health_pb2.HealthCheckResponse.NOT_SERVING
     )
-    for name in ("", SERVICE_NAME):
+    for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, status)
 
 
@@ -571,7 +605,8 @@ async def serve(
     relay = _unix_relay(settings)
     try:
         servicer = _servicer(settings, keystore, sessions, streams, relay)
-        server, health_servicer = _grpc_server(settings, servicer)
+        keyless = _keyless_servicers(settings, keystore, servicer)
+        server, health_servicer = _grpc_server(settings, servicer, keyless)
         address = _listen(server, settings, relay)
         health_server, health_address = _health_listener(settings, health_servicer)
     except BaseException:
@@ -582,6 +617,7 @@ async def serve(
     observer = metrics.start(settings.metrics_listen, settings.worker_index is not None)
     if observer is not None:
         servicer.metrics = observer
+        keyless[0].metrics = observer
     # Signal handlers go in before anyone can learn that we listen, so a SIGTERM
     # sent on the "listening" line already drains gracefully.
     stop = asyncio.Event()

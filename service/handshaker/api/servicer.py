@@ -256,6 +256,15 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
         self._scopes: dict[int, audit.AuditScope] = {}
         self.stats = HandshakeStats()
 
+    @property
+    def identity(self) -> CallerIdentity:
+        """Who calls: shared with the keyless services on the same port."""
+        return self._identity
+
+    @property
+    def configs(self) -> ConfigFactory:
+        return self._configs
+
     # --- shared steps -----------------------------------------------------------------
 
     def _caller(self, context: grpc.aio.ServicerContext[object, object]) -> Principal:

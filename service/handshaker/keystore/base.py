@@ -19,6 +19,8 @@ from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 from handshaker.tls.config import Credential
 
+from .system_bundle import SYSTEM_TRUST_BUNDLE, system_anchors
+
 if TYPE_CHECKING:
     # policy.py imports this module for KeystoreError; the protocol only names the type.
     from .policy import Policy
@@ -217,13 +219,16 @@ class KeystoreSnapshot:
         try:
             return self.trust_bundles[name]
         except KeyError:
+            if name == SYSTEM_TRUST_BUNDLE:
+                # Every backend has the host's CA store, unless it holds a bundle so named.
+                return system_anchors()
             raise KeyNotFound(f"no trust bundle named {name!r}") from None
 
     def names(self) -> list[str]:
         return sorted(self.credentials)
 
     def trust_bundle_names(self) -> list[str]:
-        return sorted(self.trust_bundles)
+        return sorted({*self.trust_bundles, SYSTEM_TRUST_BUNDLE})
 
     def candidates(self, server_name: str | None) -> Iterable[str]:
         """Credential names for a server_name, best first: exact, wildcard, default."""

@@ -50,6 +50,14 @@ class AsyncKey(DeferredKey):
         """Sign the whole `message` with `scheme`; raises KeyOperationError."""
         raise KeyOperationError(self.backend, "this key cannot sign")
 
+    async def sign_digest(self, scheme: int, digest: bytes) -> bytes:
+        """Sign a digest made with the scheme's hash (keyless callers); raises KeyOperationError.
+
+        An ECDSA key takes any ECDSA scheme's hash: a TLS 1.2 signature pairs any hash
+        with any curve (RFC 5246 section 7.4.1.4.1).
+        """
+        raise KeyOperationError(self.backend, "this key cannot sign a digest")
+
     async def decrypt(self, ciphertext: bytes) -> bytes:
         """RSAES-PKCS1-v1_5 decrypt (TLS 1.2 RSA key exchange); raises KeyOperationError."""
         raise KeyOperationError(self.backend, "this key cannot decrypt")

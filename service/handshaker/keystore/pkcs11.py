@@ -826,7 +826,33 @@ class Pkcs11Key(AsyncKey):
             )
         digest = hashes.Hash(params.hash)
         digest.update(message)
-        hashed = digest.finalize()
+        return await self._sign_hashed(scheme, digest.finalize())
+
+    async def sign_digest(self, scheme: int, digest: bytes) -> bytes:
+        params = SCHEMES.get(scheme)
+        # Any ECDSA scheme's hash with the token key's curve (see AsyncKey.sign_digest).
+        ecdsa_key = any(SCHEMES[s].family is SchemeFamily.ECDSA for s in self.signature_schemes)
+        if (
+            params is None
+            or params.hash is None
+            or not (
+                scheme in self.signature_schemes
+                or (ecdsa_key and params.family is SchemeFamily.ECDSA)
+            )
+        ):
+            raise KeyOperationError(
+                self.backend, f"this key cannot sign with scheme 0x{scheme:04x}"
+            )
+        if len(digest) != params.hash.digest_size:
+            size = params.hash.digest_size
+            raise KeyOperationError(
+                self.backend, f"a digest for scheme 0x{scheme:04x} is {size} bytes"
+            )
+        return await self._sign_hashed(scheme, digest)
+
+    async def _sign_hashed(self, scheme: int, hashed: bytes) -> bytes:
+        params = SCHEMES[scheme]
+        assert params.hash is not None
         pkcs11 = binding()
         algorithm = params.hash
         family = params.family
@@ -918,9 +944,7 @@ def key_for_certificate(
     # An RSA key may decrypt (the opt-in TLS 1.2 RSA key exchange) when its certificate
     # allows key encipherment; keys generated here have CKA_DECRYPT for RSA.
     public = certificate.public_key()
-    decrypts = isinstance(public, rsa.RSAPublicKey) and rsa_kex.allows_key_encipherment(
-        certificate
-    )
+    decrypts = isinstance(public, rsa.RSAPublicKey) and rsa_kex.allows_key_encipherment(certificate)
     return Pkcs11Key(uri, schemes, pool_for(uri, config), decrypts=decrypts)
 
 

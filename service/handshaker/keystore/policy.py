@@ -16,9 +16,10 @@ principal is an InvalidPolicy naming the file and the place, never a partial pol
     "partners" = ["spiffe://prod/web"]       # may validate peers against this bundle
 
 Default deny: a credential or trust bundle the policy does not name is used by nobody,
-with one exception: the trust bundle "default" (what a client that names no bundle gets)
-is open to every caller, because it holds only public anchors and refusing it would fail
-every plain client-role handshake. Listing "default" under [trust_bundles] restricts it.
+with two exceptions: the trust bundles "default" (what a client that names no bundle
+gets) and "system" (the host's CA store) are open to every caller, because they hold
+only public anchors and refusing them would fail every plain client-role handshake.
+Listing one under [trust_bundles] restricts it.
 
 This module knows nothing of gRPC or of the directory layout; the directory keystore
 reloads the file and the service asks `allows_*` per request.
@@ -37,8 +38,9 @@ from .principals import InvalidPrincipal, Principal
 
 POLICY_FILE = "policy.toml"
 POLICY_VERSION = 1
-# The bundle a client gets when it names none (directory.DEFAULT_TRUST_BUNDLE).
-OPEN_TRUST_BUNDLE = "default"
+# The bundle a client gets when it names none (directory.DEFAULT_TRUST_BUNDLE), and the
+# host's CA store (system_bundle.py): public anchors, open to every caller unless listed.
+OPEN_TRUST_BUNDLES = frozenset({"default", "system"})
 
 # The same rule as directory.check_name, repeated here so this module has no layout import.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -87,7 +89,7 @@ class Policy:
     def allows_trust_bundle(self, principal: Principal, name: str) -> bool:
         granted = self.trust_bundles.get(name)
         if granted is None:
-            return name == OPEN_TRUST_BUNDLE
+            return name in OPEN_TRUST_BUNDLES
         return any(who in granted for who in principal.grant_names())
 
     def credential_names(self, principal: Principal, role: Role) -> frozenset[str]:

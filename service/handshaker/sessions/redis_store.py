@@ -295,9 +295,7 @@ class RedisSessionStore:
 
     async def discard(self, session_id: str, owner: str) -> None:
         """One round trip, nothing unsealed: Abort needs no more than the owner's check."""
-        deleted = await self._run(
-            self._delete, self._keys(session_id, owner), [session_id, owner]
-        )
+        deleted = await self._run(self._delete, self._keys(session_id, owner), [session_id, owner])
         if deleted != 1:
             raise SessionNotFound("no such session")
 

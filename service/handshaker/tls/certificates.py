@@ -68,6 +68,32 @@ def _client_policies() -> tuple[verification.ExtensionPolicy, verification.Exten
     return verification.ExtensionPolicy.webpki_defaults_ca(), ee
 
 
+def _require_server_auth_eku(
+    policy: verification.Policy,
+    certificate: x509.Certificate,
+    extension: x509.ExtendedKeyUsage | None,
+) -> None:
+    if extension is not None and not (
+        ExtendedKeyUsageOID.SERVER_AUTH in extension
+        or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in extension
+    ):
+        raise ValueError("server certificate's extendedKeyUsage does not allow serverAuth")
+
+
+@lru_cache(maxsize=1)
+def _uri_server_policies() -> tuple[verification.ExtensionPolicy, verification.ExtensionPolicy]:
+    # A server known by a SPIFFE ID: its URI SAN is checked after the path is built;
+    # its EKU, if any, must allow serverAuth.
+    ee = (
+        verification.ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.SubjectAlternativeName, verification.Criticality.AGNOSTIC, None)
+        .may_be_present(
+            x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, _require_server_auth_eku
+        )
+    )
+    return verification.ExtensionPolicy.webpki_defaults_ca(), ee
+
+
 def load_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
     try:
         return [x509.load_der_x509_certificate(der) for der in chain_der]
@@ -212,6 +238,43 @@ class TrustStore:
         self._remember(key, path, now)
         return chain[0]
 
+    def verified_path(
+        self,
+        chain_der: tuple[bytes, ...],
+        *,
+        server: bool,
+        identity: x509.DNSName | x509.IPAddress | x509.UniformResourceIdentifier | None,
+        now: float,
+    ) -> list[x509.Certificate]:
+        """The path from the leaf to an anchor, for the CertificateValidator service.
+
+        `server` picks the purpose (serverAuth or clientAuth EKU when the leaf has one);
+        `identity` is what the leaf must name: a DNS name (RFC 6125, one left-most
+        wildcard label), an IP address, or a URI (a SPIFFE ID, compared exactly). A
+        server's chain needs one. Failures raise the AlertError a TLS stack would send.
+        Not cached: the caller asks once per peer, and the answer carries the path.
+        """
+        chain = load_chain(chain_der)
+        if not chain:
+            raise BadCertificate("the chain is empty")
+        builder = self._builder(now)
+        try:
+            if server and not isinstance(identity, x509.UniformResourceIdentifier):
+                if identity is None:
+                    raise BadCertificate("a server's chain is checked against a name")
+                return builder.build_server_verifier(identity).verify(chain[0], chain[1:])
+            ca_policy, ee_policy = _uri_server_policies() if server else _client_policies()
+            verified = (
+                builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                .build_client_verifier()
+                .verify(chain[0], chain[1:])
+            )
+        except verification.VerificationError as error:
+            raise _map_error(error) from None
+        if identity is not None and not _names(verified.subjects or (), identity):
+            raise BadCertificate(f"the certificate does not name {identity.value}")
+        return verified.chain
+
     def verify_client(self, chain_der: tuple[bytes, ...], now: float) -> x509.Certificate:
         """Check a client's chain; returns the parsed leaf."""
         key = ("client", None, chain_der)
@@ -232,3 +295,23 @@ class TrustStore:
             raise _map_error(error) from None
         self._remember(key, path, now)
         return chain[0]
+
+
+def _names(
+    subjects: Sequence[x509.GeneralName],
+    identity: x509.DNSName | x509.IPAddress | x509.UniformResourceIdentifier,
+) -> bool:
+    """Whether a leaf's subjectAltNames name `identity` (a client's, or a SPIFFE server's)."""
+    if isinstance(identity, x509.DNSName):
+        wanted = identity.value.rstrip(".").lower()
+        for subject in subjects:
+            if isinstance(subject, x509.DNSName):
+                name = subject.value.lower()
+                if name == wanted:
+                    return True
+                # RFC 6125 section 6.4.3: "*" stands for exactly the left-most label.
+                label, dot, rest = wanted.partition(".")
+                if name.startswith("*.") and dot and label and name[2:] == rest:
+                    return True
+        return False
+    return any(type(subject) is type(identity) and subject == identity for subject in subjects)

@@ -71,9 +71,7 @@ def _snapshot(conn: Connection, role: int) -> bytes:
     return w.getvalue()
 
 
-def _restore_into(
-    conn: Connection, snapshot: bytes, role: int
-) -> tuple[int, int, SnapshotReader]:
+def _restore_into(conn: Connection, snapshot: bytes, role: int) -> tuple[int, int, SnapshotReader]:
     """Read the header and the connection's fields; protocol, state tag and the rest."""
     if not isinstance(snapshot, bytes | bytearray):
         raise SnapshotError("a snapshot is bytes")
@@ -89,9 +87,7 @@ def _restore_into(
     return protocol, tag, r
 
 
-def _restore_state(
-    conn: Connection, snapshot: bytes, config: ClientConfig | ServerConfig
-) -> None:
+def _restore_state(conn: Connection, snapshot: bytes, config: ClientConfig | ServerConfig) -> None:
     """Fill a fresh connection from a snapshot of its role."""
     is_client = isinstance(config, ClientConfig)
     protocol, tag, r = _restore_into(conn, snapshot, ROLE_CLIENT if is_client else ROLE_SERVER)

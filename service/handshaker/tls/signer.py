@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from .codepoints import SignatureScheme
 from .sigschemes import ECDSA_SCHEME_FOR_CURVE, SCHEMES, SchemeFamily, schemes_of
@@ -96,6 +97,32 @@ class PrivateKeySigner:
             assert params.rsa_padding is not None and params.hash is not None
             return key.sign(message, params.rsa_padding, params.hash)
         return key.sign(message)
+
+    def sign_digest(self, scheme: int, digest: bytes) -> bytes:
+        """Sign a digest the caller computed with the scheme's hash (keyless callers).
+
+        ECDSA takes any ECDSA scheme's hash with the key's own curve: a TLS 1.2
+        signature pairs any hash with any curve (RFC 5246 section 7.4.1.4.1), and the
+        curve a TLS 1.3 scheme names is the caller's stack's to check. EdDSA signs
+        messages only.
+        """
+        params = SCHEMES.get(scheme)
+        if params is None or params.hash is None:
+            raise SignerError(f"scheme 0x{scheme:04x} does not sign a digest")
+        if len(digest) != params.hash.digest_size:
+            raise SignerError(
+                f"a digest for scheme 0x{scheme:04x} is {params.hash.digest_size} bytes"
+            )
+        key = self._key
+        prehashed = Prehashed(params.hash)
+        if isinstance(key, ec.EllipticCurvePrivateKey) and params.family is SchemeFamily.ECDSA:
+            return key.sign(digest, ec.ECDSA(prehashed))
+        if isinstance(key, rsa.RSAPrivateKey) and (
+            scheme in self._schemes or (scheme in _RSA_PKCS1 and self._schemes == _RSA_PSS_RSAE)
+        ):
+            assert params.rsa_padding is not None
+            return key.sign(digest, params.rsa_padding, prehashed)
+        raise SignerError(f"key cannot sign with scheme 0x{scheme:04x}")
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         """RSAES-PKCS1-v1_5 decryption for the TLS 1.2 RSA key exchange; b"" on failure.

@@ -486,9 +486,7 @@ class ExpectClientKeyExchange:
             credential = self.credential or _decrypting_credential(self.config, handshake)
 
             def derive(conn: Connection, decrypted: bytes) -> HandshakeState:
-                premaster = rsa_kex.server_premaster(
-                    decrypted, handshake.client_version, random46
-                )
+                premaster = rsa_kex.server_premaster(decrypted, handshake.client_version, random46)
                 return self._derive(premaster)
 
             return decrypt_then(conn, credential.signer, ciphertext, derive)
