@@ -474,6 +474,84 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     policy = keys_commands.add_parser("policy", help="print the authorization policy (TOML)")
     _add_keystore_option(policy)
     policy.set_defaults(handler=_cmd_keys_policy)
+    _add_keyless_commands(keys_commands)
+
+
+HANDSHAKER_HELP = (
+    "the handshaker service's gRPC address (default: $HANDSHAKER_ADDR, else 127.0.0.1:50051)"
+)
+
+
+def _add_keyless_commands(
+    keys_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """`keys sign` and `keys verify-chain`: KeyOperations and CertificateValidator for scripts."""
+    sign = keys_commands.add_parser(
+        "sign",
+        help="sign with a credential's key, through the running service",
+        description="Sign the input with the credential NAME's key in the running service "
+        "(KeyOperations.Sign; needs a `sign` grant). Prints the signature in base64.",
+    )
+    sign.add_argument("name", metavar="NAME", nargs="?", help="the credential")
+    sign.add_argument(
+        "--key-id", metavar="HEX", help="the key by its leaf's subjectKeyIdentifier instead"
+    )
+    sign.add_argument(
+        "--scheme",
+        required=True,
+        metavar="SCHEME",
+        help="a TLS signature scheme by name (ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, "
+        "rsa_pkcs1_sha256, ed25519, ...) or number (0x0403)",
+    )
+    sign.add_argument(
+        "--in", dest="input", default="-", metavar="FILE", help="the input (default: stdin)"
+    )
+    sign.add_argument(
+        "--digest",
+        action="store_true",
+        help="the input is the scheme's hash of the message, not the message",
+    )
+    sign.add_argument("--out", metavar="FILE", help="write the raw signature here instead")
+    sign.add_argument("--handshaker", metavar="ADDR", help=HANDSHAKER_HELP)
+    sign.set_defaults(handler=_cmd_keys_sign)
+
+    verify = keys_commands.add_parser(
+        "verify-chain",
+        help="validate a certificate chain, through the running service",
+        description="Validate CHAIN (PEM certificates, leaf first, or one DER certificate) "
+        "with the running service's CertificateValidator. Exit 0: valid; 1: invalid (the TLS "
+        "alert and the reason are printed).",
+    )
+    verify.add_argument("chain", metavar="CHAIN", help="the chain file, or - for stdin")
+    verify.add_argument(
+        "--purpose",
+        choices=("server", "client"),
+        default="server",
+        help="what the leaf is for (default: server)",
+    )
+    names = verify.add_mutually_exclusive_group()
+    names.add_argument("--dns-name", metavar="NAME", help="the DNS name the leaf must have")
+    names.add_argument("--ip-address", metavar="IP", help="the IP address the leaf must have")
+    names.add_argument("--spiffe-id", metavar="URI", help="the SPIFFE ID the leaf must have")
+    verify.add_argument(
+        "--trust-bundle",
+        metavar="NAME",
+        help="the trust bundle (default: default, the keystore's; system: the host's CA store)",
+    )
+    verify.add_argument("--handshaker", metavar="ADDR", help=HANDSHAKER_HELP)
+    verify.set_defaults(handler=_cmd_keys_verify_chain)
+
+
+def _cmd_keys_sign(args: argparse.Namespace) -> int:
+    from handshaker_client.keyless_commands import sign_command  # noqa: PLC0415
+
+    return sign_command(args)
+
+
+def _cmd_keys_verify_chain(args: argparse.Namespace) -> int:
+    from handshaker_client.keyless_commands import verify_chain_command  # noqa: PLC0415
+
+    return verify_chain_command(args)
 
 
 def _add_allow_option(parser: argparse.ArgumentParser) -> None:
@@ -627,7 +705,14 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
         "--ca-file",
         type=Path,
         metavar="FILE",
-        help="PEM trust anchors for the server (default: the service's default trust bundle)",
+        help="PEM trust anchors for the server, instead of --trust-bundle",
+    )
+    connect.add_argument(
+        "--trust-bundle",
+        default="system",
+        metavar="NAME",
+        help="the service's trust bundle to check the server against (default: system, the "
+        "host's CA store, as curl uses; `default` is the keystore's, the development CA)",
     )
     connect.add_argument(
         "--alpn", metavar="LIST", help="comma-separated ALPN protocols to offer (default: none)"

@@ -38,6 +38,13 @@ from .handshake import (
     resolve_address,
     server_options,
 )
+from .keyless import (
+    AsyncKeylessClient,
+    CredentialInfo,
+    KeylessClient,
+    OperationPipeline,
+    Verdict,
+)
 from .keys import PeerIdentity, SessionKeys, Tls12Session, TrafficKeys
 from .layers import open_record_layer
 from .multiplex import AsyncMultiplexer, AsyncMultiplexSession
@@ -64,6 +71,7 @@ __all__ = [
     "AlertDescription",
     "ApplicationData",
     "AsyncHandshakerClient",
+    "AsyncKeylessClient",
     "AsyncMultiplexSession",
     "AsyncMultiplexer",
     "AsyncStreamSession",
@@ -72,6 +80,7 @@ __all__ = [
     "CipherSuite",
     "CloseNotifyReceived",
     "ConnectionClosedError",
+    "CredentialInfo",
     "Established",
     "HandshakeError",
     "HandshakeTimeoutError",
@@ -79,8 +88,10 @@ __all__ = [
     "HandshakerClientError",
     "HandshakerRpcError",
     "KeyUpdateReceived",
+    "KeylessClient",
     "LocalProtocolError",
     "NamedGroup",
+    "OperationPipeline",
     "PeerAlertError",
     "PeerIdentity",
     "RecordLayer",
@@ -97,6 +108,7 @@ __all__ = [
     "Tls12Session",
     "TrafficKeys",
     "UnarySession",
+    "Verdict",
     "alert_name",
     "client_options",
     "connect",

@@ -131,6 +131,8 @@ def _connect(args: argparse.Namespace) -> int:
             server_name=args.server_name or host,
             alpn=parse_alpn(args.alpn),
             ca_pem=ca_pem,
+            # Like curl: the host's CA store, unless --ca-file or --trust-bundle say otherwise.
+            trust_bundle=None if ca_pem is not None else args.trust_bundle,
             credential=args.key,
             handshaker=address,
             timeout=CONNECT_TIMEOUT,
