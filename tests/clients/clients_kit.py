@@ -176,11 +176,11 @@ class Service:
         )
 
 
-def start_service(keystore: Path) -> Service:
+def start_service(keystore: Path, env: dict[str, str] | None = None) -> Service:
     port = free_port()
     address = f"127.0.0.1:{port}"
     process = Process(
-        [str(HANDSHAKER), "serve", "--listen", address, "--keystore", str(keystore)]
+        [str(HANDSHAKER), "serve", "--listen", address, "--keystore", str(keystore)], env=env
     )
     deadline = time.monotonic() + START_TIMEOUT
     while True:

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import handshaker_client as hc
 import pytest
-from clients_kit import HANDSHAKER, Service, start_service
+from clients_kit import HANDSHAKER, Service, connect_command, s_server, start_service
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -38,8 +38,17 @@ def _keys(service: Service, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    keystore = tmp_path_factory.mktemp("keyless-client") / "keystore"
-    started = start_service(keystore)
+    root = tmp_path_factory.mktemp("keyless-client")
+    keystore = root / "keystore"
+    # The host's CA store, as the service sees it: another CA's, which issued `public`.
+    public = root / "public-pki"
+    subprocess.run(
+        [HANDSHAKER, "keys", "generate", "public", "--san", "DNS:localhost", "--keystore", public],
+        check=True,
+        capture_output=True,
+    )
+    started = start_service(keystore, env={"SSL_CERT_FILE": str(public / "dev-ca" / "ca.crt")})
+    started.public_pki = public  # type: ignore[attr-defined]
     try:
         for name, key_type in (("web", "ecdsa-p256"), ("legacy", "rsa-2048")):
             _keys(started, "generate", name, "--san", f"DNS:{name}.test", "--key-type", key_type)
@@ -189,3 +198,19 @@ def test_keys_sign_and_verify_chain_for_scripts(keyless: Service, tmp_path: Path
         keyless, "keys", "verify-chain", chain, "--dns-name", "web.test", "--trust-bundle", "system"
     )
     assert result.returncode == 1 and b"unknown_ca (48)" in result.stdout
+
+
+def test_connect_checks_the_server_against_the_hosts_ca_store_by_default(
+    keyless: Service, openssl: str
+) -> None:
+    public: Path = keyless.public_pki  # type: ignore[attr-defined]
+    cert, key = str(public / "public" / "tls.crt"), str(public / "public" / "tls.key")
+    with s_server(openssl, "-cert", cert, "-key", key) as (_, port):
+        result = connect_command(keyless, f"localhost:{port}", stdin=b"GET / HTTP/1.0\r\n\r\n")
+        assert result.returncode == 0, result.stderr
+        assert b"TLSv1.3" in result.stderr
+    with s_server(openssl, "-cert", cert, "-key", key) as (_, port):
+        # The keystore's own bundle (the development CA) does not know that CA.
+        result = connect_command(keyless, f"localhost:{port}", "--trust-bundle", "default")
+        assert result.returncode == 1
+        assert b"unknown_ca" in result.stderr
