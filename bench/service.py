@@ -50,7 +50,8 @@ token made for the run (`keys generate --in pkcs11:`), the other the same key ty
 from a file, with the same development CA, the same load and API, rounds
 alternating. The file-backed service is the baseline.
 
-    python bench/service.py --hsm [--hsm-api stream|unary|multiplex] [--pkcs11-sessions N]
+    python bench/service.py --hsm [--hsm-api stream|unary|multiplex] [--hsm-tls 1.3|1.2]
+                            [--pkcs11-sessions N]
 """
 
 from __future__ import annotations
@@ -442,6 +443,8 @@ class GoLoad:
         self.concurrency = concurrency
         self.group = 0
         self.conns = 1
+        # The TLS version the Go clients speak ("1.3" or "1.2").
+        self.tls = "1.3"
 
     def for_service(self, service: Service, conns: int = 1) -> GoLoad:
         """The same binary, driving another service process over `conns` connections."""
@@ -472,6 +475,8 @@ class GoLoad:
                 f"{seconds}s",
                 "-rate",
                 str(rate),
+                "-tls",
+                self.tls,
             ],
             capture_output=True,
             text=True,
@@ -853,7 +858,8 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
         )
         ca_file = file_keystore / "dev-ca" / "ca.crt"
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        version = ssl.TLSVersion.TLSv1_2 if args.hsm_tls == "1.2" else ssl.TLSVersion.TLSv1_3
+        context.minimum_version = context.maximum_version = version
         context.load_verify_locations(ca_file)
 
         def new_peer() -> Peer:
@@ -866,6 +872,7 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
             (folder / kind).mkdir(exist_ok=True)
             if args.load == "go":
                 go_load = GoLoad(folder / kind, service, ca_file, args.concurrency)
+                go_load.tls = args.hsm_tls
 
                 async def go_round(seconds: float, load: GoLoad = go_load) -> ServiceRound:
                     return load.round(args.hsm_api, seconds)
@@ -936,6 +943,7 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
         **{f"hsm_{name}": value for name, value in hsm_figures.items()},
         **{f"file_{name}": value for name, value in file_figures.items()},
         "key_type": "ecdsa-p256",
+        "tls": args.hsm_tls,
         "token": "SoftHSM2",
         "pkcs11_sessions": args.pkcs11_sessions,
         "api": args.hsm_api,
@@ -990,6 +998,9 @@ def main(argv: list[str] | None = None) -> int:
         help="measure HSM-backed (a SoftHSM2 token key) against file-backed handshakes",
     )
     parser.add_argument("--hsm-api", choices=APIS, default="stream", help="the API for --hsm")
+    parser.add_argument(
+        "--hsm-tls", choices=("1.3", "1.2"), default="1.3", help="the TLS version for --hsm"
+    )
     parser.add_argument(
         "--pkcs11-sessions", type=int, default=4, help="the HSM service's --pkcs11-sessions"
     )

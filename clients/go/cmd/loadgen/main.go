@@ -79,6 +79,7 @@ func run() int {
 	warmup := flag.Duration("warmup", 0, "how long to run first, unmeasured")
 	rate := flag.Float64("rate", 0, "open loop: start this many handshakes per second, evenly spaced, whatever is in flight (latency counts from the scheduled start); 0: closed loop with -concurrency in flight")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
+	version := flag.String("tls", "1.3", "the TLS version the crypto/tls clients speak: 1.3 or 1.2")
 	flag.Parse()
 	if *addr == "" || *caFile == "" || flag.NArg() > 0 || *concurrency < 1 || *conns < 1 || *duration <= 0 || *warmup < 0 || *rate < 0 {
 		flag.Usage()
@@ -114,10 +115,16 @@ func run() int {
 			return 2
 		}
 	}
+	versions := map[string]uint16{"1.3": tls.VersionTLS13, "1.2": tls.VersionTLS12}
+	tlsVersion, ok := versions[*version]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "loadgen: -tls %q: want 1.3 or 1.2\n", *version)
+		return 2
+	}
 	b := &bench{
 		tls: &tls.Config{
-			MinVersion: tls.VersionTLS13,
-			MaxVersion: tls.VersionTLS13,
+			MinVersion: tlsVersion,
+			MaxVersion: tlsVersion,
 			RootCAs:    roots,
 			ServerName: *serverName,
 		},
