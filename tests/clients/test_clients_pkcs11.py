@@ -29,6 +29,10 @@ from clients_kit import (
     s_server,
     terminate,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from softhsm import USER_PIN, SoftHsm, make_token
 
@@ -387,3 +391,48 @@ def test_a_token_removed_and_put_back_while_serving(
             pulled.rename(folder)
         service.process.stop()
     assert "Traceback" not in service.process.output()
+
+
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_keyless_sign_and_decrypt_with_a_token_key(
+    hsm_service: Service, env: dict[str, str], key_type: str
+) -> None:
+    name = f"hsm-{key_type}"
+    _keys(env, "allow", name, "local", "--role", "sign", "--role", "decrypt",
+          "--keystore", str(hsm_service.keystore))
+    leaf = x509.load_pem_x509_certificate(hsm_service.cert_file(name).read_bytes())
+    key = leaf.public_key()
+    scheme = {"ecdsa-p256": 0x0403, "ecdsa-p384": 0x0503, "rsa-2048": 0x0804}[key_type]
+    algorithm = hashes.SHA384() if key_type == "ecdsa-p384" else hashes.SHA256()
+    with hc.KeylessClient(hsm_service.address) as client:
+        deadline = time.monotonic() + 10
+        while True:  # the grant reaches the service within a second
+            try:
+                signature = client.sign(name, scheme, message=b"on the token")
+                break
+            except hc.HandshakerRpcError as error:
+                if error.code != grpc.StatusCode.PERMISSION_DENIED or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        digest = hashes.Hash(algorithm)
+        digest.update(b"prehashed")
+        hashed = digest.finalize()
+        by_digest = client.sign(name, scheme, digest=hashed)
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, b"on the token", ec.ECDSA(algorithm))
+            key.verify(by_digest, hashed, ec.ECDSA(Prehashed(algorithm)))
+            with pytest.raises(hc.HandshakerRpcError) as raised:
+                client.decrypt(name, bytes(256))
+            assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            return
+        assert isinstance(key, rsa.RSAPublicKey)
+        pss = padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
+        key.verify(signature, b"on the token", pss, algorithm)
+        key.verify(by_digest, hashed, pss, Prehashed(algorithm))
+        # TLS 1.2 signs with PKCS#1 v1.5 too, and the token decrypts the premaster secret.
+        pkcs1 = client.sign(name, 0x0401, digest=hashed)
+        key.verify(pkcs1, hashed, padding.PKCS1v15(), Prehashed(algorithm))
+        premaster = b"\x03\x03" + os.urandom(46)
+        assert client.decrypt(name, key.encrypt(premaster, padding.PKCS1v15())) == premaster
+        # A bad block is 48 bytes like any other answer (the token's error is not shown).
+        assert len(client.decrypt(name, os.urandom(256))) == 48
