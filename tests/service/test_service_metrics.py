@@ -201,6 +201,11 @@ def test_workers_metrics_are_served_by_the_supervisor(
         )
         for _ in range(3):
             assert run_handshake(service, "unary") == COMPLETE
+        # A unary session in flight is in Redis: every worker counts the fleet's.
+        with service.channel() as channel:
+            UnaryHandshake(handshaker_stub(channel), client_options(service)).step()
+            # (Finished sessions stay there for GetKeys until they idle out, so >= 1.)
+            eventually(lambda: value(scrape(address), "handshaker_shared_sessions") >= 1)
         samples = scrape(address)
         assert value(samples, "handshaker_handshakes_total", role="server", **COMPLETED) == 3
         assert value(samples, "handshaker_certificate_expiry_timestamp_seconds",

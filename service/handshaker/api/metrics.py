@@ -17,6 +17,7 @@ keystore.keyops.observer; the rest is sampled once a second by `sample`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -30,7 +31,7 @@ from prometheus_client import (
 )
 
 from handshaker.keystore import KeyStore, KeystoreError, keyops
-from handshaker.sessions import MemorySessionStore, SessionStore
+from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
 from handshaker.tls import AlertDescription
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -92,6 +93,13 @@ class ServiceMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # Every replica reports the same number: aggregate with max(), not sum().
+        self.shared = Gauge(
+            "handshaker_shared_sessions",
+            "Unary sessions in the shared session store (Redis), of the whole fleet",
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self.reloads = Counter(
             "handshaker_keystore_reloads",
             "Times the keystore saw changed files and swapped in new contents",
@@ -142,8 +150,12 @@ class ServiceMetrics:
         interval: float = 1.0,
     ) -> None:
         """Sessions in flight, keystore reloads and errors, certificate expiry, every second."""
+        count = getattr(sessions, "count", None)
         while True:
             self.sample_once(keystore, sessions, streams)
+            if count is not None:
+                with contextlib.suppress(SessionStoreUnavailable):
+                    self.shared.set(await count())
             await asyncio.sleep(interval)
 
     def sample_once(

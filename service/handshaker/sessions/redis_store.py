@@ -299,5 +299,17 @@ class RedisSessionStore:
         if deleted != 1:
             raise SessionNotFound("no such session")
 
+    async def count(self) -> int:
+        """The live sessions in Redis, of the whole fleet (expired ids not counted)."""
+        try:
+            seconds, micros = await self._redis.time()
+            return int(
+                await self._redis.zcount(
+                    f"{self._prefix}all", f"({seconds * 1000 + micros // 1000}", "+inf"
+                )
+            )
+        except (RedisError, OSError) as error:
+            raise self._unavailable(error) from None
+
     async def close(self) -> None:
         await self._redis.aclose()
