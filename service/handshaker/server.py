@@ -816,8 +816,26 @@ def _serve_until_stopped(settings: Settings, store: KeyStore) -> int:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `handshaker serve` (the keystore option is the CLI's)."""
-    parser.add_argument(
+    """The options of `handshaker serve` in groups (the keystore option is the CLI's)."""
+    _add_listen_arguments(
+        parser.add_argument_group("listening", "where and how callers reach the service")
+    )
+    _add_bounds_arguments(
+        parser.add_argument_group("bounds", "what a caller or a peer can make the service hold")
+    )
+    _add_keys_arguments(
+        parser.add_argument_group("keys", "PKCS#11 tokens (the keystore itself is --keystore)")
+    )
+    _add_fleet_arguments(
+        parser.add_argument_group(
+            "fleet, logs and metrics",
+            "sessions shared by replicas, worker processes, the audit trail, metrics and traces",
+        )
+    )
+
+
+def _add_listen_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT|unix:PATH",
@@ -826,33 +844,43 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "unix:uid=UID of its own uid (SO_PEERCRED), with the grants of unix:gid=GID of its "
         "gid too; unix-abstract:NAME has no permissions and its callers are local",
     )
-    parser.add_argument(
+    group.add_argument(
         "--health-listen",
         metavar="HOST:PORT",
         help="also serve gRPC health checking (grpc.health.v1, nothing else) in plaintext "
         "here, for probes such as a kubelet's that cannot do mutual TLS (default: off)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--tls-cert",
         type=Path,
         metavar="PEM",
         help="TLS certificate chain for the gRPC channel (default: none, plaintext gRPC)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--tls-key", type=Path, metavar="PEM", help="its private key (with --tls-cert)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--tls-client-ca",
         type=Path,
         metavar="PEM",
         help="require client certificates from this CA (mutual TLS; default: not required)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--insecure",
         action="store_true",
         help="allow a non-loopback address without TLS (never in production; default off)",
     )
-    parser.add_argument(
+    group.add_argument(
+        "--unix-socket-group",
+        metavar="GROUP",
+        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600). "
+        "Each caller is still named by its own uid; grant unix:gid=GID to let every caller "
+        "whose (primary) gid it is use a credential (default: owner only)",
+    )
+
+
+def _add_bounds_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--idle-timeout",
         type=float,
         default=10.0,
@@ -860,7 +888,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="free a session, and end a Handshake or Multiplex stream, that gets no bytes "
         "for this long (default 10)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--handshake-timeout",
         type=float,
         default=servicer_limits.DEFAULT_HANDSHAKE_TIMEOUT,
@@ -868,7 +896,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="end a handshake that has not completed this long after its start, however "
         "many bytes arrive (DEADLINE_EXCEEDED; default %(default)g)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-buffered-bytes",
         type=int,
         default=servicer_limits.DEFAULT_MAX_BUFFERED_BYTES,
@@ -876,7 +904,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail a handshake (illegal_parameter) whose peer makes the service hold more "
         "than this of unfinished records and messages (default %(default)d)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-frames-per-message",
         type=int,
         default=servicer_limits.DEFAULT_MAX_FRAMES,
@@ -884,69 +912,52 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames one Multiplex message may carry; the extras get INVALID_ARGUMENT "
         "(default %(default)d)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--config-cache-bytes",
         type=int,
         default=option_limits.DEFAULT_CONFIG_CACHE_BYTES,
         metavar="BYTES",
         help="memory (estimated) for configs cached by their options (default %(default)d)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-trust-anchors",
         type=int,
         default=option_limits.DEFAULT_MAX_TRUST_ANCHORS,
         metavar="N",
         help="certificates a request's inline trust anchors may hold (default %(default)d)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--max-trust-anchors-bytes",
         type=int,
         default=option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES,
         metavar="BYTES",
         help="size of a request's inline trust anchors PEM (default %(default)d)",
     )
-    parser.add_argument(
-        "--audit-log",
-        default="stderr",
-        metavar="FILE|stderr|off",
-        help="where the audit trail goes: one JSON line per private-key use, logger "
-        "handshaker.audit (default stderr)",
+    group.add_argument(
+        "--max-sessions",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="cap on sessions in total (default %(default)d)",
     )
-    parser.add_argument(
-        "--log-level",
-        choices=tuple(LOG_LEVELS),
-        default="info",
-        help="debug adds a line per completed handshake (default info: failures, and the "
-        "stats line)",
+    group.add_argument(
+        "--max-sessions-per-caller",
+        type=int,
+        default=1_000,
+        metavar="N",
+        help="cap on sessions per caller, and separately on its open Multiplex streams "
+        "(default %(default)d)",
     )
-    parser.add_argument(
-        "--stats-interval",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="how often to log the handshake counts (default 60)",
-    )
-    parser.add_argument(
-        "--unix-socket-group",
-        metavar="GROUP",
-        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600). "
-        "Each caller is still named by its own uid; grant unix:gid=GID to let every caller "
-        "whose (primary) gid it is use a credential (default: owner only)",
-    )
-    parser.add_argument(
-        "--session-store",
-        default="memory",
-        metavar="memory|redis://HOST:PORT/DB|rediss://...|unix:///PATH.sock",
-        help="where the unary API's sessions live between RPCs (default memory; Redis lets "
-        "replicas share them, sealed under keys in <keystore>/session-store/keys)",
-    )
-    parser.add_argument(
+
+
+def _add_keys_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--pkcs11-module",
         metavar="PATH",
         help="PKCS#11 module for key URIs without module-path (default: SoftHSM2's, if found). "
         f"The PIN comes from the URI's pin-source=file:PATH or ${pkcs11.PIN_ENV}, never a flag",
     )
-    parser.add_argument(
+    group.add_argument(
         "--pkcs11-sessions",
         type=int,
         default=pkcs11.DEFAULT_SESSIONS,
@@ -954,7 +965,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="logged-in sessions (and threads) per PKCS#11 token: how many token operations "
         f"run at once (default {pkcs11.DEFAULT_SESSIONS})",
     )
-    parser.add_argument(
+
+
+def _add_fleet_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--session-store",
+        default="memory",
+        metavar="memory|redis://HOST:PORT/DB|rediss://...|unix:///PATH.sock",
+        help="where the unary API's sessions live between RPCs (default memory; Redis lets "
+        "replicas share them, sealed under keys in <keystore>/session-store/keys)",
+    )
+    group.add_argument(
         "--workers",
         type=_workers,
         default=1,
@@ -963,7 +984,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "restarts one that dies; auto: one per CPU this process may use. More than 1 needs "
         "--session-store redis://... and a TCP --listen (default 1: no supervisor)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--shutdown-grace",
         type=float,
         default=5.0,
@@ -971,31 +992,37 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="on SIGTERM, how long in-flight RPCs may still run before they are cancelled "
         "(default %(default)g)",
     )
-    parser.add_argument(
+    group.add_argument(
+        "--audit-log",
+        default="stderr",
+        metavar="FILE|stderr|off",
+        help="where the audit trail goes: one JSON line per private-key use, logger "
+        "handshaker.audit (default stderr)",
+    )
+    group.add_argument(
+        "--log-level",
+        choices=tuple(LOG_LEVELS),
+        default="info",
+        help="debug adds a line per completed handshake (default info: failures, and the "
+        "stats line)",
+    )
+    group.add_argument(
+        "--stats-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often to log the handshake counts (default 60)",
+    )
+    group.add_argument(
         "--metrics-listen",
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--otlp-endpoint",
         metavar="HOST:PORT",
         help="trace the RPCs with OpenTelemetry, exported over OTLP/gRPC to this collector "
         "(needs handshaker[otel]; default: off)",
-    )
-    parser.add_argument(
-        "--max-sessions",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="cap on sessions in total (default %(default)d)",
-    )
-    parser.add_argument(
-        "--max-sessions-per-caller",
-        type=int,
-        default=1_000,
-        metavar="N",
-        help="cap on sessions per caller, and separately on its open Multiplex streams "
-        "(default %(default)d)",
     )
 
 
