@@ -570,5 +570,21 @@ def test_operate_runs_slow_operations_at_once_and_refuses_an_id_still_running(
     signed = {a.operation_id for a in answers if a.WhichOneof("result") == "sign"}
     assert signed == set(range(50))
     (down,) = [a for a in answers if a.operation_id == 99]
+
+    # The slow key's backend signs whole messages: a digest is the request's fault.
+    async def by_digest() -> kpb.OperateResponse:
+        async with _in_process(pki) as ops:
+            call = ops.Operate()
+            sign = kpb.SignRequest(
+                key=_ref("slow"), signature_scheme=ECDSA_P256_SHA256, digest=bytes(32)
+            )
+            await call.write(kpb.OperateRequest(operation_id=1, sign=sign))
+            await call.done_writing()
+            (answer,) = [answer async for answer in call]
+            return answer
+
+    refused_digest = asyncio.run(by_digest())
+    assert refused_digest.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert refused_digest.error.message.startswith("digest")
     assert down.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
     assert down.error.message == "keystore hsm:rack7: the token is not present"

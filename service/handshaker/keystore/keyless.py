@@ -193,6 +193,9 @@ async def _sign_message(credential: Credential, scheme: int, message: bytes) -> 
 async def _sign_digest(credential: Credential, scheme: int, digest: bytes) -> bytes:
     key = credential.signer
     if isinstance(key, AsyncKey):
+        if type(key).sign_digest is AsyncKey.sign_digest:
+            # A plugin's backend that signs whole messages only: the request's to change.
+            raise KeylessRefused("digest", "this credential's key signs whole messages only")
         return await key.sign_digest(scheme, digest)
     sign_digest = getattr(key, "sign_digest", None)
     if not callable(sign_digest):
