@@ -9,8 +9,8 @@ principal is an InvalidPolicy naming the file and the place, never a partial pol
     [credentials."web"]                    # a credential, by its keystore name
     server = ["spiffe://prod/web", "local"]  # may serve with it (server role)
     client = ["dns:batch.internal"]          # may present it as a client certificate
-    sign = []                                # keyless operations (reserved, not yet served)
-    decrypt = []
+    sign = []                                # KeyOperations.Sign (keyless callers)
+    decrypt = []                             # KeyOperations.Decrypt (TLS 1.2 RSA)
 
     [trust_bundles]
     "partners" = ["spiffe://prod/web"]       # may validate peers against this bundle
@@ -51,8 +51,8 @@ class Role(Enum):
 
     SERVER = "server"
     CLIENT = "client"
-    # Keyless operations (KeyOperations.Sign / Decrypt): in the schema now so a policy
-    # written today stays valid when they are served.
+    # Keyless operations (KeyOperations.Sign / Decrypt): separate from the handshake roles,
+    # since signing arbitrary bytes with a key is more than serving handshakes with it.
     SIGN = "sign"
     DECRYPT = "decrypt"
 
