@@ -123,9 +123,9 @@ type Expect struct {
 	ServeFlags map[string]bool
 }
 
-var serveFlagRe = regexp.MustCompile(`parser\.add_argument\(\s*"(--[a-z0-9-]+)"`)
+var serveFlagRe = regexp.MustCompile(`(?:parser|group)\.add_argument\(\s*"(--[a-z0-9-]+)"`)
 
-// readServeFlags lists the options add_serve_arguments declares.
+// readServeFlags lists the options add_serve_arguments declares (on the parser or its groups).
 func readServeFlags(root string) (map[string]bool, error) {
 	data, err := os.ReadFile(filepath.Join(root, "service", "handshaker", "server.py"))
 	if err != nil {
