@@ -36,8 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 
 from service import Service
 

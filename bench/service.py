@@ -87,9 +87,9 @@ from handshaker.tls import (
     ServerConfig,
     ServerConnection,
 )
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 from handshaker_client import AsyncHandshakerClient
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 
 COMPLETE = pb.HANDSHAKE_STATE_COMPLETE
 NEED_INPUT = pb.HANDSHAKE_STATE_NEED_INPUT

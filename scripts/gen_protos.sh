@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the gRPC stubs from protos/ with the protoc bundled in grpcio-tools.
 #
-#   scripts/gen_protos.sh                    Python stubs into service/handshaker/v1 (committed)
-#   scripts/gen_protos.sh --python-out DIR   Python stubs into DIR/handshaker/v1 (the staleness test)
+#   scripts/gen_protos.sh                    Python stubs into clients/python/handshaker_wire/v1
+#                                            (committed)
+#   scripts/gen_protos.sh --python-out DIR   Python stubs into DIR/handshaker_wire/v1 (the staleness test)
 #   scripts/gen_protos.sh --go [--go-out D]  also Go stubs into clients/go/gen/handshaker/v1
 #                                            (D replaces clients/go, the Go module root)
 #                                            (needs protoc-gen-go and protoc-gen-go-grpc on PATH:
@@ -13,14 +14,17 @@
 #                                            (needs PROTOC=/path/to/protoc, a full protoc; gRPC service
 #                                             classes also need PROTOC_GEN_GRPC_JAVA=/path/to/plugin)
 #
-# PYTHON selects the interpreter (default: the project venv). The Python output
-# imports as `from handshaker.v1 import handshaker_pb2`, because protos/ is the
-# include root and service/ is the package root.
+# PYTHON selects the interpreter (default: the project venv). The Python stubs live in
+# handshaker_wire, the package that the service and the client distribution
+# (handshaker-client) both depend on: they import as
+# `from handshaker_wire.v1 import handshaker_pb2`. protoc names modules after the
+# proto's path (handshaker/v1/...), so the stubs are generated into a scratch
+# directory and their imports rewritten; the descriptors keep the proto names.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$root/.venv/bin/python}
-python_out=$root/service
+python_out=$root/clients/python
 go=0
 go_out=$root/clients/go
 java=0
@@ -33,7 +37,7 @@ while [ $# -gt 0 ]; do
     --go-out) go=1; go_out=$2; shift 2 ;;
     --java) java=1; shift ;;
     --java-out) java=1; java_out=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "gen_protos.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -42,12 +46,19 @@ cd "$root"
 protos=$(find protos -name '*.proto' | sort)
 protoc=("$python" -m grpc_tools.protoc -I protos)
 
-mkdir -p "$python_out"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 "${protoc[@]}" \
-  --python_out="$python_out" \
-  --pyi_out="$python_out" \
-  --grpc_python_out="$python_out" \
+  --python_out="$scratch" \
+  --pyi_out="$scratch" \
+  --grpc_python_out="$scratch" \
   $protos
+wire=$python_out/handshaker_wire/v1
+mkdir -p "$wire"
+for generated in "$scratch"/handshaker/v1/*; do
+  sed -e 's/^from handshaker\.v1 import /from handshaker_wire.v1 import /' \
+    "$generated" >"$wire/$(basename "$generated")"
+done
 
 if [ "$go" = 1 ]; then
   for plugin in protoc-gen-go protoc-gen-go-grpc; do

@@ -31,6 +31,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 
 from handshaker import tracing
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats, metrics
@@ -55,10 +59,6 @@ from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUn
 from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
 from handshaker.sessions.sealing import Sealer
 from handshaker.unix_relay import UnixRelay
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
 
 log = logging.getLogger("handshaker.server")
 

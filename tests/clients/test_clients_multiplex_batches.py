@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from handshaker.v1 import handshaker_pb2 as pb
 from handshaker_client import multiplex
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 
 class _FakeCall:

@@ -33,7 +33,7 @@ with atheris.instrument_imports():
         HandshakeFailed,
         ServerConnection,
     )
-    from handshaker.v1 import handshaker_pb2 as pb
+    from handshaker_wire.v1 import handshaker_pb2 as pb
 
 
 def _last_record_type(out: bytes) -> int | None:

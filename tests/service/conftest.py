@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import (
     HANDSHAKER,
     ChannelPki,

@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from handshaker.keystore import DirectoryKeyStore, Policy, Principal, Role
 from handshaker.tls import ContentType, RecordProtection, RecordReader, TrafficKeys
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 
 HANDSHAKER = Path(sys.executable).parent / "handshaker"
 NEED_INPUT = pb.HANDSHAKE_STATE_NEED_INPUT

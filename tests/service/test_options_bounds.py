@@ -14,7 +14,7 @@ from handshaker.tls import (
     ServerConfig,
     ServerConnection,
 )
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from pki import SERVER_IP, TestPKI, pem
 
 

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from handshaker.api import ConfigFactory, options
 from handshaker.keystore import EMPTY_POLICY, LOCAL, MemoryKeyStore, Role
 from handshaker.tls import Credential, PrivateKeySigner
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from pki import Leaf, TestPKI
 
 

@@ -33,9 +33,9 @@ from handshaker.tls import (
     ServerConfig,
     ServerConnection,
 )
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 from handshaker_client.aio import AsyncHandshakerClient
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import Leaf, TestPKI, pem
 from service_kit import (
     COMPLETE,

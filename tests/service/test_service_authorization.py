@@ -17,8 +17,8 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import (
     COMPLETE,
     HANDSHAKER,

@@ -19,8 +19,8 @@ from handshaker.api import ConfigFactory, HandshakerServicer
 from handshaker.keystore import EMPTY_POLICY, MemoryKeyStore
 from handshaker.sessions import MemorySessionStore
 from handshaker.tls import AlertDescription
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import (
     COMPLETE,
     FAILED,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import COMPLETE, NEED_INPUT, ServiceProcess, client_options, handshaker_stub
 
 HANDSHAKES = 200

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from service_kit import (
     COMPLETE,
     ChannelPki,

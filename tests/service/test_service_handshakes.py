@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding
 from handshaker.tls import CipherSuite, NamedGroup
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import PkiFiles, TestPKI
 from service_kit import (
     COMPLETE,

@@ -34,8 +34,8 @@ from handshaker.tls import (
     HandshakeComplete,
     PrivateKeySigner,
 )
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import Leaf, TestPKI
 
 HANDSHAKES = 50

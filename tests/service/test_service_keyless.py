@@ -28,8 +28,8 @@ from handshaker.api.keyless import KeyOperationsServicer
 from handshaker.keystore import EMPTY_POLICY, LOCAL, AsyncKey, KeyOperationError, MemoryKeyStore
 from handshaker.keystore import Role as KeyRole
 from handshaker.tls import Credential, PrivateKeySigner
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 from pki import Leaf, TestPKI
 from service_kit import HANDSHAKER, ServiceProcess
 

@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from service_kit import (
     COMPLETE,
     FAILED,

@@ -24,7 +24,7 @@ from handshaker import tracing
 from handshaker.api.metrics import ServiceMetrics
 from handshaker.keystore import AsyncKey, DirectoryKeyStore, KeyOperationError, keyops
 from handshaker.tls.keyops import OperationKind, PrivateKeyOperation
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from prometheus_client.parser import text_string_to_metric_families
 from redis_kit import RedisServer
 from service_kit import (

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from handshaker.tls import AlertDescription
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import (
     COMPLETE,
     FAILED,

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from service_kit import (
     COMPLETE,
     HANDSHAKER,

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from handshaker.tls import AlertDescription, CipherSuite, ContentType
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import TestPKI
 from service_kit import (
     COMPLETE,

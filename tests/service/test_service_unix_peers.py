@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import pytest
 from handshaker.keystore import DirectoryKeyStore, Principal, Role
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from service_kit import (
     ServiceProcess,
     StartService,

@@ -26,8 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from handshaker.api import ConfigFactory
 from handshaker.api.validator import CertificateValidatorServicer
 from handshaker.keystore import EMPTY_POLICY, LOCAL, MemoryKeyStore
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 from pki import Authority, Leaf, TestPKI, pem
 
 SERVER = kpb.PURPOSE_SERVER_AUTH

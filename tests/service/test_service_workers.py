@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 from redis_kit import RedisServer
 from service_kit import (
     COMPLETE,

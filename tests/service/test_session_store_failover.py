@@ -21,8 +21,8 @@ from typing import TypeVar
 
 import grpc
 import pytest
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from interop.peers import PeerProcess
 from pki import PkiFiles, TestPKI
 from redis_kit import RedisServer

@@ -32,8 +32,8 @@ from handshaker.tls import (
     HandshakeComplete,
     NamedGroup,
 )
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from pki import TestPKI
 from redis_kit import RedisServer, require_redis
 from service_kit import (

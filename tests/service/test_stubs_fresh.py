@@ -1,4 +1,4 @@
-"""The committed Python stubs in service/handshaker/v1 match what the .proto files generate."""
+"""The committed Python stubs in clients/python/handshaker_wire/v1 match a fresh generation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "service" / "handshaker" / "v1"
+COMMITTED = ROOT / "clients" / "python" / "handshaker_wire" / "v1"
 SCRIPT = ROOT / "scripts" / "gen_protos.sh"
 # Hand-written files that live next to the generated ones.
 NOT_GENERATED = {"__init__.py"}
@@ -36,7 +36,7 @@ def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    fresh = tmp_path / "handshaker" / "v1"
+    fresh = tmp_path / "handshaker_wire" / "v1"
 
     fresh_names = _generated_files(fresh)
     assert fresh_names, "the script generated nothing"
@@ -46,7 +46,7 @@ def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
 
 
 def test_stubs_import_under_the_package_layout() -> None:
-    from handshaker.v1 import handshaker_pb2, handshaker_pb2_grpc
+    from handshaker_wire.v1 import handshaker_pb2, handshaker_pb2_grpc
 
     assert handshaker_pb2.DESCRIPTOR.package == "handshaker.v1"
     assert handshaker_pb2_grpc.HandshakerStub.__name__ == "HandshakerStub"
@@ -62,7 +62,7 @@ def test_stubs_import_under_the_package_layout() -> None:
 
 
 def test_secret_fields_are_marked_debug_redact() -> None:
-    from handshaker.v1 import handshaker_pb2
+    from handshaker_wire.v1 import handshaker_pb2
 
     def redacted(message: str, field: str) -> bool:
         descriptor = handshaker_pb2.DESCRIPTOR.message_types_by_name[message]

@@ -10,7 +10,7 @@ from types import TracebackType
 
 import grpc
 import grpc.aio
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .client import (
     DEFAULT_HANDSHAKE_TIMEOUT,

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import cast
 
 import grpc
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .errors import HandshakerRpcError
 from .handshake import StartOptions, Step, resolve_address

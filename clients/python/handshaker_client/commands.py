@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 import grpc
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .aio import AsyncHandshakerClient
 from .constants import cipher_suite_name, group_name, version_name

@@ -28,7 +28,7 @@ from typing import Literal
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from handshaker.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2 as kpb
 
 from .errors import HandshakerRpcError
 from .handshake import resolve_address

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .constants import cipher_suite_name, group_name, version_name
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import grpc
 import grpc.aio
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .client import first_request
 from .errors import HandshakerRpcError

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, cast
 
-from handshaker.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .client import HandshakerClient
 from .errors import ConnectionClosedError, HandshakeTimeoutError, TLSProtocolError

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 
 from handshaker.keystore import (
     AccessDenied,
@@ -38,8 +40,6 @@ from handshaker.keystore import (
 )
 from handshaker.keystore.keyops import AsyncKey
 from handshaker.tls import Credential
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
 
 from . import audit
 from .identity import CallerIdentity, Unauthenticated

@@ -33,6 +33,7 @@ from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from handshaker.keystore import (
     DEFAULT_TRUST_BUNDLE,
@@ -52,7 +53,6 @@ from handshaker.tls.config import (
 )
 from handshaker.tls.groups import SUPPORTED_GROUPS
 from handshaker.tls.tls12.suites import DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES
-from handshaker.v1 import handshaker_pb2 as pb
 
 from . import audit
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from cryptography import x509
+from handshaker_wire.v1 import handshaker_pb2 as pb
+from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 
 from handshaker.keystore import (
     AccessDenied,
@@ -64,8 +66,6 @@ from handshaker.tls import (
 )
 from handshaker.tls.key_schedule import CipherSuiteParams
 from handshaker.tls.snapshot import SnapshotError
-from handshaker.v1 import handshaker_pb2 as pb
-from handshaker.v1 import handshaker_pb2_grpc as pb_grpc
 
 from . import audit
 from .identity import CallerIdentity, Unauthenticated

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from handshaker_wire.v1 import keyless_pb2 as kpb
+from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 
 from handshaker.keystore import (
     DEFAULT_TRUST_BUNDLE,
@@ -28,8 +30,6 @@ from handshaker.keystore import (
 from handshaker.keystore.principals import check_dns_name, check_spiffe_id
 from handshaker.tls.certificates import TrustStore
 from handshaker.tls.errors import AlertError
-from handshaker.v1 import keyless_pb2 as kpb
-from handshaker.v1 import keyless_pb2_grpc as kpb_grpc
 
 from . import audit
 from .identity import CallerIdentity, Unauthenticated

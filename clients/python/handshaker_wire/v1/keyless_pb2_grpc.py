@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from handshaker.v1 import keyless_pb2 as handshaker_dot_v1_dot_keyless__pb2
+from handshaker_wire.v1 import keyless_pb2 as handshaker_dot_v1_dot_keyless__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
