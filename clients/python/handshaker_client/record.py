@@ -17,10 +17,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from handshaker_wire.hkdf import HASHES, hkdf_expand_label
+from handshaker_wire.record import Tls13Protection
 
 from .constants import (
     AlertDescription,
@@ -56,38 +55,16 @@ _LEGACY_RECORD_VERSIONS = (0x0301, 0x0302, 0x0303)
 
 @dataclass(frozen=True, slots=True)
 class _Suite:
-    hash_algorithm: hashes.HashAlgorithm
+    hash_name: str
     key_len: int
     aead: type[AESGCM] | type[ChaCha20Poly1305]
 
 
 _SUITES: dict[int, _Suite] = {
-    CipherSuite.TLS_AES_128_GCM_SHA256: _Suite(hashes.SHA256(), 16, AESGCM),
-    CipherSuite.TLS_AES_256_GCM_SHA384: _Suite(hashes.SHA384(), 32, AESGCM),
-    CipherSuite.TLS_CHACHA20_POLY1305_SHA256: _Suite(hashes.SHA256(), 32, ChaCha20Poly1305),
+    CipherSuite.TLS_AES_128_GCM_SHA256: _Suite("sha256", 16, AESGCM),
+    CipherSuite.TLS_AES_256_GCM_SHA384: _Suite("sha384", 32, AESGCM),
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256: _Suite("sha256", 32, ChaCha20Poly1305),
 }
-
-
-def hkdf_expand_label(
-    algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
-) -> bytes:
-    """HKDF-Expand-Label(Secret, Label, Context, Length) of RFC 8446 section 7.1.
-
-    struct {
-        uint16 length = Length;
-        opaque label<7..255> = "tls13 " + Label;
-        opaque context<0..255> = Context;
-    } HkdfLabel;
-    """
-    full_label = b"tls13 " + label
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
-    )
-    return HKDFExpand(algorithm=algorithm, length=length, info=info).derive(secret)
 
 
 def next_traffic_keys(cipher_suite: int, keys: TrafficKeys) -> TrafficKeys:
@@ -97,8 +74,9 @@ def next_traffic_keys(cipher_suite: int, keys: TrafficKeys) -> TrafficKeys:
         HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length)
     """
     suite = _suite(cipher_suite)
-    algorithm = suite.hash_algorithm
-    secret = hkdf_expand_label(algorithm, keys.secret, b"traffic upd", b"", algorithm.digest_size)
+    secret = hkdf_expand_label(
+        suite.hash_name, keys.secret, b"traffic upd", b"", HASHES[suite.hash_name][2]
+    )
     return traffic_keys_from_secret(cipher_suite, secret)
 
 
@@ -107,8 +85,8 @@ def traffic_keys_from_secret(cipher_suite: int, secret: bytes) -> TrafficKeys:
     suite = _suite(cipher_suite)
     return TrafficKeys(
         secret=secret,
-        key=hkdf_expand_label(suite.hash_algorithm, secret, b"key", b"", suite.key_len),
-        iv=hkdf_expand_label(suite.hash_algorithm, secret, b"iv", b"", 12),
+        key=hkdf_expand_label(suite.hash_name, secret, b"key", b"", suite.key_len),
+        iv=hkdf_expand_label(suite.hash_name, secret, b"iv", b"", 12),
         sequence_number=0,
     )
 
@@ -120,78 +98,34 @@ def _suite(cipher_suite: int) -> _Suite:
         raise ValueError(f"not a TLS 1.3 cipher suite: {cipher_suite_name(cipher_suite)}") from None
 
 
-class RecordProtection:
-    """One direction's AEAD: key, IV and the sequence number of the next record."""
+class RecordProtection(Tls13Protection):
+    """One direction's AEAD: key, IV and the sequence number of the next record (the
+    cryptography is handshaker_wire.record's, which the service's engine uses too)."""
 
-    __slots__ = ("_aead", "_iv", "cipher_suite", "keys", "sequence_number")
+    __slots__ = ("cipher_suite", "keys")
 
     def __init__(self, cipher_suite: int, keys: TrafficKeys) -> None:
         suite = _suite(cipher_suite)
         if len(keys.key) != suite.key_len or len(keys.iv) != 12:
             raise ValueError("key or IV length does not match the cipher suite")
+        super().__init__(suite.aead(keys.key), keys.iv, keys.sequence_number)
         self.cipher_suite = cipher_suite
         self.keys = keys
-        self._aead = suite.aead(keys.key)
-        self._iv = int.from_bytes(keys.iv, "big")
-        self.sequence_number = keys.sequence_number
+
+    def _error(self, alert: int, reason: str) -> Exception:
+        return LocalProtocolError(alert, reason)
 
     def current_keys(self) -> TrafficKeys:
         return TrafficKeys(self.keys.secret, self.keys.key, self.keys.iv, self.sequence_number)
 
-    def _nonce(self) -> bytes:
-        # "The per-record nonce for the AEAD construction is formed as follows:
-        #  1. The 64-bit record sequence number is encoded in network byte order
-        #     and padded to the left with zeros to iv_length.
-        #  2. The padded sequence number is XORed with either the static
-        #     client_write_iv or server_write_iv."
-        sequence_number = self.sequence_number
-        if sequence_number >= 2**64 - 1:
-            raise TLSProtocolError(
-                AlertDescription.INTERNAL_ERROR, "sequence number exhausted without a KeyUpdate"
-            )
-        self.sequence_number = sequence_number + 1
-        return (self._iv ^ sequence_number).to_bytes(12, "big")
-
-    def seal(self, content_type: int, content: bytes) -> bytes:
-        """One TLSCiphertext record carrying `content` (at most 2^14 bytes).
-
-        struct {
-            opaque content[TLSPlaintext.length];
-            ContentType type;
-            uint8 zeros[length_of_padding];
-        } TLSInnerPlaintext;
-        """
-        if len(content) > MAX_PLAINTEXT:
+    def seal(self, content_type: int, data: bytes, padding: int = 0) -> bytes:
+        if len(data) > MAX_PLAINTEXT:
             raise ValueError("a record carries at most 2^14 bytes")
-        inner = content + bytes((content_type,))
-        header = _OPAQUE_TYPE + (len(inner) + TAG_LEN).to_bytes(2, "big")
-        return header + self._aead.encrypt(self._nonce(), inner, header)
+        return super().seal(content_type, data, padding)
 
     def open(self, header: bytes, fragment: bytes) -> tuple[int, bytes]:
         """Decrypt one record: (inner content type, content)."""
-        try:
-            inner = self._aead.decrypt(self._nonce(), fragment, header)
-        except InvalidTag:
-            raise LocalProtocolError(
-                AlertDescription.BAD_RECORD_MAC, "a record failed authentication"
-            ) from None
-        # "The presence of padding does not change the overall record size
-        #  limitations: the full encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets."
-        if len(inner) > MAX_INNER_PLAINTEXT:
-            raise LocalProtocolError(
-                AlertDescription.RECORD_OVERFLOW, "inner plaintext longer than 2^14 + 1 bytes"
-            )
-        # "the receiving implementation scans the field from the end toward the
-        #  beginning until it finds a non-zero octet. This non-zero octet is the
-        #  content type of the message."
-        end = len(inner)
-        while end and inner[end - 1] == 0:
-            end -= 1
-        if not end:
-            raise LocalProtocolError(
-                AlertDescription.UNEXPECTED_MESSAGE, "a protected record without a content type"
-            )
-        return inner[end - 1], inner[: end - 1]
+        return self.open_fragment(header, fragment, MAX_INNER_PLAINTEXT)
 
 
 # Events

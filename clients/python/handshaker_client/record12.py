@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from handshaker_wire.record import Tls12Protection
 
 from .constants import AlertDescription, AlertLevel, ContentType, HandshakeType, cipher_suite_name
 from .errors import LocalProtocolError, PeerAlertError, TLSProtocolError
@@ -24,7 +24,6 @@ from .record import (
     HANDSHAKE_HEADER_LEN,
     HEADER_LEN,
     MAX_PLAINTEXT,
-    TAG_LEN,
     TLS1_2,
     ApplicationData,
     BaseRecordLayer,
@@ -75,77 +74,38 @@ def _suite(cipher_suite: int) -> _Suite:
         raise ValueError(f"not a TLS 1.2 AEAD suite: {cipher_suite_name(cipher_suite)}") from None
 
 
-class Tls12RecordProtection:
-    """One direction's TLS 1.2 AEAD: key, fixed IV and the next sequence number."""
+class Tls12RecordProtection(Tls12Protection):
+    """One direction's TLS 1.2 AEAD: key, fixed IV and the next sequence number (the
+    cryptography is handshaker_wire.record's, which the service's engine uses too)."""
 
-    __slots__ = ("_aead", "_iv_int", "cipher_suite", "keys", "sequence_number", "suite")
+    __slots__ = ("cipher_suite", "keys", "suite")
 
     def __init__(self, cipher_suite: int, keys: TrafficKeys) -> None:
         suite = _suite(cipher_suite)
         if len(keys.key) != suite.key_len or len(keys.iv) != suite.iv_len:
             raise ValueError("key or IV length does not match the cipher suite")
+        super().__init__(
+            suite.aead(keys.key), keys.iv, bool(suite.explicit_nonce_len), keys.sequence_number
+        )
         self.cipher_suite = cipher_suite
         self.suite = suite
         self.keys = keys
-        self._aead = suite.aead(keys.key)
-        self._iv_int = int.from_bytes(keys.iv, "big")
-        self.sequence_number = keys.sequence_number
+
+    def _error(self, alert: int, reason: str) -> Exception:
+        return LocalProtocolError(alert, reason)
 
     def current_keys(self) -> TrafficKeys:
         return TrafficKeys(b"", self.keys.key, self.keys.iv, self.sequence_number)
 
-    def _next_sequence(self) -> int:
-        seq = self.sequence_number
-        # "Sequence numbers ... may not exceed 2^64-1" and TLS 1.2 cannot rekey here.
-        if seq >= 2**64 - 1:
-            raise TLSProtocolError(AlertDescription.INTERNAL_ERROR, "sequence number exhausted")
-        self.sequence_number = seq + 1
-        return seq
-
-    def _nonce(self, seq: int, explicit: bytes) -> bytes:
-        if self.suite.explicit_nonce_len:
-            return self.keys.iv + explicit  # RFC 5288: salt[4] || nonce_explicit[8]
-        return (self._iv_int ^ seq).to_bytes(12, "big")  # RFC 7905 section 2
-
-    def seal(self, content_type: int, content: bytes) -> bytes:
-        """One TLSCiphertext record; the explicit GCM nonce is the sequence number.
-
-        additional_data = seq_num + TLSCompressed.type + TLSCompressed.version +
-                          TLSCompressed.length;
-        """
-        if len(content) > MAX_PLAINTEXT:
+    def seal(self, content_type: int, data: bytes, padding: int = 0) -> bytes:
+        """One TLSCiphertext record; the explicit GCM nonce is the sequence number."""
+        if len(data) > MAX_PLAINTEXT:
             raise ValueError("a record carries at most 2^14 bytes")
-        seq = self._next_sequence()
-        seq_bytes = seq.to_bytes(8, "big")
-        explicit = seq_bytes if self.suite.explicit_nonce_len else b""
-        type_and_version = bytes((content_type,)) + _VERSION
-        aad = seq_bytes + type_and_version + len(content).to_bytes(2, "big")
-        fragment = explicit + self._aead.encrypt(self._nonce(seq, explicit), content, aad)
-        return type_and_version + len(fragment).to_bytes(2, "big") + fragment
+        return super().seal(content_type, data)
 
     def open(self, content_type: int, fragment: bytes) -> bytes:
         """The plaintext of one record of `content_type`."""
-        explicit_len = self.suite.explicit_nonce_len
-        length = len(fragment) - explicit_len - TAG_LEN
-        if length < 0:
-            raise LocalProtocolError(
-                AlertDescription.BAD_RECORD_MAC, "a record too short for its nonce and tag"
-            )
-        seq = self._next_sequence()
-        explicit = fragment[:explicit_len]
-        aad = seq.to_bytes(8, "big") + bytes((content_type,)) + _VERSION
-        aad += length.to_bytes(2, "big")
-        try:
-            content = self._aead.decrypt(self._nonce(seq, explicit), fragment[explicit_len:], aad)
-        except InvalidTag:
-            raise LocalProtocolError(
-                AlertDescription.BAD_RECORD_MAC, "a record failed authentication"
-            ) from None
-        if len(content) > MAX_PLAINTEXT:
-            raise LocalProtocolError(
-                AlertDescription.RECORD_OVERFLOW, "plaintext longer than 2^14 bytes"
-            )
-        return content
+        return self.open_fragment(content_type, fragment)
 
 
 class Tls12RecordLayer(BaseRecordLayer):

@@ -25,10 +25,9 @@
              +-----> Derive-Secret(., "exp master", ClientHello...server Finished)
              +-----> Derive-Secret(., "res master", ClientHello...client Finished)
 
-HKDF is built on the standard library's HMAC (OpenSSL underneath): each
-HKDF-Expand-Label here produces at most one hash block, so it is a single HMAC
-call, without the per-call object set-up of a general HKDF class. No clock, no
-RNG, no I/O.
+HMAC and HKDF-Expand-Label come from handshaker_wire.hkdf (hashlib underneath,
+one HMAC call per one-block expansion; shared with the client's record layer).
+No clock, no RNG, no I/O.
 """
 
 from __future__ import annotations
@@ -40,11 +39,12 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from handshaker_wire.hkdf import HASHES, HmacKey, hkdf_label_prefix, hmac_digest
+from handshaker_wire.hkdf import hkdf_expand_label as wire_expand_label
 
 from .codepoints import CipherSuite
 
-# Each suite hash's constructor and HMAC block size.
-_HASH_CONSTRUCTORS = {"sha256": (hashlib.sha256, 64), "sha384": (hashlib.sha384, 128)}
+__all__ = ["CipherSuiteParams", "HmacKey", "hkdf_expand_label", "hkdf_extract"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +60,11 @@ class CipherSuiteParams:
     empty_hash: bytes  # Hash("")
 
     def hash_of(self, data: bytes) -> bytes:
-        return _HASH_CONSTRUCTORS[self.hash_name][0](data).digest()
+        return HASHES[self.hash_name][0](data).digest()
 
     def new_hash(self) -> Any:
         # The named constructor, not hashlib.new(name): that looks the name up on every call.
-        return _HASH_CONSTRUCTORS[self.hash_name][0]()
+        return HASHES[self.hash_name][0]()
 
     @staticmethod
     def for_suite(suite: int) -> CipherSuiteParams:
@@ -99,95 +99,30 @@ _SUITES: dict[int, CipherSuiteParams] = {
 IV_LEN = 12
 
 
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-
-
-def _hmac_digest(key: bytes, message: bytes, hash_name: str) -> bytes:
-    """HMAC (RFC 2104) over hashlib's SHA-2, equal to hmac.digest but without the
-    per-call EVP set-up that dominates for the short inputs of a key schedule."""
-    constructor, block_size = _HASH_CONSTRUCTORS[hash_name]
-    if len(key) > block_size:
-        key = constructor(key).digest()
-    key = key.ljust(block_size, b"\0")
-    inner = constructor(key.translate(_IPAD))
-    inner.update(message)
-    return constructor(key.translate(_OPAD) + inner.digest()).digest()
-
-
-class HmacKey:
-    """HMAC under one key, the key padded and absorbed once (RFC 2104).
-
-    A secret of the key schedule keys two to four HMACs (a traffic secret: key,
-    iv, finished; the master secret: four Derive-Secrets), so each use after the
-    first costs two hash copies instead of two hash set-ups.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes, hash_name: str) -> None:
-        constructor, block_size = _HASH_CONSTRUCTORS[hash_name]
-        if len(key) > block_size:
-            key = constructor(key).digest()
-        key = key.ljust(block_size, b"\0")
-        self._inner = constructor(key.translate(_IPAD))
-        self._outer = constructor(key.translate(_OPAD))
-
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
 def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 section 2.2)."""
-    return _hmac_digest(salt, ikm, params.hash_name)
-
-
-@lru_cache(maxsize=256)
-def _hkdf_label_prefix(length: int, label: bytes) -> bytes:
-    full_label = b"tls13 " + label
-    return length.to_bytes(2, "big") + bytes((len(full_label),)) + full_label
+    return hmac_digest(salt, ikm, params.hash_name)
 
 
 @lru_cache(maxsize=64)
 def _one_block_info(length: int, label: bytes) -> bytes:
     """HkdfLabel with an empty context, followed by T(1)'s counter byte."""
-    return _hkdf_label_prefix(length, label) + b"\x00\x01"
+    return hkdf_label_prefix(length, label) + b"\x00\x01"
 
 
 def hkdf_expand_label(
     params: CipherSuiteParams, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
-    """HKDF-Expand-Label(Secret, Label, Context, Length).
-
-    struct {
-        uint16 length = Length;
-        opaque label<7..255> = "tls13 " + Label;
-        opaque context<0..255> = Context;
-    } HkdfLabel;
-    """
-    info = _hkdf_label_prefix(length, label) + bytes((len(context),)) + context
-    if length <= params.hash_len:
-        # One block: T(1) = HMAC(PRK, info | 0x01).
-        return _hmac_digest(secret, info + b"\x01", params.hash_name)[:length]
-    output = b""
-    block = b""
-    counter = 1
-    while len(output) < length:
-        block = _hmac_digest(secret, block + info + bytes((counter,)), params.hash_name)
-        output += block
-        counter += 1
-    return output[:length]
+    """HKDF-Expand-Label(Secret, Label, Context, Length) under the suite's hash
+    (handshaker_wire.hkdf, which the client's record layer uses too)."""
+    return wire_expand_label(params.hash_name, secret, label, context, length)
 
 
 def _derive_with(key: HmacKey, params: CipherSuiteParams, label: bytes, context: bytes) -> bytes:
     """Derive-Secret under a prepared key: one block of HKDF-Expand-Label."""
     length = params.hash_len
     return key.digest(
-        _hkdf_label_prefix(length, label) + bytes((len(context),)) + context + b"\x01"
+        hkdf_label_prefix(length, label) + bytes((len(context),)) + context + b"\x01"
     )
 
 
@@ -248,7 +183,7 @@ def finished_verify_data(
         finished_key = base_key.finished_key(params)
     else:
         finished_key = hkdf_expand_label(params, base_key, b"finished", b"", params.hash_len)
-    return _hmac_digest(finished_key, transcript_hash, params.hash_name)
+    return hmac_digest(finished_key, transcript_hash, params.hash_name)
 
 
 @lru_cache(maxsize=8)

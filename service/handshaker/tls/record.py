@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidTag
+from handshaker_wire.record import HEADER_LEN, MAX_PLAINTEXT, TAG_LEN, Tls13Protection
 
 from .codepoints import ContentType
-from .errors import BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage
+from .errors import (
+    AlertError,
+    BadRecordMac,
+    DecodeError,
+    InternalError,
+    RecordOverflow,
+    UnexpectedMessage,
+)
 from .events import TrafficKeys
 from .key_schedule import CipherSuiteParams
 
@@ -22,11 +29,10 @@ from .key_schedule import CipherSuiteParams
 # in Python 3.11 reading Enum.MEMBER goes through the enum machinery (~0.3 us a read).
 _APPLICATION_DATA = ContentType.APPLICATION_DATA
 
-HEADER_LEN = 5
-MAX_PLAINTEXT = 2**14
+__all__ = ["HEADER_LEN", "MAX_PLAINTEXT", "TAG_LEN", "RecordProtection", "RecordReader"]
+
 # "The length MUST NOT exceed 2^14 + 256 bytes" (TLSCiphertext.length).
 MAX_CIPHERTEXT = 2**14 + 256
-TAG_LEN = 16
 
 _KNOWN_CONTENT_TYPES = frozenset(
     (
@@ -36,7 +42,6 @@ _KNOWN_CONTENT_TYPES = frozenset(
         ContentType.APPLICATION_DATA,
     )
 )
-_APPLICATION_DATA_HEADER = bytes((ContentType.APPLICATION_DATA, 3, 3))
 
 
 class RecordReader:
@@ -133,55 +138,32 @@ class Protection(Protocol):
     def open(self, record: bytes, limit: int = MAX_PLAINTEXT + 1) -> tuple[int, bytes]: ...
 
 
-class RecordProtection:
-    """One direction's AEAD record protection: key, IV and sequence number."""
+class RecordProtection(Tls13Protection):
+    """One direction's TLS 1.3 AEAD record protection: key, IV and sequence number
+    (the cryptography is handshaker_wire.record's, shared with the Python client)."""
 
-    __slots__ = ("_aead", "_iv_int", "iv", "key", "params", "sequence_number")
-
-    # TLS 1.3: the outer type is always application_data (RFC 8446 section 5.2).
-    hides_content_type = True
+    __slots__ = ("iv", "key", "params")
 
     def __init__(
         self, params: CipherSuiteParams, key: bytes, iv: bytes, sequence_number: int = 0
     ) -> None:
+        super().__init__(params.aead(key), iv, sequence_number)
         self.params = params
         # Kept for snapshots of a connection in the middle of its handshake.
         self.key = key
         self.iv = iv
-        self._aead = params.aead(key)
-        self._iv_int = int.from_bytes(iv, "big")
-        self.sequence_number = sequence_number
 
     def __repr__(self) -> str:
         return f"RecordProtection(suite=0x{self.params.suite:04x}, <redacted>)"
+
+    def _error(self, alert: int, reason: str) -> Exception:
+        return alert_error(alert, reason)
 
     @classmethod
     def from_keys(cls, cipher_suite: int, keys: TrafficKeys) -> RecordProtection:
         return cls(
             CipherSuiteParams.for_suite(cipher_suite), keys.key, keys.iv, keys.sequence_number
         )
-
-    def _nonce(self) -> bytes:
-        # "The per-record nonce ... is formed by XORing the padded sequence number with the IV."
-        seq = self.sequence_number
-        if seq >= 2**64 - 1:
-            raise RecordOverflow("sequence number exhausted; a KeyUpdate was due")
-        self.sequence_number = seq + 1
-        return (self._iv_int ^ seq).to_bytes(12, "big")
-
-    def seal(self, content_type: int, data: bytes, padding: int = 0) -> bytes:
-        """One TLSCiphertext record carrying `data` (at most 2^14 bytes) of `content_type`.
-
-        struct {
-            opaque content[TLSPlaintext.length];
-            ContentType type;
-            uint8 zeros[length_of_padding];
-        } TLSInnerPlaintext;
-        """
-        inner = data + bytes((content_type,)) + bytes(padding)
-        length = len(inner) + TAG_LEN
-        header = _APPLICATION_DATA_HEADER + length.to_bytes(2, "big")
-        return header + self._aead.encrypt(self._nonce(), inner, header)
 
     def seal_fragments(self, content_type: int, data: bytes, limit: int = MAX_PLAINTEXT) -> bytes:
         """As many records as `data` needs, each carrying at most `limit` bytes."""
@@ -193,28 +175,21 @@ class RecordProtection:
         )
 
     def open(self, record: bytes, limit: int = MAX_PLAINTEXT + 1) -> tuple[int, bytes]:
-        """Decrypt one whole record (header included): (inner content type, content).
-
-        `limit` bounds the whole TLSInnerPlaintext (content, type and padding): "the full
-        encoded TLSInnerPlaintext MUST NOT exceed 2^14 + 1 octets" (RFC 8446 section
-        5.4), or our record_size_limit when the peer agreed to one (RFC 8449 section 4).
-        """
+        """Decrypt one whole record (header included): (inner content type, content)."""
         if record[0] != _APPLICATION_DATA:
             raise UnexpectedMessage("unprotected record where a protected one was due")
         if len(record) - HEADER_LEN > MAX_CIPHERTEXT:
             raise RecordOverflow("record longer than 2^14 + 256 bytes")
-        try:
-            inner = self._aead.decrypt(self._nonce(), record[HEADER_LEN:], record[:HEADER_LEN])
-        except InvalidTag:
-            raise BadRecordMac("record failed authentication") from None
-        if len(inner) > limit:
-            raise RecordOverflow("inner plaintext (with its padding) longer than allowed")
-        # Strip the zero padding; the last non-zero byte is the real content type.
-        end = len(inner)
-        while end and inner[end - 1] == 0:
-            end -= 1
-        if not end:
-            raise UnexpectedMessage("protected record without a content type")
-        if end - 1 > MAX_PLAINTEXT:
-            raise RecordOverflow("inner plaintext longer than 2^14 bytes")
-        return inner[end - 1], inner[: end - 1]
+        return self.open_fragment(record[:HEADER_LEN], record[HEADER_LEN:], limit)
+
+
+_ALERT_ERRORS: dict[int, type[AlertError]] = {
+    UnexpectedMessage.description: UnexpectedMessage,
+    BadRecordMac.description: BadRecordMac,
+    RecordOverflow.description: RecordOverflow,
+}
+
+
+def alert_error(alert: int, reason: str) -> AlertError:
+    """The engine's error for a record protection's failure (handshaker_wire.record)."""
+    return _ALERT_ERRORS.get(alert, InternalError)(reason)

@@ -7,7 +7,8 @@ library (OpenSSL underneath).
 
 from __future__ import annotations
 
-from ..key_schedule import HmacKey
+from handshaker_wire.hkdf import HmacKey
+
 from .suites import Tls12SuiteParams
 
 MASTER_SECRET_LEN = 48
@@ -19,7 +20,7 @@ def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
 
     where A(0) = seed and A(i) = HMAC_hash(secret, A(i-1)) (RFC 5246 section 5).
     """
-    # Every HMAC here is under `secret`: keyed once (key_schedule.HmacKey, version-neutral).
+    # Every HMAC here is under `secret`: keyed once (handshaker_wire.hkdf.HmacKey, version-neutral).
     mac = HmacKey(secret, hash_name)
     out = bytearray()
     a = seed
