@@ -119,7 +119,8 @@ class MultiplexAbortTest {
     // (a loaded machine): wait for it as for its answer.
     assertTrue(
         recorder.eventually(SLOT_FREED_WITHIN_MS, r -> r.aborted(id)),
-        "connection " + id + ": no abort frame");
+        "connection " + id + ": no abort frame (Multiplex streams ended: "
+            + recorder.closedStreams() + ")");
     // The service's answer to the abort: the id alone.
     assertTrue(
         recorder.eventually(SLOT_FREED_WITHIN_MS, r -> r.abortAcknowledged(id)),
@@ -174,6 +175,14 @@ class MultiplexAbortTest {
       assertEquals(Status.Code.DEADLINE_EXCEEDED, failure.status().getCode());
       // Once the service runs again it starts the connection, and then reads the abort.
       long abandoned = recorder.lastStart();
+      // The next handshake may map to the client's other Multiplex stream, which the service
+      // (one stream per caller here, as one session) refuses while this one is open: let the
+      // late answer arrive first, so that the service holds the session the abort must free
+      // (had the other stream's opening reached it first, it would refuse this stream instead).
+      assertTrue(
+          recorder.eventually(SLOT_FREED_WITHIN_MS, r -> r.answered(abandoned)),
+          "connection " + abandoned + " was never answered (Multiplex streams ended: "
+              + recorder.closedStreams() + ")");
       assertSlotFreedByAbort(abandoned);
     }
   }

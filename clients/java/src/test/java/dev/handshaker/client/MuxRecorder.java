@@ -41,6 +41,8 @@ final class MuxRecorder implements ClientInterceptor {
   private final Set<Long> acked = new HashSet<>(); // abort results: an id with no response or error
   private final Map<Long, Integer> errors = new HashMap<>(); // FrameError codes by id
   private final Set<Long> finals = new HashSet<>(); // COMPLETE, FAILED or an error
+  private final List<String> closed = new ArrayList<>(); // how each Multiplex stream ended
+  private final Set<Long> answered = new HashSet<>(); // ids with any result
 
   /** A plaintext channel to {@code address} that this recorder watches. */
   static ManagedChannel channel(String address, MuxRecorder recorder) {
@@ -83,12 +85,22 @@ final class MuxRecorder implements ClientInterceptor {
     return acked.contains(id);
   }
 
+  /** Whether connection {@code id} has had any result (a response, an error or an abort's). */
+  synchronized boolean answered(long id) {
+    return answered.contains(id);
+  }
+
   synchronized boolean ended(long id) {
     return finals.contains(id);
   }
 
   synchronized int endedCount() {
     return finals.size();
+  }
+
+  /** How the Multiplex streams that ended did (their gRPC status), for failure messages. */
+  synchronized List<String> closedStreams() {
+    return List.copyOf(closed);
   }
 
   /** The FrameError code of connection {@code id}'s result, or null when it had none. */
@@ -124,6 +136,7 @@ final class MuxRecorder implements ClientInterceptor {
   private synchronized void received(MultiplexResponse response) {
     for (ConnectionResult result : response.getResultsList()) {
       long id = result.getConnectionId();
+      answered.add(id);
       if (result.hasError()) {
         errors.put(id, result.getError().getCode());
         finals.add(id);
@@ -154,6 +167,16 @@ final class MuxRecorder implements ClientInterceptor {
                   received(response);
                 }
                 super.onMessage(message);
+              }
+
+              @Override
+              public void onClose(io.grpc.Status status, Metadata trailers) {
+                if (method.getFullMethodName().equals(MULTIPLEX)) {
+                  synchronized (MuxRecorder.this) {
+                    closed.add(status.getCode() + " " + status.getDescription());
+                  }
+                }
+                super.onClose(status, trailers);
               }
             },
             headers);
