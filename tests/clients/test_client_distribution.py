@@ -1,7 +1,7 @@
 """The Python client stands on its own: `pip install ./clients/python` in a fresh venv
-gives `handshaker_client` and `handshaker_wire` without the service or its dependencies,
-and that client connects to `openssl s_server` through a running service, over TLS 1.3
-and TLS 1.2 (both record protections come from handshaker_wire)."""
+gives `handshaker_client`, `handshaker_wire` and the `handshaker-client` command without
+the service or its dependencies, and that client connects to `openssl s_server` through a
+running service, over TLS 1.3 and TLS 1.2 (both record protections from handshaker_wire)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,28 @@ def test_the_installed_client_connects_through_the_service(
         )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [version, "em", "esrever"]
+
+
+@pytest.mark.interop
+def test_the_installed_console_script_connects_through_the_service(
+    client_venv: Path, service: Service, openssl: str
+) -> None:
+    port = free_port()
+    command = [
+        openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-rev",
+        "-cert", str(service.cert_file("localhost")), "-key", str(service.key_file("localhost")),
+    ]
+    with running(command, stdin=subprocess.PIPE) as server:
+        server.wait_for(r"^ACCEPT", stream="stdout")
+        run = subprocess.run(
+            [str(client_venv.parent / "handshaker-client"), "connect", f"127.0.0.1:{port}",
+             "--server-name", "localhost", "--ca-file", str(service.ca_file),
+             "--handshaker", service.address],
+            input=b"reverse me\n",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"em esrever" in run.stdout
+    assert "protocol: TLSv1.3" in run.stderr.decode()
