@@ -132,14 +132,7 @@ def add_terminate_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="PEM trust anchors for client certificates (needed with --client-auth)",
     )
     _add_version_arguments(terminate, "accept")
-    terminate.add_argument("--handshaker", metavar="ADDR", help=HANDSHAKER_HELP)
-    terminate.add_argument(
-        "--handshake-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help=TIMEOUT_HELP,
-    )
+    _add_service_arguments(terminate)
     terminate.set_defaults(handler=terminate_command)
 
 
@@ -181,15 +174,20 @@ def add_connect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="a keystore credential to present if the server asks (default: none)",
     )
     _add_version_arguments(connect, "offer")
-    connect.add_argument("--handshaker", metavar="ADDR", help=HANDSHAKER_HELP)
-    connect.add_argument(
+    _add_service_arguments(connect)
+    connect.set_defaults(handler=connect_command)
+
+
+def _add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the service is, and how long a handshake through it may take."""
+    parser.add_argument("--handshaker", metavar="ADDR", help=HANDSHAKER_HELP)
+    parser.add_argument(
         "--handshake-timeout",
         type=float,
         default=30.0,
         metavar="SECONDS",
         help=TIMEOUT_HELP,
     )
-    connect.set_defaults(handler=connect_command)
 
 
 _VERSIONS = {"1.2": 0x0303, "1.3": 0x0304}
