@@ -11,11 +11,12 @@ import java.security.cert.PKIXReason;
  * should send (IANA AlertDescription: 42 bad_certificate, 45 certificate_expired, 48 unknown_ca,
  * ...) and the service's reason.
  *
- * <p>JSSE picks the alert it sends itself: when a trust manager throws, it looks for a {@link
- * CertPathValidatorException} cause and maps its reason (expired, no trust anchor, ...) to an
- * alert, else sends certificate_unknown. So the exception's cause is a CertPathValidatorException
- * whose reason is the closest one to the service's alert; on a server (client auth) JSSE always
- * sends certificate_unknown.
+ * <p>JSSE picks the alert it sends itself, not from the exception's numbers. Its client side maps
+ * a {@link CertPathValidatorException} cause's reason to an alert in some releases, so the cause
+ * is one with the reason closest to the service's alert (expired, revoked, invalid signature,
+ * no trust anchor); but the Java 17 JSSE the tests run on sends certificate_unknown (46) for
+ * every trust manager failure, and a JSSE server always does. Read {@link #alert()} for the
+ * service's verdict.
  */
 public class KeylessCertificateException extends CertificateException {
   private static final long serialVersionUID = 1L;
