@@ -46,6 +46,8 @@ class KeylessJsseTest {
     service.allow("web", "sign");
     service.generate("legacy", "rsa-2048", "DNS:localhost", "IP:127.0.0.1");
     service.allow("legacy", "sign", "decrypt");
+    service.generate("edge", "ed25519", "DNS:localhost");
+    service.allow("edge", "sign");
     service.generate("client", "ecdsa-p256", "DNS:client.test");
     service.allow("client", "sign");
     service.generateForeign("impostor", "DNS:localhost", "IP:127.0.0.1");
@@ -95,7 +97,8 @@ class KeylessJsseTest {
   @Test
   void opensslExchangesDataWithJsseServingKeylessCredentials() throws Exception {
     Assumptions.assumeTrue(Command.available("openssl"), "openssl is not installed");
-    for (String credential : new String[] {"web", "legacy"}) {
+    // Ed25519 too: JSSE's "Ed25519" Signature sends the whole message (scheme 0x0807).
+    for (String credential : new String[] {"web", "legacy", "edge"}) {
       try (TlsServer server = keylessServer(credential)) {
         for (String version : new String[] {"-tls1_3", "-tls1_2"}) {
           Command.Result result = sClient(server.port(), "ping " + credential, version);
