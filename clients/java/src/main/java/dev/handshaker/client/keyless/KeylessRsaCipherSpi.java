@@ -20,7 +20,7 @@ import javax.crypto.spec.SecretKeySpec;
  * RSA/ECB/PKCS1Padding decryption with a {@link KeylessPrivateKey} through KeyOperations.Decrypt,
  * for TLS 1.2's RSA key exchange.
  *
- * <p>How SunJSSE (Java 11 to 21) decrypts the premaster secret: {@code Cipher.init(UNWRAP_MODE,
+ * <p>How SunJSSE (Java 11 and later; tested on 17) decrypts the premaster secret: {@code Cipher.init(UNWRAP_MODE,
  * key, TlsRsaPremasterSecretParameterSpec)} first; since the provider chosen is not SunJCE or
  * SunPKCS11, it then takes a fresh Cipher, {@code init(DECRYPT_MODE, key)} and {@code
  * doFinal(encrypted)}, and checks the 48 bytes' version itself (replacing them with random bytes

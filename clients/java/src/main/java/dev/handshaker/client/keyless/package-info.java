@@ -32,9 +32,9 @@
  * should do the TLS 1.2 RSA key exchange, and a trust manager's bundle must be open to it.
  *
  * <p>Key types: ECDSA (P-256, P-384), RSA (PKCS#1 v1.5 for TLS 1.2, PSS rsae for TLS 1.3) and
- * Ed25519 (the message is sent whole). Limits: RSASSA-PSS keys (rsa_pss_pss_*) are not keystore key types; the alert JSSE
- * sends when a trust manager refuses a chain is JSSE's choice (certificate_unknown on Java 17),
- * while {@link dev.handshaker.client.keyless.KeylessCertificateException#alert()} carries the
+ * Ed25519 (the message is sent whole). Limits: RSASSA-PSS keys (rsa_pss_pss_*) are not keystore
+ * key types; the alert JSSE sends when a trust manager refuses a chain is JSSE's choice
+ * (certificate_unknown on Java 17), while {@link dev.handshaker.client.keyless.KeylessCertificateException#alert()} carries the
  * service's.
  */
 package dev.handshaker.client.keyless;
