@@ -146,16 +146,18 @@ func (v *Validator) Validate(ctx context.Context, chain [][]byte, opts Options) 
 // then asks for and requires a certificate but leaves judging it to the hook).
 //
 // For ServerAuth with no name in opts, the name is the connection's
-// ServerName (tls.Config.ServerName, else the host crypto/tls dialed): as an
-// IPAddress when it is an IP literal, else as a DNSName. An empty ServerName
-// fails. For ClientAuth the name in opts is checked when given.
+// ServerName (tls.Config.ServerName, else the host tls.Dial dialed), as a
+// DNSName, or as an IPAddress should it be an IP literal. crypto/tls leaves
+// ServerName empty for a server dialed by IP (SNI carries host names only),
+// and the hook then fails rather than accept any name: set opts.IPAddress
+// for such a server. For ClientAuth the name in opts is checked when given.
 func (v *Validator) VerifyConnection(opts Options) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		opts := opts
 		if opts.Purpose == ServerAuth && !hasIdentity(opts) {
 			name := strings.TrimSuffix(cs.ServerName, ".")
 			if name == "" {
-				return errors.New("keyless: verify connection: no ServerName to check the server's certificate against (set tls.Config.ServerName or Options.DNSName)")
+				return errors.New("keyless: verify connection: no ServerName to check the server's certificate against (crypto/tls has none for a server dialed by IP: set Options.IPAddress, or tls.Config.ServerName)")
 			}
 			if ip, err := netip.ParseAddr(name); err == nil {
 				opts.IPAddress = ip
