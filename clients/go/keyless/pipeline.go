@@ -77,7 +77,7 @@ func (p *Pipeline) Close() error {
 
 // stream returns the live stream, opening one when there is none (first use,
 // or the last one broke).
-func (p *Pipeline) stream() (*operateStream, error) {
+func (p *Pipeline) stream(ctx context.Context) (*operateStream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -87,9 +87,16 @@ func (p *Pipeline) stream() (*operateStream, error) {
 		return p.cur, nil
 	}
 	// The stream outlives any one caller, so its context is its own, ended
-	// by Close or by its breaking.
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := p.client.Operate(ctx)
+	// by Close or by its breaking. Opening it waits for the channel to
+	// connect, though, and that wait is the caller's: when the caller gives
+	// up first, the half-open stream is cancelled.
+	streamCtx, cancel := context.WithCancel(context.Background())
+	abandon := context.AfterFunc(ctx, cancel)
+	stream, err := p.client.Operate(streamCtx)
+	if !abandon() {
+		cancel()
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -110,7 +117,7 @@ func (p *Pipeline) stream() (*operateStream, error) {
 // do runs one operation on the stream and returns its answer; an answer
 // that is an OperationError comes back as that status's error.
 func (p *Pipeline) do(ctx context.Context, request *pb.OperateRequest) (*pb.OperateResponse, error) {
-	s, err := p.stream()
+	s, err := p.stream(ctx)
 	if err != nil {
 		return nil, err
 	}
