@@ -97,6 +97,12 @@ func NewKey(ctx context.Context, conn grpc.ClientConnInterface, credential strin
 // parsed leaf, the signature schemes the key signs with, and a *Key (or,
 // when the key decrypts, a *Decrypter) as PrivateKey. The private key never
 // enters this process.
+//
+// Whether a key decrypts is the key's property, not the caller's grant: a
+// server that lists a TLS_RSA_* suite (crypto/tls offers none unless
+// Config.CipherSuites names it) with a credential it holds no `decrypt`
+// grant on fails those handshakes with PermissionDenied. List the RSA key
+// exchange only with the grant.
 func Certificate(ctx context.Context, conn grpc.ClientConnInterface, credential string) (tls.Certificate, error) {
 	key, err := NewKey(ctx, conn, credential)
 	if err != nil {
