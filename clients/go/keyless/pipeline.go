@@ -30,7 +30,8 @@ var errPipelineClosed = status.Error(codes.Canceled, "the keyless pipeline is cl
 //
 // The service runs at most 64 operations of a stream at once and reads no
 // further until one finishes, so a burst waits in the stream's flow control
-// rather than in memory. A Pipeline is safe for concurrent use.
+// rather than in memory. A Pipeline is safe for concurrent use; Close it when
+// done, since an open stream holds two goroutines and an RPC on the service.
 type Pipeline struct {
 	client pb.KeyOperationsClient
 	mu     sync.Mutex
