@@ -5,17 +5,16 @@ package handshaker_test
 // loopback port and stops it when the tests end.
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/handshaker/handshaker/clients/go/internal/servicetest"
 )
 
 // testService describes the running service and its keystore.
@@ -71,35 +70,8 @@ func needService(t *testing.T) *testService {
 	return svc
 }
 
-// handshakerBinary is $HANDSHAKER_BIN, else the project venv's handshaker
-// (../../.venv/bin/handshaker from the Go module root).
-func handshakerBinary() (string, error) {
-	if bin := os.Getenv("HANDSHAKER_BIN"); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("HANDSHAKER_BIN=%s: %w", bin, err)
-		}
-		return bin, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	bin := filepath.Join(dir, "..", "..", ".venv", "bin", "handshaker")
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("no handshaker service binary at %s (create the project venv with `pip install -e .` or set HANDSHAKER_BIN)", filepath.Clean(bin))
-	}
-	return bin, nil
-}
+// handshakerBinary is $HANDSHAKER_BIN, else the project venv's handshaker.
+func handshakerBinary() (string, error) { return servicetest.Binary() }
 
 func startService(bin string) (*testService, func(), error) {
 	dir, err := os.MkdirTemp("", "handshaker-go-test-")
@@ -154,52 +126,11 @@ func startService(bin string) (*testService, func(), error) {
 // serve runs `handshaker serve` on a keystore until stop is called; it
 // returns once the service accepts connections at network/addr.
 func serve(bin, keystore, network, addr string) (stop func(), err error) {
-	stop, _, err = serveProcess(bin, keystore, network, addr)
-	return stop, err
+	return servicetest.Serve(bin, keystore, network, addr)
 }
 
 // serveProcess is serve that also returns the service's process, for tests
 // that pause or kill it; stop still waits for it to exit.
 func serveProcess(bin, keystore, network, addr string) (stop func(), process *os.Process, err error) {
-	listen := addr
-	if network == "unix" {
-		listen = "unix:" + addr
-	}
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--keystore", keystore)
-	cmd.Stdout = &log
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop = func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.DialTimeout(network, addr, time.Second)
-		if err == nil {
-			conn.Close()
-			return stop, cmd.Process, nil
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			stop()
-			return nil, nil, fmt.Errorf("the service exited (%v):\n%s", err, log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, nil, fmt.Errorf("the service did not listen on %s within 30s:\n%s", listen, log.String())
-		}
-	}
+	return servicetest.ServeProcess(bin, keystore, network, addr)
 }
