@@ -167,6 +167,62 @@ def test_a_key_is_found_by_its_subject_key_id(
     assert "subject key id" in (error.details() or "")
 
 
+def _ski(leaf: x509.Certificate) -> bytes:
+    return leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def test_a_credential_found_by_name_is_found_by_its_id_straight_after(
+    keyless_service: ServiceProcess, ops: kpb_grpc.KeyOperationsStub
+) -> None:
+    # A miss rebuilds the id index; the next rebuild may not come for a second.
+    _error(lambda: ops.GetCredential(kpb.GetCredentialRequest(key=kpb.KeyReference(
+        subject_key_id=b"\x01" * 20))))
+    _keys(keyless_service.keystore, "generate", "fresh", "--san", "DNS:fresh.test")
+    _keys(keyless_service.keystore, "allow", "fresh", "local", "--role", "sign")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = ops.GetCredential(kpb.GetCredentialRequest(key=_ref("fresh")))
+            break
+        except grpc.RpcError as error:
+            # Not loaded yet, or loaded before its grant.
+            assert error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    signed = ops.Sign(kpb.SignRequest(
+        key=kpb.KeyReference(subject_key_id=answer.subject_key_id),
+        signature_scheme=ECDSA_P256_SHA256, message=b"new",
+    ))
+    _verify(_leaf(keyless_service, "fresh"), ECDSA_P256_SHA256, signed.signature, b"new")
+
+
+def test_an_id_shared_by_two_credentials_uses_the_one_the_caller_may_use(
+    keyless_service: ServiceProcess, ops: kpb_grpc.KeyOperationsStub
+) -> None:
+    # "aaa-twin" holds ec256's chain and key, and no grant: it sorts before ec256.
+    keystore = keyless_service.keystore
+    _keys(keystore, "import", "aaa-twin", "--cert", str(keystore / "ec256" / "tls.crt"),
+          "--key", str(keystore / "ec256" / "tls.key"))
+    ski = _ski(_leaf(keyless_service, "ec256"))
+    deadline = time.monotonic() + 10
+    while True:
+        error = _error(lambda: ops.GetCredential(kpb.GetCredentialRequest(key=_ref("aaa-twin"))))
+        if error.code() == grpc.StatusCode.PERMISSION_DENIED:
+            break
+        assert error.code() == grpc.StatusCode.NOT_FOUND and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.1)  # past the index's rebuild interval: the next miss-free lookup sees both
+    _error(lambda: ops.GetCredential(kpb.GetCredentialRequest(key=kpb.KeyReference(
+        subject_key_id=b"\x02" * 20))))
+    answer = ops.GetCredential(kpb.GetCredentialRequest(key=kpb.KeyReference(subject_key_id=ski)))
+    assert answer.credential == "ec256"
+    signed = ops.Sign(kpb.SignRequest(
+        key=kpb.KeyReference(subject_key_id=ski), signature_scheme=ECDSA_P256_SHA256,
+        message=b"twin",
+    ))
+    _verify(_leaf(keyless_service, "ec256"), ECDSA_P256_SHA256, signed.signature, b"twin")
+
+
 # --- Sign ---------------------------------------------------------------------------------
 
 

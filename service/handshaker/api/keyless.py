@@ -146,18 +146,14 @@ class KeyOperationsServicer(kpb_grpc.KeyOperationsServicer):
                         grpc.StatusCode.INVALID_ARGUMENT,
                         f"key.subject_key_id: 1 to {MAX_KEY_ID} bytes",
                     )
-                name = self._index.name(reference.subject_key_id)
+                return self._granted(
+                    principal, self._index.names(reference.subject_key_id), roles
+                )
             else:
                 raise Refusal(
                     grpc.StatusCode.INVALID_ARGUMENT, "key: set credential or subject_key_id"
                 )
-            credential = self._keystore.credential(name)
-            policy = self._keystore.policy()
-            if not any(policy.allows_credential(principal, name, role) for role in roles):
-                grants = " or ".join(role.value for role in roles)
-                raise AccessDenied(
-                    f"{principal} may not use the credential {name!r} ({grants} grant needed)"
-                )
+            return self._granted(principal, (name,), roles)
         except KeyNotFound as error:
             raise Refusal(grpc.StatusCode.NOT_FOUND, str(error)) from None
         except AccessDenied as error:
@@ -168,7 +164,24 @@ class KeyOperationsServicer(kpb_grpc.KeyOperationsServicer):
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
         except KeystoreUnavailable as error:
             raise Refusal(grpc.StatusCode.UNAVAILABLE, str(error)) from None
-        return name, credential
+
+    def _granted(
+        self, principal: Principal, names: tuple[str, ...], roles: tuple[Role, ...]
+    ) -> tuple[str, Credential]:
+        """The first of `names` (credentials with one key) that the principal may use."""
+        policy = self._keystore.policy()
+        for name in names:
+            if any(policy.allows_credential(principal, name, role) for role in roles):
+                credential = self._keystore.credential(name)
+                # A caller that found the credential by name may use its id straight after.
+                self._index.note(name, credential)
+                return name, credential
+        # Unknown names are NOT_FOUND before any word on grants.
+        self._keystore.credential(names[0])
+        grants = " or ".join(role.value for role in roles)
+        raise AccessDenied(
+            f"{principal} may not use the credential {names[0]!r} ({grants} grant needed)"
+        )
 
     async def _sign(self, principal: Principal, request: kpb.SignRequest) -> kpb.SignResponse:
         name, credential = self._credential(principal, request.key, (Role.SIGN,))
@@ -219,7 +232,7 @@ class KeyOperationsServicer(kpb_grpc.KeyOperationsServicer):
             key_type=key_type(leaf),
             signature_schemes=_schemes(credential),
             decrypts=keyless.decrypts(credential),
-            subject_key_id=keyless.subject_key_id(leaf),
+            subject_key_id=self._index.note(name, credential),
         )
 
     async def _use(

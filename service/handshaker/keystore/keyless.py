@@ -65,36 +65,43 @@ def public_key_sha256(leaf: x509.Certificate) -> str:
 class KeyIndex:
     """Credential names by their leaf's subject key id, over a keystore that reloads.
 
-    A hit is checked against the keystore's current credential (a rotated leaf may
+    A hit is checked against the keystore's current credentials (a rotated leaf may
     carry another key), and an unknown id rebuilds the index at most once a second, so
-    a caller sending random ids costs a dictionary lookup.
+    a caller sending random ids costs a dictionary lookup. Every credential that is
+    used by name is noted at once (`note`), so a caller that looked a new credential up
+    by name finds it by its id straight after. Two credentials may share a key: an id
+    names all of them, in name order.
     """
 
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
-        self._by_id: dict[bytes, str] = {}
+        self._by_id: dict[bytes, tuple[str, ...]] = {}
         # name -> (credential object, its id): ids are computed once per loaded credential.
         self._ids: dict[str, tuple[Credential, bytes]] = {}
         self._built = -INDEX_REBUILD_SECONDS
 
-    def name(self, key_id: bytes) -> str:
-        """The credential whose leaf has this subject key id; raises KeyNotFound."""
-        name = self._by_id.get(key_id)
-        if name is not None and self._id_of(name) == key_id:
-            return name
+    def names(self, key_id: bytes) -> tuple[str, ...]:
+        """The credentials whose leaf has this subject key id; raises KeyNotFound."""
+        names = tuple(n for n in self._by_id.get(key_id, ()) if self._id_of(n) == key_id)
+        if names:
+            return names
         now = time.monotonic()
         if now - self._built >= INDEX_REBUILD_SECONDS:
             self._rebuild(now)
-            name = self._by_id.get(key_id)
-            if name is not None:
-                return name
+            names = self._by_id.get(key_id, ())
+            if names:
+                return names
         raise KeyNotFound(f"no credential has the subject key id {key_id.hex()}")
 
-    def _id_of(self, name: str) -> bytes | None:
-        try:
-            credential = self._keystore.credential(name)
-        except KeyNotFound:
-            return None
+    def note(self, name: str, credential: Credential) -> bytes:
+        """The subject key id of `name`'s current credential, which the index now knows."""
+        key_id = self._key_id(name, credential)
+        known = self._by_id.get(key_id, ())
+        if name not in known:
+            self._by_id[key_id] = tuple(sorted((*known, name)))
+        return key_id
+
+    def _key_id(self, name: str, credential: Credential) -> bytes:
         known = self._ids.get(name)
         if known is not None and known[0] is credential:
             return known[1]
@@ -102,15 +109,22 @@ class KeyIndex:
         self._ids[name] = (credential, key_id)
         return key_id
 
+    def _id_of(self, name: str) -> bytes | None:
+        try:
+            credential = self._keystore.credential(name)
+        except KeyNotFound:
+            return None
+        return self._key_id(name, credential)
+
     def _rebuild(self, now: float) -> None:
         self._built = now
-        names = self._keystore.names()
+        names = sorted(self._keystore.names())
         self._ids = {name: self._ids[name] for name in names if name in self._ids}
-        by_id: dict[bytes, str] = {}
+        by_id: dict[bytes, tuple[str, ...]] = {}
         for name in names:
             key_id = self._id_of(name)
             if key_id is not None:
-                by_id.setdefault(key_id, name)
+                by_id[key_id] = (*by_id.get(key_id, ()), name)
         self._by_id = by_id
 
 
