@@ -6,6 +6,7 @@ running service, over TLS 1.3 and TLS 1.2 (both record protections from handshak
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -43,10 +44,18 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     venv = tmp_path_factory.mktemp("client-only") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # A copy of clients/python, as a user's checkout has it: pip builds in the source
+    # tree (build/, *.egg-info), which must not land in this checkout.
+    source = venv.parent / "checkout" / "clients" / "python"
+    shutil.copytree(
+        ROOT / "clients" / "python",
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
          "./clients/python"],
-        cwd=ROOT,
+        cwd=source.parent.parent,
         capture_output=True,
         text=True,
         check=False,
