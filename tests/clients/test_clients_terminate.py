@@ -213,3 +213,23 @@ def test_client_auth_without_a_client_ca_is_a_usage_error(service: Service) -> N
     )
     assert result.returncode == 2
     assert b"--client-ca" in result.stderr
+
+
+def test_a_tcp_probe_is_not_logged_but_a_failed_handshake_is(service: Service) -> None:
+    # Health checks (a load balancer's, the kubelet's tcpSocket probe) connect and close.
+    with terminate(service, "--key", "localhost", "--http-hello") as (process, port):
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as half:
+            half.sendall(b"\x16\x03\x01\x00\x40")  # a record header, then nothing
+        context = client_context(service.ca_file, alpn=["http/1.1"])
+        connection = http.client.HTTPSConnection("localhost", port, context=context, timeout=20)
+        try:
+            connection.request("GET", "/")
+            assert connection.getresponse().status == 200
+        finally:
+            connection.close()
+        process.wait_for(r"127\.0\.0\.1:\d+: TLSv1\.3 ")
+        # The half-sent ClientHello is reported; the probes are not.
+        process.wait_for(r"connection closed during the handshake")
+        assert "before its ClientHello" not in process.output()

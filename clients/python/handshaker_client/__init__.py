@@ -25,6 +25,7 @@ from .errors import (
     HandshakerRpcError,
     HandshakeTimeoutError,
     LocalProtocolError,
+    NoClientHelloError,
     PeerAlertError,
     TLSProtocolError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "KeylessClient",
     "LocalProtocolError",
     "NamedGroup",
+    "NoClientHelloError",
     "OperationPipeline",
     "PeerAlertError",
     "PeerIdentity",

@@ -30,6 +30,7 @@ from .errors import (
     HandshakerClientError,
     HandshakerRpcError,
     HandshakeTimeoutError,
+    NoClientHelloError,
     TLSProtocolError,
 )
 from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, READ_SIZE, resolve_address, server_options
@@ -351,6 +352,10 @@ class Terminator:
             return
         except HandshakerRpcError as error:
             _say("terminate", f"{peer}: the handshaker service failed: {error}")
+            writer.close()
+            return
+        except NoClientHelloError:
+            # A TCP probe (health checks connect and close every few seconds): not news.
             writer.close()
             return
         except (ConnectionClosedError, OSError) as error:

@@ -56,6 +56,11 @@ class ConnectionClosedError(HandshakerClientError, ConnectionError):
     """The peer closed the transport before the handshake finished."""
 
 
+class NoClientHelloError(ConnectionClosedError):
+    """The peer closed the connection before sending a byte: a TCP probe (a load
+    balancer's or the kubelet's health check) rather than a TLS client."""
+
+
 class HandshakeTimeoutError(ConnectionClosedError, TimeoutError):
     """The handshake did not complete in time; the socket is to be closed (a plaintext
     user_canceled alert went to the peer when nothing encrypted had been exchanged)."""

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Literal, cast
 from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .client import HandshakerClient
-from .errors import ConnectionClosedError, HandshakeTimeoutError, TLSProtocolError
+from .errors import (
+    ConnectionClosedError,
+    HandshakeTimeoutError,
+    NoClientHelloError,
+    TLSProtocolError,
+)
 from .handshake import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     READ_SIZE,
@@ -422,7 +427,7 @@ def wrap_server_socket(
     finally:
         sock.settimeout(own_timeout)
     if not first:
-        raise ConnectionClosedError("the peer closed the connection before its ClientHello")
+        raise NoClientHelloError("the peer closed the connection before its ClientHello")
     left = None if handshake_timeout is None else handshake_timeout - (time.monotonic() - started)
     established = _relay(
         sock,

@@ -18,9 +18,9 @@ from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .aio import AsyncHandshakerClient
 from .errors import (
-    ConnectionClosedError,
     HandshakerClientError,
     HandshakeTimeoutError,
+    NoClientHelloError,
     TLSProtocolError,
 )
 from .handshake import (
@@ -351,7 +351,7 @@ async def tls_over_streams(
                 writer.write(USER_CANCELED_ALERT)
             raise HandshakeTimeoutError(f"no ClientHello within {handshake_timeout:g} s") from None
         if not first_bytes:
-            raise ConnectionClosedError("the peer closed the connection before its ClientHello")
+            raise NoClientHelloError("the peer closed the connection before its ClientHello")
     left = None
     if handshake_timeout is not None:
         left = max(0.0, handshake_timeout - (time.monotonic() - started))
