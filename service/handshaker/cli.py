@@ -14,8 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from handshaker_client.cli import add_connect_parser, add_keyless_parsers, add_terminate_parser
-
 from . import __version__
 from .keystore import (
     DEFAULT_KEY_TYPE,
@@ -476,6 +474,9 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     policy = keys_commands.add_parser("policy", help="print the authorization policy (TOML)")
     _add_keystore_option(policy)
     policy.set_defaults(handler=_cmd_keys_policy)
+    # grpc loads with the client: only once main() has set GRPC_VERBOSITY.
+    from handshaker_client.cli import add_keyless_parsers  # noqa: PLC0415
+
     add_keyless_parsers(keys_commands)
 
 
@@ -513,6 +514,8 @@ def _add_service_commands(commands: argparse._SubParsersAction[argparse.Argument
     add_serve_arguments(serve)
     _add_keystore_option(serve)
     serve.set_defaults(handler=_cmd_serve)
+
+    from handshaker_client.cli import add_connect_parser, add_terminate_parser  # noqa: PLC0415
 
     add_terminate_parser(commands)
     add_connect_parser(commands)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -232,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The `handshaker-client` console script: one command, its exit status."""
-    # gRPC's C core logs lines of its own to stderr; the commands word every failure.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    # The commands word every failure themselves. (gRPC's C core reads GRPC_VERBOSITY when
+    # the package, and so grpc, is imported: before this runs; the client commands host no
+    # gRPC server, whose bind errors are what it would log.)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
