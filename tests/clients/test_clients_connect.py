@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from clients_kit import (
     Service,
@@ -150,3 +152,41 @@ def test_connect_to_an_ip_address_sends_no_sni_and_checks_the_ip_san(
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"BY ADDRESS\n"
     assert sni == [None]
+
+
+def _answers_unless_closed_first(conn: socket.socket) -> None:
+    """An HTTP-like server that, as many do, drops a connection at its close_notify
+    without answering the request that came before it."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        data = conn.recv(4096)
+        if not data:
+            return
+        request += data
+    conn.settimeout(2)
+    try:
+        if not conn.recv(4096):
+            return  # close_notify: gone without an answer
+    except TimeoutError:
+        pass
+    conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nanswered\n")
+
+
+@pytest.mark.parametrize("ign_eof", [False, True])
+def test_ign_eof_keeps_reading_from_a_server_that_drops_at_close_notify(
+    service: Service, ign_eof: bool
+) -> None:
+    context = server_context(service)
+    with tcp_server(
+        _answers_unless_closed_first, wrap=lambda s: context.wrap_socket(s, server_side=True)
+    ) as server:
+        result = connect_command(
+            service, f"localhost:{server.port}", "--ca-file", str(service.ca_file),
+            *(["--ign-eof"] if ign_eof else []),
+            stdin=b"GET / HTTP/1.0\r\n\r\n",
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    if ign_eof:
+        assert result.stdout == b"HTTP/1.0 200 OK\r\n\r\nanswered\n"
+    else:
+        assert result.stdout == b""

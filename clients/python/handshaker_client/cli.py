@@ -172,6 +172,13 @@ def add_connect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="NAME",
         help="a keystore credential to present if the server asks (default: none)",
     )
+    connect.add_argument(
+        "--ign-eof",
+        action="store_true",
+        help="at the end of input send no close_notify: read until the server closes (many "
+        "HTTP servers drop a connection at its close_notify without answering the request "
+        "before it); default: close_notify at the end of input, for servers that wait for it",
+    )
     _add_version_arguments(connect, "offer")
     _add_service_arguments(connect)
     connect.set_defaults(handler=connect_command)

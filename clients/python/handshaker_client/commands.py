@@ -157,7 +157,7 @@ def _connect(args: argparse.Namespace) -> int:
     for line in _parameters(tls.keys):
         _say("connect", line)
     try:
-        return _relay_stdio(tls)
+        return _relay_stdio(tls, half_close=not getattr(args, "ign_eof", False))
     finally:
         tls.close()
 
@@ -168,14 +168,20 @@ def _os_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _relay_stdio(tls: TLSSocket) -> int:
-    """stdin to the peer (close_notify at end of input), the peer's data to stdout."""
+def _relay_stdio(tls: TLSSocket, *, half_close: bool = True) -> int:
+    """stdin to the peer, the peer's data to stdout, until the peer closes.
+
+    At the end of input a close_notify tells the peer so (half_close), as a server that
+    reads until its client is done needs; many HTTP servers instead drop a connection at
+    its close_notify without answering what came before, so --ign-eof sends none.
+    """
 
     def pump_stdin() -> None:
         try:
             while data := os.read(sys.stdin.fileno(), READ_SIZE):
                 tls.sendall(data)
-            tls.shutdown_write()
+            if half_close:
+                tls.shutdown_write()
         except (OSError, HandshakerClientError):
             # The connection is gone; the receiving side reports why.
             pass
