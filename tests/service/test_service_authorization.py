@@ -21,6 +21,7 @@ from handshaker_wire.v1 import handshaker_pb2 as pb
 from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 from service_kit import (
     COMPLETE,
+    FAILED,
     HANDSHAKER,
     NEED_INPUT,
     ChannelPki,
@@ -197,6 +198,31 @@ def test_a_grant_and_its_revocation_are_picked_up_without_a_restart(
             lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
             "the revocation",
         )
+
+
+def test_a_grant_revoked_after_the_start_fails_the_handshake_with_internal_error(
+    local_service: ServiceProcess,
+) -> None:
+    keystore = local_service.keystore
+    keys(keystore, "generate", "web", "--san", "DNS:web.test", "--allow", "local")
+    with local_service.channel() as channel:
+        stub = handshaker_stub(channel)
+        eventually(lambda: start_server(stub, credential="web") == grpc.StatusCode.OK, "web")
+        with UnaryHandshake(stub, dev_client(server_name="web.test")) as client, UnaryHandshake(
+            stub, pb.ServerOptions(credential="web")
+        ) as server:
+            hello = client.step().out_bytes
+            assert server.step().state == NEED_INPUT  # started, the ClientHello still to come
+            keys(keystore, "deny", "web", "local")
+            eventually(
+                lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
+                "the revocation",
+            )
+            step = server.step(hello)
+    # Not unrecognized_name: the name matched; the service refused its caller.
+    assert step.state == FAILED
+    assert step.failure.alert == 80, step.failure
+    assert "may no longer use the credential 'web'" in step.failure.reason
 
 
 def test_a_malformed_policy_keeps_the_last_good_one_and_logs_why(

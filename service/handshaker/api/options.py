@@ -51,6 +51,7 @@ from handshaker.tls.config import (
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_TLS12_SIGNATURE_SCHEMES,
 )
+from handshaker.tls.errors import InternalError
 from handshaker.tls.groups import SUPPORTED_GROUPS
 from handshaker.tls.tls12.suites import DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES
 
@@ -499,7 +500,9 @@ class ConfigFactory:
                 # Asked again at the ClientHello: a grant revoked since the start counts.
                 _note_sni(server_name)
                 if not keystore.policy().allows_credential(principal, name, Role.SERVER):
-                    return None
+                    # The service's refusal, not the peer's fault nor a name that matched
+                    # nothing (unrecognized_name): internal_error, as when the start is refused.
+                    raise InternalError(f"{principal} may no longer use the credential {name!r}")
                 return self._audited(name, keystore.credential(name))
 
             selector = by_name
