@@ -362,6 +362,13 @@ public final class KeylessPipeline implements AutoCloseable {
     }
   }
 
+  /** How many operations are on the stream, written and not answered. */
+  int running() {
+    synchronized (lock) {
+      return stream == null ? 0 : stream.running.size();
+    }
+  }
+
   /** How many operations wait here or run on the stream (for tests and metrics). */
   int pending() {
     synchronized (lock) {

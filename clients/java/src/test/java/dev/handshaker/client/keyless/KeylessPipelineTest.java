@@ -1,5 +1,6 @@
 package dev.handshaker.client.keyless;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -104,7 +105,11 @@ class KeylessPipelineTest {
           Object result = results.get(i).get(30, TimeUnit.SECONDS);
           if (op.refusal() != null) {
             assertTrue(result instanceof KeylessException, "operation " + i + " was not refused");
-            assertEquals(op.refusal(), ((KeylessException) result).code(), "operation " + i + ": " + result);
+            KeylessException refused = (KeylessException) result;
+            assertEquals(op.refusal(), refused.code(), "operation " + i + ": " + result);
+            // The OperationError's message comes along, naming what was wrong.
+            String named = op.refusal() == Status.Code.NOT_FOUND ? "nosuch" : "scheme";
+            assertTrue(refused.getMessage().contains(named), refused.getMessage());
             continue;
           }
           if (result instanceof KeylessException) {
@@ -165,16 +170,29 @@ class KeylessPipelineTest {
       byte[] message = "kill".getBytes(StandardCharsets.UTF_8);
       pipeline.sign(KeyRef.credential("web"), ECDSA_P256_SHA256, message);
 
-      service.pause();
       List<CompletableFuture<byte[]>> waiting = new ArrayList<>();
-      // More than the stream's 64: the rest wait in the pipeline and fail with the stream too.
-      for (int i = 0; i < 100; i++) {
-        waiting.add(pipeline.signAsync(KeyRef.credential("web"), ECDSA_P256_SHA256, message, Duration.ofSeconds(20)));
+      long killed;
+      service.pause();
+      boolean paused = true;
+      try {
+        // More than the stream's 64: the rest wait in the pipeline and fail with the stream too.
+        for (int i = 0; i < 100; i++) {
+          waiting.add(pipeline.signAsync(KeyRef.credential("web"), ECDSA_P256_SHA256, message, Duration.ofSeconds(20)));
+        }
+        Thread.sleep(200);
+        assertTrue(waiting.stream().noneMatch(CompletableFuture::isDone), "answers from a paused service");
+        // The service's per-stream cap: 64 written, the other 36 held back here.
+        assertEquals(KeylessPipeline.MAX_IN_FLIGHT, pipeline.running());
+        assertEquals(100, pipeline.pending());
+        killed = System.nanoTime();
+        service.kill();
+        paused = false;
+      } finally {
+        // A failed assertion must not leave the shared service stopped for the other tests.
+        if (paused) {
+          service.resume();
+        }
       }
-      Thread.sleep(200);
-      assertTrue(waiting.stream().noneMatch(CompletableFuture::isDone), "answers from a paused service");
-      long killed = System.nanoTime();
-      service.kill();
       for (CompletableFuture<byte[]> future : waiting) {
         try {
           future.get(5, TimeUnit.SECONDS);
@@ -191,6 +209,26 @@ class KeylessPipelineTest {
       // The next call opens a new stream on the reconnected channel.
       byte[] signature = pipelined.sign(KeyRef.credential("legacy"), RSA_PSS_RSAE_SHA256, message);
       assertTrue(verifies(client.credential("legacy").leaf().getPublicKey(), RSA_PSS_RSAE_SHA256, message, signature));
+    }
+  }
+
+  @Test
+  void decryptsAndDescribesCredentialsOnTheStream() throws Exception {
+    KeylessPipeline pipeline = client.pipelined().pipeline();
+    try (pipeline) {
+      byte[] premaster = new byte[48];
+      new java.security.SecureRandom().nextBytes(premaster);
+      javax.crypto.Cipher encrypt = javax.crypto.Cipher.getInstance("RSA/ECB/PKCS1Padding");
+      encrypt.init(javax.crypto.Cipher.ENCRYPT_MODE, client.credential("legacy").leaf().getPublicKey());
+      byte[] ciphertext = encrypt.doFinal(premaster);
+      assertArrayEquals(premaster, pipeline.decrypt(KeyRef.credential("legacy"), ciphertext, 48));
+      // Implicit rejection: a ciphertext of the wrong length is 48 bytes all the same, not an error.
+      assertEquals(48, pipeline.decrypt(KeyRef.credential("legacy"), new byte[256], 48).length);
+      KeylessException denied = assertThrows(KeylessException.class,
+          () -> pipeline.decrypt(KeyRef.credential("web"), ciphertext, 48));
+      assertEquals(Status.Code.PERMISSION_DENIED, denied.code(), "web has no decrypt grant");
+      assertEquals("legacy", pipeline.credentialAsync(KeyRef.credential("legacy"), Duration.ofSeconds(5))
+          .get(10, TimeUnit.SECONDS).getCredential());
     }
   }
 
