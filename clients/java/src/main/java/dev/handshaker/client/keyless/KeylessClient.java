@@ -46,11 +46,18 @@ public final class KeylessClient implements AutoCloseable {
   private final Channel channel;
   private final ManagedChannel owned;
   private final Duration timeout;
+  // Set on a pipelined() client: Sign and Decrypt go through it instead of unary calls.
+  private final KeylessPipeline pipeline;
+  // Whether close() closes the pipeline (the client pipelined() made, not its withTimeout copies).
+  private final boolean ownsPipeline;
 
-  private KeylessClient(Channel channel, ManagedChannel owned, Duration timeout) {
+  private KeylessClient(Channel channel, ManagedChannel owned, Duration timeout, KeylessPipeline pipeline,
+      boolean ownsPipeline) {
     this.channel = channel;
     this.owned = owned;
     this.timeout = timeout;
+    this.pipeline = pipeline;
+    this.ownsPipeline = ownsPipeline;
   }
 
   /**
@@ -60,12 +67,12 @@ public final class KeylessClient implements AutoCloseable {
    */
   public static KeylessClient forAddress(String address) {
     ManagedChannel channel = ManagedChannelBuilder.forTarget(Objects.requireNonNull(address)).usePlaintext().build();
-    return new KeylessClient(channel, channel, DEFAULT_TIMEOUT);
+    return new KeylessClient(channel, channel, DEFAULT_TIMEOUT, null, false);
   }
 
   /** A client over the caller's channel (TLS, a Unix socket, ...), which stays the caller's to close. */
   public static KeylessClient over(Channel channel) {
-    return new KeylessClient(Objects.requireNonNull(channel), null, DEFAULT_TIMEOUT);
+    return new KeylessClient(Objects.requireNonNull(channel), null, DEFAULT_TIMEOUT, null, false);
   }
 
   /** A client on the same channel whose calls have this deadline each; closing it closes nothing. */
@@ -73,11 +80,33 @@ public final class KeylessClient implements AutoCloseable {
     if (timeout.isNegative() || timeout.isZero()) {
       throw new IllegalArgumentException("timeout must be positive");
     }
-    return new KeylessClient(channel, null, timeout);
+    return new KeylessClient(channel, null, timeout, pipeline, false);
+  }
+
+  /**
+   * A client on the same channel whose Sign and Decrypt (and so those of the key managers and
+   * keys made with it) share one Operate stream, a {@link KeylessPipeline} of its own, instead
+   * of one unary call each; GetCredential and ValidateChain stay unary. Each operation keeps
+   * this client's deadline. Closing the returned client closes the pipeline, not the channel.
+   */
+  public KeylessClient pipelined() {
+    if (pipeline != null) {
+      return this;
+    }
+    return new KeylessClient(channel, null, timeout, KeylessPipeline.over(channel, timeout), true);
+  }
+
+  /** The pipeline Sign and Decrypt go through, or null for unary calls. */
+  public KeylessPipeline pipeline() {
+    return pipeline;
   }
 
   public Duration timeout() {
     return timeout;
+  }
+
+  Channel channel() {
+    return channel;
   }
 
   /** Signs {@code message} with a TLS signature scheme (0x0403 ecdsa_secp256r1_sha256, ...); the service hashes it. */
@@ -97,6 +126,9 @@ public final class KeylessClient implements AutoCloseable {
   }
 
   private byte[] sign(SignRequest.Builder request) throws KeylessException {
+    if (pipeline != null) {
+      return KeylessPipeline.await(pipeline.submitSign(request, timeout));
+    }
     try {
       return keyOperations().sign(request.build()).getSignature().toByteArray();
     } catch (StatusRuntimeException e) {
@@ -110,6 +142,9 @@ public final class KeylessClient implements AutoCloseable {
    * so a bad ciphertext is not an error (RFC 5246 section 7.4.7.1).
    */
   public byte[] decrypt(KeyRef key, byte[] ciphertext, int plaintextLength) throws KeylessException {
+    if (pipeline != null) {
+      return pipeline.decrypt(key, ciphertext, plaintextLength, timeout);
+    }
     try {
       return keyOperations()
           .decrypt(DecryptRequest.newBuilder()
@@ -201,9 +236,15 @@ public final class KeylessClient implements AutoCloseable {
     return certificates;
   }
 
-  /** Shuts down the channel {@link #forAddress} made; a no-op for a caller's channel. */
+  /**
+   * Shuts down the channel {@link #forAddress} made (a no-op for a caller's channel), and closes
+   * the pipeline of a client {@link #pipelined()} returned.
+   */
   @Override
   public void close() {
+    if (ownsPipeline) {
+      pipeline.close();
+    }
     if (owned != null) {
       owned.shutdown();
       try {

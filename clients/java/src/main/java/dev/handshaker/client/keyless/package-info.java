@@ -20,6 +20,36 @@
  * client.init(null, new TrustManager[] {new KeylessTrustManager(keys, "default")}, null);
  * }</pre>
  *
+ * <p>SSLSocket and SSLEngine alike: the key manager answers {@code chooseServerAlias} and
+ * {@code chooseEngineServerAlias} (the credential the client's SNI names, read from the
+ * handshake session), {@code chooseClientAlias} and {@code chooseEngineClientAlias}; the trust
+ * manager's Socket and SSLEngine variants take the name to check from the connection (SNI, else
+ * the peer host given to {@code createSSLEngine(host, port)}), so the stacks on SSLEngine
+ * (Netty's SslHandler, Jetty, gRPC's Netty transport) need no endpoint identification set. JSSE
+ * runs the keyless signature inside a delegated task ({@code NEED_TASK}), so it blocks whatever
+ * thread runs that task, for up to the client's deadline: an event-loop stack should run
+ * delegated tasks off its I/O threads (Netty: {@code SslHandler}'s delegatedTaskExecutor).
+ *
+ * <p>Many handshakes at once: {@code keys.pipelined()} is a client whose Sign and Decrypt share
+ * one KeyOperations.Operate stream (a {@link dev.handshaker.client.keyless.KeylessPipeline})
+ * instead of one unary call each; key managers and keys made with it use the stream:
+ *
+ * <pre>{@code
+ * KeylessClient pipelined = keys.pipelined();  // close() it to end the stream
+ * server.init(new KeyManager[] {KeylessKeyManager.of(pipelined, "web")}, null, null);
+ * }</pre>
+ *
+ * <p>The pipeline numbers operations from a counter that never restarts, matches answers by id
+ * in whatever order they come, keeps at most 64 on the stream (the service's per-stream limit;
+ * the rest wait, and only while gRPC's flow control says the stream is ready are they written),
+ * fails an operation past its deadline with DEADLINE_EXCEEDED (dropping its late answer), maps
+ * an operation's error to a KeylessException with its status code and message, and fails every
+ * waiting operation at once when the stream breaks (UNAVAILABLE when the service goes away); the
+ * next call opens a new stream. A stream that goes silent without breaking (a paused service, a
+ * dropped network path) only times its operations out: set {@code keepAliveTime} on the channel
+ * to have gRPC notice such a connection. Each pipeline is one stream, and the service limits how
+ * many one caller holds: share one pipelined client rather than making one per connection.
+ *
  * <p>How JSSE reaches the keystore: {@link dev.handshaker.client.keyless.KeylessKeyManager}
  * hands JSSE {@link dev.handshaker.client.keyless.KeylessPrivateKey}s, and installs the {@link
  * dev.handshaker.client.keyless.KeylessProvider} at position 1 of the JVM's providers. JSSE

@@ -115,6 +115,33 @@ final class KeylessService implements AutoCloseable {
     fail("handshaker serve did not listen on " + address + " within 30 s:\n" + log());
   }
 
+  /** Stops the service process (SIGSTOP): it reads and answers nothing until {@link #resume()}. */
+  void pause() throws IOException, InterruptedException {
+    signal("-STOP");
+  }
+
+  /** Lets a paused service run again (SIGCONT). */
+  void resume() throws IOException, InterruptedException {
+    signal("-CONT");
+  }
+
+  /** Kills the service process (SIGKILL, a paused one too): the kernel closes its connections at once. */
+  void kill() throws InterruptedException {
+    process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+  }
+
+  /** Starts the service again after {@link #kill()}: the same address and keystore. */
+  void restart() throws IOException, InterruptedException {
+    start();
+  }
+
+  private void signal(String signal) throws IOException, InterruptedException {
+    Process kill = new ProcessBuilder("kill", signal, Long.toString(process.pid())).inheritIO().start();
+    if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+      fail("kill " + signal + " " + process.pid() + " failed");
+    }
+  }
+
   /**
    * Waits until GetCredential knows {@code name}: the service rereads the keystore each second, so
    * a credential issued while it runs appears within about that.
