@@ -38,7 +38,7 @@ class ExpectServerHello:
     def handle(self, conn: Connection, msg_type: int, message: bytes) -> HandshakeState:
         expect(msg_type, _SERVER_HELLO, "waiting for ServerHello")
         server_hello = parse_server_hello(message[4:])
-        if any(t == _SUPPORTED_VERSIONS for t, _ in server_hello.extensions):
+        if _SUPPORTED_VERSIONS in dict(server_hello.extensions):
             # RFC 8446 section 4.2.1: supported_versions in a ServerHello is TLS 1.3's
             # (its value is checked there).
             if not offers_tls13(self.config):

@@ -103,6 +103,7 @@ class HandshakeResult:
         return hkdf_expand_label(params, derived, b"exporter", params.hash_of(context), length)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete:
     """The handshake finished; `result` holds the keys."""

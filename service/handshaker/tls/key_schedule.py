@@ -36,7 +36,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from handshaker_wire.hkdf import HASHES, HmacKey, hkdf_label_prefix, hmac_digest
@@ -58,6 +58,11 @@ class CipherSuiteParams:
     aead: type[AESGCM] | type[ChaCha20Poly1305]
     zeros: bytes  # hash_len zero bytes: the absent PSK and the absent master-secret IKM
     empty_hash: bytes  # Hash("")
+    # The suite's HkdfLabels that never change, encoded once (see _Infos).
+    infos: _Infos = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "infos", _Infos.of(self.hash_len, self.key_len, self.empty_hash))
 
     def hash_of(self, data: bytes) -> bytes:
         return HASHES[self.hash_name][0](data).digest()
@@ -69,6 +74,50 @@ class CipherSuiteParams:
     @staticmethod
     def for_suite(suite: int) -> CipherSuiteParams:
         return _SUITES[suite]
+
+
+class _Infos(NamedTuple):
+    """A suite's one-block HKDF-Expand-Label inputs (HkdfLabel || 0x01, RFC 5869 section
+    2.3's T(1)) that depend on the suite alone, so the key schedule concatenates nothing
+    for them on each handshake.
+
+    The traffic key, IV and finished_key have an empty context; every Derive-Secret of
+    the handshake has a transcript hash (Hash.length bytes) as its context, so only the
+    hash goes between each label's fixed head and the 0x01; "derived" has Hash("").
+    """
+
+    key: bytes
+    iv: bytes
+    finished: bytes
+    derived: bytes
+    c_hs_traffic: bytes
+    s_hs_traffic: bytes
+    c_ap_traffic: bytes
+    s_ap_traffic: bytes
+    exp_master: bytes
+    res_master: bytes
+
+    @staticmethod
+    def of(hash_len: int, key_len: int, empty_hash: bytes) -> _Infos:
+        def hashed(label: bytes) -> bytes:
+            # HkdfLabel up to its context: length, label, and the context's length byte.
+            return hkdf_label_prefix(hash_len, label) + bytes((hash_len,))
+
+        return _Infos(
+            key=hkdf_label_prefix(key_len, b"key") + b"\x00\x01",
+            iv=hkdf_label_prefix(IV_LEN, b"iv") + b"\x00\x01",
+            finished=hkdf_label_prefix(hash_len, b"finished") + b"\x00\x01",
+            derived=hashed(b"derived") + empty_hash + b"\x01",
+            c_hs_traffic=hashed(b"c hs traffic"),
+            s_hs_traffic=hashed(b"s hs traffic"),
+            c_ap_traffic=hashed(b"c ap traffic"),
+            s_ap_traffic=hashed(b"s ap traffic"),
+            exp_master=hashed(b"exp master"),
+            res_master=hashed(b"res master"),
+        )
+
+
+IV_LEN = 12
 
 
 def _params(suite: CipherSuite, hash_name: str, key_len: int, aead: Any) -> CipherSuiteParams:
@@ -96,18 +145,10 @@ _SUITES: dict[int, CipherSuiteParams] = {
     ),
 }
 
-IV_LEN = 12
-
 
 def hkdf_extract(params: CipherSuiteParams, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 section 2.2)."""
     return hmac_digest(salt, ikm, params.hash_name)
-
-
-@lru_cache(maxsize=64)
-def _one_block_info(length: int, label: bytes) -> bytes:
-    """HkdfLabel with an empty context, followed by T(1)'s counter byte."""
-    return hkdf_label_prefix(length, label) + b"\x00\x01"
 
 
 def hkdf_expand_label(
@@ -118,12 +159,10 @@ def hkdf_expand_label(
     return wire_expand_label(params.hash_name, secret, label, context, length)
 
 
-def _derive_with(key: HmacKey, params: CipherSuiteParams, label: bytes, context: bytes) -> bytes:
-    """Derive-Secret under a prepared key: one block of HKDF-Expand-Label."""
-    length = params.hash_len
-    return key.digest(
-        hkdf_label_prefix(length, label) + bytes((len(context),)) + context + b"\x01"
-    )
+def _check_hash(params: CipherSuiteParams, transcript_hash: bytes) -> None:
+    """The precomputed Derive-Secret labels hold the context's length: Hash.length."""
+    if len(transcript_hash) != params.hash_len:
+        raise ValueError("a transcript hash is Hash.length bytes")
 
 
 def derive_secret(
@@ -146,17 +185,18 @@ class TrafficSecret:
     @staticmethod
     def derive(params: CipherSuiteParams, secret: bytes) -> TrafficSecret:
         key = HmacKey(secret, params.hash_name)
+        infos = params.infos
         return TrafficSecret(
             secret,
-            key.digest(_one_block_info(params.key_len, b"key"))[: params.key_len],
-            key.digest(_one_block_info(IV_LEN, b"iv"))[:IV_LEN],
+            key.digest(infos.key)[: params.key_len],
+            key.digest(infos.iv)[:IV_LEN],
             key,
         )
 
     def finished_key(self, params: CipherSuiteParams) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)."""
         key = self.hmac or HmacKey(self.secret, params.hash_name)
-        return key.digest(_one_block_info(params.hash_len, b"finished"))
+        return key.digest(params.infos.finished)
 
     def next_generation(self, params: CipherSuiteParams) -> TrafficSecret:
         """application_traffic_secret_N+1 (section 7.2), for KeyUpdate."""
@@ -218,18 +258,21 @@ class HandshakeSecrets:
         # HKDF-Extract's HMAC is keyed once per suite.
         handshake_secret = _empty_psk_salt_key(params.suite).digest(shared_secret)
         key = HmacKey(handshake_secret, params.hash_name)
+        infos = params.infos
+        _check_hash(params, hello_hash)
         return HandshakeSecrets(
             params,
             handshake_secret,
-            TrafficSecret.derive(params, _derive_with(key, params, b"c hs traffic", hello_hash)),
-            TrafficSecret.derive(params, _derive_with(key, params, b"s hs traffic", hello_hash)),
+            TrafficSecret.derive(params, key.digest(infos.c_hs_traffic + hello_hash + b"\x01")),
+            TrafficSecret.derive(params, key.digest(infos.s_hs_traffic + hello_hash + b"\x01")),
             key,
         )
 
     def master_secret(self) -> bytes:
         params = self.params
         key = self.hmac or HmacKey(self.handshake_secret, params.hash_name)
-        salt = _derive_with(key, params, b"derived", params.empty_hash)
+        # Derive-Secret(Handshake Secret, "derived", ""): a one-block label of the suite alone.
+        salt = key.digest(params.infos.derived)
         return hkdf_extract(params, salt, params.zeros)
 
     def __repr__(self) -> str:
@@ -252,22 +295,23 @@ class ApplicationSecrets:
         params: CipherSuiteParams, master_secret: bytes, server_finished_hash: bytes
     ) -> ApplicationSecrets:
         key = HmacKey(master_secret, params.hash_name)
+        infos = params.infos
+        _check_hash(params, server_finished_hash)
+        context = server_finished_hash + b"\x01"
         return ApplicationSecrets(
             params,
             master_secret,
-            TrafficSecret.derive(
-                params, _derive_with(key, params, b"c ap traffic", server_finished_hash)
-            ),
-            TrafficSecret.derive(
-                params, _derive_with(key, params, b"s ap traffic", server_finished_hash)
-            ),
-            _derive_with(key, params, b"exp master", server_finished_hash),
+            TrafficSecret.derive(params, key.digest(infos.c_ap_traffic + context)),
+            TrafficSecret.derive(params, key.digest(infos.s_ap_traffic + context)),
+            key.digest(infos.exp_master + context),
             key,
         )
 
     def resumption_master_secret(self, client_finished_hash: bytes) -> bytes:
-        key = self.hmac or HmacKey(self.master_secret, self.params.hash_name)
-        return _derive_with(key, self.params, b"res master", client_finished_hash)
+        params = self.params
+        key = self.hmac or HmacKey(self.master_secret, params.hash_name)
+        _check_hash(params, client_finished_hash)
+        return key.digest(params.infos.res_master + client_finished_hash + b"\x01")
 
     def __repr__(self) -> str:
         return "ApplicationSecrets(<redacted>)"

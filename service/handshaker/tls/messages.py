@@ -10,9 +10,11 @@ than one extension of the same type in a given extension block").
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
@@ -419,37 +421,67 @@ _CLIENT_HELLO_EXTENSIONS: dict[int, tuple[str | None, Callable[[bytes], object]]
 }
 
 
+# The same table by the position of each field in ClientHello's __init__ (after its six
+# fixed fields), so the parser fills a list and passes it positionally (no keyword dict).
+_TYPED_FIELDS = tuple(f.name for f in dataclasses.fields(ClientHello))[6:]
+_TYPED_DEFAULTS: tuple[Any, ...] = tuple(f.default for f in dataclasses.fields(ClientHello))[6:]
+_CLIENT_HELLO_PARSERS: dict[int, tuple[int, Callable[[bytes], object]]] = {
+    ext_type: (-1 if name is None else _TYPED_FIELDS.index(name), parse)
+    for ext_type, (name, parse) in _CLIENT_HELLO_EXTENSIONS.items()
+}
+
+
 def parse_client_hello(body: bytes) -> ClientHello:
-    r = Reader(body)
-    legacy_version = r.uint16()
-    random = r.raw(32)
-    legacy_session_id = r.opaque(1)
-    if len(legacy_session_id) > 32:
+    # The fixed head is read inline, with the Reader's checks in its order and words
+    # (uint16 version, 32-byte random, opaque<0..32>, uint16 list, opaque<1..2^8-1>).
+    size = len(body)
+    if size < 35:
+        raise DecodeError(_TRUNCATED)
+    pos = 35 + body[34]
+    if pos > size:
+        raise DecodeError(_TRUNCATED)
+    if pos - 35 > 32:
         raise DecodeError("legacy_session_id longer than 32 bytes")
-    cipher_suites = r.uint16_list(2, minimum=2)
-    compression = r.opaque(1, minimum=1)
+    if pos + 2 > size:
+        raise DecodeError(_TRUNCATED)
+    n = (body[pos] << 8) | body[pos + 1]
+    if n < 2 or n % 2:
+        raise DecodeError("malformed list of 16-bit values")
+    suites_start = pos + 2
+    suites_end = suites_start + n
+    if suites_end + 1 > size:
+        raise DecodeError(_TRUNCATED)
+    n = body[suites_end]
+    if n < 1:
+        raise DecodeError(_TOO_SHORT)
+    compression_start = suites_end + 1
+    pos = compression_start + n
+    if pos > size:
+        raise DecodeError(_TRUNCATED)
+    r = Reader(body, pos)
     extensions = _read_extensions(r, required=False)
     r.finish()
     # RFC 8446 section 4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
-    if any(t == _PRE_SHARED_KEY for t, _ in extensions[:-1]):
-        raise IllegalParameter("pre_shared_key is not the last extension")
-    fields: dict[str, object] = {}
-    table = _CLIENT_HELLO_EXTENSIONS
+    for ext_type, _ in extensions[:-1]:
+        if ext_type == _PRE_SHARED_KEY:
+            raise IllegalParameter("pre_shared_key is not the last extension")
+    values = list(_TYPED_DEFAULTS)
+    table = _CLIENT_HELLO_PARSERS
     for ext_type, data in extensions:
         entry = table.get(ext_type)
         if entry is not None:
-            name, parse = entry
+            index, parse = entry
             value = parse(data)
-            if name is not None:
-                fields[name] = value
+            if index >= 0:
+                values[index] = value
     return ClientHello(
-        legacy_version=legacy_version,
-        random=random,
-        legacy_session_id=legacy_session_id,
-        cipher_suites=cipher_suites,
-        legacy_compression_methods=compression,
-        extensions=extensions,
-        **fields,  # type: ignore[arg-type]
+        (body[0] << 8) | body[1],
+        body[2:34],
+        body[35 : 35 + body[34]],
+        uint16_array((suites_end - suites_start) >> 1).unpack_from(body, suites_start),
+        body[compression_start:pos],
+        extensions,
+        *values,
     )
 
 
@@ -625,12 +657,14 @@ def encode_certificate_request(request: CertificateRequest) -> bytes:
 # --- Certificate -------------------------------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
     cert_data: bytes
     extensions: Extensions
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """
@@ -669,6 +703,7 @@ def encode_certificate(context: bytes, chain_der: tuple[bytes, ...]) -> bytes:
 # --- CertificateVerify and Finished --------------------------------------------
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
     """struct { SignatureScheme algorithm; opaque signature<0..2^16-1>; } CertificateVerify;"""

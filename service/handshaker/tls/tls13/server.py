@@ -43,6 +43,7 @@ from ..errors import (
     ProtocolVersionError,
     UnrecognizedName,
 )
+from ..fastinit import fast_frozen_init
 from ..groups import SUPPORTED_GROUPS, server_exchange
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
 from ..messages import (
@@ -115,6 +116,7 @@ class Retry:
     ccs_sent: bool
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Selection:
     """What the server chose from a ClientHello: the outcome of negotiate()."""
