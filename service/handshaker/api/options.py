@@ -489,10 +489,12 @@ class ConfigFactory:
         except ValueError as error:
             raise InvalidOptions(str(error)) from None
 
-    def _build_server(self, options: pb.ServerOptions, principal: Principal) -> ServerConfig:
+    def _credential_selector(
+        self, name: str, principal: Principal
+    ) -> Callable[[str | None, Sequence[int]], Credential | None]:
+        """What picks the server's credential at the ClientHello: the named one (its grant
+        asked again then), or by SNI among those the principal may use."""
         keystore = self._keystore
-        name = options.credential
-        selector: Callable[[str | None, Sequence[int]], Credential | None]
         if name:
             keystore.credential(name)  # an unknown name is NOT_FOUND now, not a failed handshake
 
@@ -505,27 +507,30 @@ class ConfigFactory:
                     raise InternalError(f"{principal} may no longer use the credential {name!r}")
                 return self._audited(name, keystore.credential(name))
 
-            selector = by_name
-        else:
+            return by_name
 
-            def by_sni(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
-                _note_sni(server_name)
-                policy = keystore.policy()
-                chosen = keystore.select(
-                    server_name,
-                    schemes,
-                    lambda candidate: policy.allows_credential(principal, candidate, Role.SERVER),
-                )
-                if chosen is None:
-                    return None
-                # select() answers with the credential, not its name: the audit line
-                # needs the name, and the keystore holds few credentials.
-                for candidate in keystore.names():
-                    if keystore.credential(candidate) is chosen:
-                        return self._audited(candidate, chosen)
-                return self._audited("(unnamed)", chosen)
+        def by_sni(server_name: str | None, schemes: Sequence[int]) -> Credential | None:
+            _note_sni(server_name)
+            policy = keystore.policy()
+            chosen = keystore.select(
+                server_name,
+                schemes,
+                lambda candidate: policy.allows_credential(principal, candidate, Role.SERVER),
+            )
+            if chosen is None:
+                return None
+            # select() answers with the credential, not its name: the audit line
+            # needs the name, and the keystore holds few credentials.
+            for candidate in keystore.names():
+                if keystore.credential(candidate) is chosen:
+                    return self._audited(candidate, chosen)
+            return self._audited("(unnamed)", chosen)
 
-            selector = by_sni
+        return by_sni
+
+    def _build_server(self, options: pb.ServerOptions, principal: Principal) -> ServerConfig:
+        keystore = self._keystore
+        selector = self._credential_selector(options.credential, principal)
         client_auth = _CLIENT_AUTH.get(options.client_auth)
         if client_auth is None:
             raise InvalidOptions("unknown client_auth value")
