@@ -1,20 +1,10 @@
 package dev.handshaker.client;
 
-import static org.junit.jupiter.api.Assertions.fail;
-
 import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * A real handshaker service for one test class: `handshaker serve` on a free loopback port over a
@@ -22,22 +12,13 @@ import org.junit.jupiter.api.Assumptions;
  * and "client" (DNS:client), both issued by the keystore's development CA.
  */
 final class HandshakerService implements AutoCloseable {
-  private static final long START_TIMEOUT_MS = 30_000;
-
-  private final Path binary;
-  private final Path root;
+  private final ServeProcess serve;
   private final Path keystore;
-  private final Path log;
-  private final List<String> command;
-  private final int port;
-  private final String address;
-  private volatile Process process;
 
-  private HandshakerService(Path binary, String... serveArgs) throws IOException, InterruptedException {
-    this.binary = binary;
-    this.root = Files.createTempDirectory("handshaker-java-");
-    this.keystore = root.resolve("keystore");
-    this.log = root.resolve("service.log");
+  private HandshakerService(ServeProcess serve, String... serveArgs)
+      throws IOException, InterruptedException {
+    this.serve = serve;
+    this.keystore = serve.root().resolve("keystore");
     // Callers on loopback are the principal `local`; the policy grants it both credentials
     // and the dev-ca trust bundle.
     run("keys", "generate", "localhost", "--san", "DNS:localhost", "--san", "IP:127.0.0.1",
@@ -45,23 +26,7 @@ final class HandshakerService implements AutoCloseable {
     run("keys", "generate", "client", "--san", "DNS:client", "--allow", "local",
         "--keystore", keystore.toString());
     run("keys", "allow", "dev-ca", "local", "--trust-bundle", "--keystore", keystore.toString());
-    this.port = freePort();
-    this.address = "127.0.0.1:" + port;
-    List<String> serve =
-        new ArrayList<>(
-            List.of(binary.toString(), "serve", "--listen", address, "--keystore", keystore.toString()));
-    serve.addAll(List.of(serveArgs));
-    this.command = List.copyOf(serve);
-    launch();
-  }
-
-  private void launch() throws IOException, InterruptedException {
-    this.process =
-        new ProcessBuilder(command)
-            .redirectErrorStream(true)
-            .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-            .start();
-    awaitListening(port);
+    serve.start(keystore, serveArgs);
   }
 
   /**
@@ -69,23 +34,18 @@ final class HandshakerService implements AutoCloseable {
    * class when the handshaker binary is missing.
    */
   static HandshakerService start(String... serveArgs) throws IOException, InterruptedException {
-    String configured = System.getenv("HANDSHAKER_BIN");
-    Path binary =
-        configured != null && !configured.isBlank()
-            ? Path.of(configured)
-            : Path.of("../../.venv/bin/handshaker").toAbsolutePath().normalize();
-    if (!Files.isExecutable(binary)) {
-      Assumptions.abort(
-          "the handshaker service binary is missing at "
-              + binary
-              + ": create the project venv (scripts/setup) or set HANDSHAKER_BIN");
+    ServeProcess serve = ServeProcess.create("handshaker-java-");
+    try {
+      return new HandshakerService(serve, serveArgs);
+    } catch (IOException | InterruptedException | RuntimeException | Error e) {
+      serve.close();
+      throw e;
     }
-    return new HandshakerService(binary, serveArgs);
   }
 
   /** The gRPC address of the service, host:port. */
   String address() {
-    return address;
+    return serve.address();
   }
 
   Path keystore() {
@@ -103,7 +63,7 @@ final class HandshakerService implements AutoCloseable {
 
   /** The certificate of a development CA of another keystore: trusts none of ours. */
   String foreignCaPem() throws IOException, InterruptedException {
-    Path other = root.resolve("other-keystore");
+    Path other = serve.root().resolve("other-keystore");
     // `keys ca` refuses a keystore that does not exist; `keys generate` makes one, CA first.
     if (!Files.isDirectory(other)) {
       run("keys", "generate", "foreign", "--san", "DNS:foreign.test", "--keystore", other.toString());
@@ -125,108 +85,44 @@ final class HandshakerService implements AutoCloseable {
   }
 
   ClientConfig.Builder client() {
-    return ClientConfig.builder().serviceAddress(address);
+    return ClientConfig.builder().serviceAddress(address());
   }
 
   ServerConfig.Builder server() {
-    return ServerConfig.builder().serviceAddress(address);
+    return ServerConfig.builder().serviceAddress(address());
   }
 
   private String run(String... args) throws IOException, InterruptedException {
-    List<String> command = new ArrayList<>();
-    command.add(binary.toString());
-    command.addAll(List.of(args));
-    Process p = new ProcessBuilder(command).redirectErrorStream(false).start();
-    p.getOutputStream().close();
-    byte[] err;
-    byte[] out = p.getInputStream().readAllBytes();
-    err = p.getErrorStream().readAllBytes();
-    if (!p.waitFor(60, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      fail("handshaker " + String.join(" ", args) + " did not finish");
-    }
-    if (p.exitValue() != 0) {
-      fail("handshaker " + String.join(" ", args) + " failed: " + new String(err, StandardCharsets.UTF_8));
-    }
-    return new String(out, StandardCharsets.UTF_8);
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket probe = new ServerSocket()) {
-      probe.bind(new InetSocketAddress("127.0.0.1", 0));
-      return probe.getLocalPort();
-    }
-  }
-
-  private void awaitListening(int port) throws IOException, InterruptedException {
-    long deadline = System.currentTimeMillis() + START_TIMEOUT_MS;
-    while (System.currentTimeMillis() < deadline) {
-      if (!process.isAlive()) {
-        String output = Files.readString(log);
-        close();
-        fail("handshaker serve exited with " + process.exitValue() + ":\n" + output);
-      }
-      try (Socket probe = new Socket()) {
-        probe.connect(new InetSocketAddress("127.0.0.1", port), 200);
-        return;
-      } catch (IOException notYet) {
-        Thread.sleep(100);
-      }
-    }
-    String output = Files.readString(log);
-    close();
-    fail("handshaker serve did not listen on " + address + " within 30 s:\n" + output);
+    return serve.run(args);
   }
 
   /** Stops the service process (SIGSTOP): it answers nothing until {@link #resume()}. */
   void pause() throws IOException, InterruptedException {
-    signal("-STOP");
+    serve.pause();
   }
 
   /** Lets a paused service run again (SIGCONT). */
   void resume() throws IOException, InterruptedException {
-    signal("-CONT");
+    serve.resume();
   }
 
   /** Kills the service process (SIGKILL): its connections break at once. */
   void kill() throws InterruptedException {
-    process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+    serve.kill();
   }
 
   /** Starts the service again, on the same address with the same keystore, after {@link #kill()}. */
   void restart() throws IOException, InterruptedException {
-    launch();
-  }
-
-  private void signal(String signal) throws IOException, InterruptedException {
-    Process kill = new ProcessBuilder("kill", signal, Long.toString(process.pid())).inheritIO().start();
-    if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
-      fail("kill " + signal + " " + process.pid() + " failed");
-    }
+    serve.restart();
   }
 
   /** The service's log so far, for failure messages. */
   String log() {
-    try {
-      return Files.readString(log);
-    } catch (IOException e) {
-      return "(no log: " + e.getMessage() + ")";
-    }
+    return serve.log();
   }
 
   @Override
   public void close() throws IOException {
-    process.destroy();
-    try {
-      if (!process.waitFor(10, TimeUnit.SECONDS)) {
-        process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      process.destroyForcibly();
-      Thread.currentThread().interrupt();
-    }
-    try (Stream<Path> files = Files.walk(root)) {
-      files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    }
+    serve.close();
   }
 }
