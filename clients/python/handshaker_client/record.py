@@ -40,7 +40,6 @@ MAX_PLAINTEXT = 2**14
 MAX_INNER_PLAINTEXT = MAX_PLAINTEXT + 1
 # "The length MUST NOT exceed 2^14 + 256 bytes" (TLSCiphertext.length).
 MAX_CIPHERTEXT = 2**14 + 256
-TAG_LEN = 16
 # A NewSessionTicket carries a ticket<1..2^16-1> and extensions<0..2^16-2>.
 MAX_POST_HANDSHAKE_MESSAGE = 2**18
 # RFC 8446 section 5.5: AES-GCM may protect up to 2^24.5 full-size records under
@@ -49,7 +48,6 @@ KEY_UPDATE_AFTER_RECORDS = 2**23
 
 TLS1_2 = 0x0303
 TLS1_3 = 0x0304
-_OPAQUE_TYPE = bytes((ContentType.APPLICATION_DATA, 3, 3))
 _LEGACY_RECORD_VERSIONS = (0x0301, 0x0302, 0x0303)
 
 
