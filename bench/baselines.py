@@ -22,8 +22,10 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 from OpenSSL import SSL
@@ -198,6 +200,13 @@ def openssl4_handshake_factory(
     return handshake
 
 
+def _binding(name: str, public: Callable[..., Any]) -> Callable[..., Any]:
+    """cryptography's Rust binding `name` (module.function), else the public `public`."""
+    module_name, _, function = name.partition(".")
+    found = getattr(getattr(_rust_openssl, module_name, None), function, None)
+    return found if callable(found) else public
+
+
 def floor_factory(
     ca: x509.Certificate,
     leaf: x509.Certificate,
@@ -229,18 +238,29 @@ def floor_factory(
     # 64 spaces, the context string, a zero byte and a SHA-256 transcript hash.
     content = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00" + bytes(32)
 
+    # The bindings the public constructors call after their backend check, as the
+    # engine calls them (groups._unwrapped): the floor has no per-call overhead the
+    # engine is spared.
+    generate_x25519 = _binding("x25519.generate_key", x25519.X25519PrivateKey.generate)
+    load_x25519 = _binding("x25519.from_public_bytes", x25519.X25519PublicKey.from_public_bytes)
+
     def exchange_x25519() -> None:
-        client_key = x25519.X25519PrivateKey.generate()
+        client_key = generate_x25519()
         client_share = client_key.public_key().public_bytes_raw()
-        server_key = x25519.X25519PrivateKey.generate()
+        server_key = generate_x25519()
         server_share = server_key.public_key().public_bytes_raw()
-        server_key.exchange(x25519.X25519PublicKey.from_public_bytes(client_share))
-        client_key.exchange(x25519.X25519PublicKey.from_public_bytes(server_share))
+        server_key.exchange(load_x25519(client_share))
+        client_key.exchange(load_x25519(server_share))
+
+    generate_mlkem = _binding("mlkem.generate_mlkem768_key", mlkem.MLKEM768PrivateKey.generate)
+    load_mlkem = _binding(
+        "mlkem.from_mlkem768_public_bytes", mlkem.MLKEM768PublicKey.from_public_bytes
+    )
 
     def exchange_hybrid() -> None:
-        client_kem = mlkem.MLKEM768PrivateKey.generate()
+        client_kem = generate_mlkem()
         encapsulation_key = client_kem.public_key().public_bytes_raw()
-        _, ciphertext = mlkem.MLKEM768PublicKey.from_public_bytes(encapsulation_key).encapsulate()
+        _, ciphertext = load_mlkem(encapsulation_key).encapsulate()
         client_kem.decapsulate(ciphertext)
         exchange_x25519()
 

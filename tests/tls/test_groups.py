@@ -314,3 +314,29 @@ def test_every_malformed_server_share_is_an_illegal_parameter(group: int) -> Non
         with pytest.raises(IllegalParameter):
             client.complete(share)
             pytest.fail(f"{_name(group)}: the {name} server share was accepted")
+
+
+def test_unwrapped_bindings_are_the_public_constructors_without_their_check() -> None:
+    """groups._unwrapped calls cryptography's bindings directly: the same keys from the
+    same bytes as the public constructors, and the public one when a binding is absent."""
+    from handshaker.tls import groups
+
+    private = bytes(range(32))
+    peer = x25519.X25519PrivateKey.generate().public_key().public_bytes_raw()
+    direct = groups._x25519_private(private)
+    public = x25519.X25519PrivateKey.from_private_bytes(private)
+    assert direct.private_bytes_raw() == public.private_bytes_raw()
+    assert direct.exchange(groups._x25519_public(peer)) == public.exchange(
+        x25519.X25519PublicKey.from_public_bytes(peer)
+    )
+    seed = bytes(range(64))
+    kem = groups._MLKEM768.private_from_seed(seed)
+    assert (
+        kem.public_key().public_bytes_raw()
+        == mlkem.MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
+    )
+    fallback = x25519.X25519PublicKey.from_public_bytes
+    assert groups._unwrapped(fallback, "x25519.no_such_function", True) is fallback
+    assert groups._unwrapped(fallback, "x25519.from_public_bytes", False) is fallback
+    with pytest.raises(ValueError):
+        groups._x25519_public(b"short")

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TypeVar
 
+from cryptography.hazmat.backends.openssl.backend import backend as _backend
+from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -21,6 +24,27 @@ from .errors import IllegalParameter, InternalError
 from .ffdhe import FFDHE_PRIMES, FfdheKey, prime_length
 
 Random = Callable[[int], bytes]
+T = TypeVar("T")
+
+
+def _unwrapped(public: Callable[[bytes], T], binding: str, supported: bool) -> Callable[[bytes], T]:
+    """`public`, a `cryptography` constructor, or the binding it calls once its backend check
+    passes: the wrapper repeats an import and that check on every call (about 2 us, four
+    calls a handshake). The check is made here, once; without the binding (another
+    `cryptography` release), the public constructor."""
+    module_name, _, name = binding.rpartition(".")
+    module = getattr(_rust_openssl, module_name, None) if supported else None
+    direct = getattr(module, name, None)
+    return direct if callable(direct) else public
+
+
+_X25519_SUPPORTED = _backend.x25519_supported()
+_x25519_private = _unwrapped(
+    x25519.X25519PrivateKey.from_private_bytes, "x25519.from_private_bytes", _X25519_SUPPORTED
+)
+_x25519_public = _unwrapped(
+    x25519.X25519PublicKey.from_public_bytes, "x25519.from_public_bytes", _X25519_SUPPORTED
+)
 
 MLKEM768_ENCAPSULATION_KEY_LEN = 1184
 MLKEM768_CIPHERTEXT_LEN = 1088
@@ -77,7 +101,7 @@ class _DiffieHellman(_Algorithm):
 
 class _X25519Key(_Key):
     def __init__(self, private: bytes) -> None:
-        self._key = x25519.X25519PrivateKey.from_private_bytes(private)
+        self._key = _x25519_private(private)
         self.share = self._key.public_key().public_bytes_raw()
 
     def private_bytes(self) -> bytes:
@@ -88,7 +112,7 @@ class _X25519Key(_Key):
             raise IllegalParameter("x25519 share is not 32 bytes")
         try:
             # cryptography refuses an all-zero result (a small-order peer point).
-            return self._key.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+            return self._key.exchange(_x25519_public(peer))
         except ValueError:
             raise IllegalParameter("invalid x25519 share") from None
 
@@ -340,15 +364,32 @@ _SECP521R1 = _Ecdh(
     66,
     0x01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409,
 )
+_MLKEM_SUPPORTED = _backend.mlkem_supported()
 _MLKEM768 = _MlKem(
-    mlkem.MLKEM768PrivateKey.from_seed_bytes,
-    mlkem.MLKEM768PublicKey.from_public_bytes,
+    _unwrapped(
+        mlkem.MLKEM768PrivateKey.from_seed_bytes,
+        "mlkem.from_mlkem768_seed_bytes",
+        _MLKEM_SUPPORTED,
+    ),
+    _unwrapped(
+        mlkem.MLKEM768PublicKey.from_public_bytes,
+        "mlkem.from_mlkem768_public_bytes",
+        _MLKEM_SUPPORTED,
+    ),
     MLKEM768_ENCAPSULATION_KEY_LEN,
     MLKEM768_CIPHERTEXT_LEN,
 )
 _MLKEM1024 = _MlKem(
-    mlkem.MLKEM1024PrivateKey.from_seed_bytes,
-    mlkem.MLKEM1024PublicKey.from_public_bytes,
+    _unwrapped(
+        mlkem.MLKEM1024PrivateKey.from_seed_bytes,
+        "mlkem.from_mlkem1024_seed_bytes",
+        _MLKEM_SUPPORTED,
+    ),
+    _unwrapped(
+        mlkem.MLKEM1024PublicKey.from_public_bytes,
+        "mlkem.from_mlkem1024_public_bytes",
+        _MLKEM_SUPPORTED,
+    ),
     MLKEM1024_ENCAPSULATION_KEY_LEN,
     MLKEM1024_CIPHERTEXT_LEN,
 )
