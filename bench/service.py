@@ -427,6 +427,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 APIS = ("stream", "unary", "multiplex")
+# Open-loop rounds at half the saturated Multiplex rate, pooled for its p50 and p99.
+PACED_ROUNDS = 4
 GO_MODULE = Path(__file__).resolve().parent.parent / "clients" / "go"
 
 
@@ -613,12 +615,14 @@ async def measure(
                 )
 
         # Latency at half the saturated Multiplex rate, open loop (Go load only).
-        half_rate: dict[str, float] | None = None
+        half_rate: dict[str, object] | None = None
         if go_load is not None:
             saturated = statistics.median(r.rate for r in service_rounds["multiplex"])
+            # PACED_ROUNDS rounds at least: a p99 over one 2 s round (about 1,200
+            # handshakes) rests on its 12 slowest, and moved by several ms between runs.
             paced = [
                 go_load.round("multiplex", args.seconds, rate=saturated / 2)
-                for _ in range(max(1, args.rounds // 2))
+                for _ in range(max(PACED_ROUNDS, args.rounds))
             ]
             latencies = [latency for r in paced for latency in r.latencies]
             half_rate = {
@@ -626,6 +630,11 @@ async def measure(
                 "achieved_per_s": round(statistics.median(r.rate for r in paced), 1),
                 "p50_ms": round(1000 * percentile(latencies, 0.50), 2),
                 "p99_ms": round(1000 * percentile(latencies, 0.99), 2),
+                "handshakes": len(latencies),
+                # Each paced round's own p99: how much one round's figure moves.
+                "p99_ms_by_round": [
+                    round(1000 * percentile(r.latencies, 0.99), 2) for r in paced
+                ],
             }
 
         if redis_channel is not None:

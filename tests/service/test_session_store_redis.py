@@ -21,7 +21,8 @@ from handshaker.api.options import ConfigFactory
 from handshaker.api.servicer import HandshakerServicer
 from handshaker.keystore import LOCAL, MemoryKeyStore
 from handshaker.keystore.policy import EMPTY_POLICY, Role
-from handshaker.sessions import MemorySessionStore
+from handshaker.sessions import MemorySessionStore, Session, SessionConflict, SessionNotFound
+from handshaker.sessions import Role as SessionRole
 from handshaker.sessions.redis_store import RedisSessionStore, store_name
 from handshaker.sessions.sealing import Sealer, SealingError
 from handshaker.tls import (
@@ -31,6 +32,8 @@ from handshaker.tls import (
     Credential,
     HandshakeComplete,
     NamedGroup,
+    ServerConfig,
+    ServerConnection,
 )
 from handshaker_wire.v1 import handshaker_pb2 as pb
 from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
@@ -493,3 +496,98 @@ async def _race(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
             await server.stop(None)
         for store in stores:
             await store.close()
+
+
+# --- a replica's own sessions stay live ------------------------------------------------
+
+
+def test_a_replica_continues_its_own_session_live_and_reloads_one_moved_on_elsewhere(
+    pki: TestPKI, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    asyncio.run(_live_sessions(pki, redis_server, tmp_path))
+
+
+async def _live_sessions(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
+    leaf = pki.servers["ecdsa-p256"]
+    server_config = ServerConfig(credential=leaf.credential())
+    client = ClientConnection(
+        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+    )
+    connection = ServerConnection(server_config)
+    connection.receive_data(client.data_to_send())
+    client.receive_data(connection.data_to_send())
+    assert connection.state is ConnectionState.HANDSHAKING
+    a, b = (RedisSessionStore(redis.url, Sealer(tmp_path / "keys")) for _ in range(2))
+    session = Session("s1", "owner", SessionRole.SERVER, connection, options=b"")
+    try:
+        await a.add(session)
+        await a.save(session)
+        # The replica that saved it gets its live session back, not a restored copy...
+        assert await a.load("s1", "owner") is session
+        await a.save(session)
+        # ...which another replica's request never sees: there it comes from the record.
+        elsewhere = await b.load("s1", "owner")
+        assert elsewhere is not session and elsewhere.connection is None
+        assert elsewhere.version == session.version == 2
+        elsewhere.connection = ServerConnection.restore(elsewhere.snapshot, server_config)
+        await b.save(elsewhere)
+        # Redis moved past the version `a` holds: `a` loads the record, never its stale copy.
+        again = await a.load("s1", "owner")
+        assert again is not session and again.connection is None and again.version == 3
+        assert again.snapshot == record_snapshot(elsewhere)
+        again.connection = ServerConnection.restore(again.snapshot, server_config)
+        await a.save(again)
+        # Two requests at once on one replica: one takes the live session, the other the
+        # record, and compare-and-set keeps one of their steps.
+        first = await a.load("s1", "owner")
+        second = await a.load("s1", "owner")
+        assert first is again and second.connection is None
+        second.connection = ServerConnection.restore(second.snapshot, server_config)
+        await a.save(first)
+        with pytest.raises(SessionConflict):
+            await a.save(second)
+        # Another caller cannot take it, live or not; after an Abort it is gone everywhere.
+        with pytest.raises(SessionNotFound):
+            await a.load("s1", "someone else")
+        await a.discard("s1", "owner")
+        for store in (a, b):
+            with pytest.raises(SessionNotFound):
+                await store.load("s1", "owner")
+        # The live session still finishes the handshake it was in.
+        first.connection.receive_data(client.data_to_send())
+        assert isinstance(first.connection.next_event(), HandshakeComplete)
+    finally:
+        await a.close()
+        await b.close()
+
+
+def record_snapshot(session: Session) -> bytes:
+    assert session.connection is not None
+    return session.connection.snapshot()
+
+
+def test_a_grant_revoked_between_steps_is_denied_on_the_replica_holding_the_session_live(
+    start_service: StartService, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The live path authorizes each step as a restore does: PERMISSION_DENIED."""
+    from test_service_authorization import dev_client, eventually, keys, start_server
+
+    keystore = tmp_path / "keystore"
+    (service,) = replicas(start_service, redis_server, keystore, 1)
+    keys(keystore, "generate", "web", "--san", "DNS:web.test", "--allow", "local")
+    with service.channel() as channel:
+        stub = handshaker_stub(channel)
+        eventually(lambda: start_server(stub, credential="web") == grpc.StatusCode.OK, "web")
+        with UnaryHandshake(stub, dev_client(server_name="web.test")) as client, UnaryHandshake(
+            stub, pb.ServerOptions(credential="web")
+        ) as server:
+            hello = client.step().out_bytes
+            assert server.step().state == NEED_INPUT  # saved, and kept live here
+            keys(keystore, "deny", "web", "local")
+            eventually(
+                lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
+                "the revocation",
+            )
+            with pytest.raises(grpc.RpcError) as raised:
+                server.step(hello)
+    assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED, raised.value

@@ -560,26 +560,39 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
             raise _Abort(grpc.StatusCode.UNAVAILABLE, str(error)) from None
         if session.connection is None and session.snapshot:
             session.connection = self._restore(session, owner)
+        elif (
+            self._saves
+            and session.connection is not None
+            and session.connection.state is ConnectionState.HANDSHAKING
+        ):
+            # A shared store's session kept live by this replica since it saved it: the
+            # same authorization as a restore (a grant revoked since: PERMISSION_DENIED).
+            self._start_config(session, owner)
         return session
 
-    def _restore(self, session: Session, owner: Principal) -> ClientConnection | ServerConnection:
-        """A shared store's snapshot as a live connection, with the config rebuilt from the
-        session's start options for its owner (so a grant revoked since is PERMISSION_DENIED,
-        a credential removed since NOT_FOUND)."""
+    def _start_config(self, session: Session, owner: Principal) -> ClientConfig | ServerConfig:
+        """The config of the session's start options for its owner, as of now."""
         try:
             options: pb.ClientOptions | pb.ServerOptions = (
                 pb.ClientOptions.FromString(session.options)
                 if session.role is Role.CLIENT
                 else pb.ServerOptions.FromString(session.options)
             )
-            config = self._config(options, owner)
-            if isinstance(config, ClientConfig):
-                return ClientConnection.restore(session.snapshot, config)
-            return ServerConnection.restore(session.snapshot, config)
+            return self._config(options, owner)
         except _Abort as abort:
             if abort.code is grpc.StatusCode.INVALID_ARGUMENT:
                 raise _Abort(grpc.StatusCode.FAILED_PRECONDITION, abort.message) from None
             raise
+
+    def _restore(self, session: Session, owner: Principal) -> ClientConnection | ServerConnection:
+        """A shared store's snapshot as a live connection, with the config rebuilt from the
+        session's start options for its owner (so a grant revoked since is PERMISSION_DENIED,
+        a credential removed since NOT_FOUND)."""
+        try:
+            config = self._start_config(session, owner)
+            if isinstance(config, ClientConfig):
+                return ClientConnection.restore(session.snapshot, config)
+            return ServerConnection.restore(session.snapshot, config)
         except SnapshotError:
             log.warning(
                 "session snapshot does not restore",
@@ -852,11 +865,18 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                         session = self._frame(owner, live, frame, result)
                         if session is not None:
                             waiting.append((session, len(frame.request.in_bytes), result))
-                    if waiting:
-                        # Every connection of the message waits for its key at once.
-                        await asyncio.gather(*(self._key_operations(w[0]) for w in waiting))
-                        for session, fed, result in waiting:
-                            self._frame_step(live, session, fed, result)
+                    # Every connection of the message that waits for a key operation (a
+                    # deferred key: HSM, KMS) waits at once; an inline signer's are done.
+                    deferred = [
+                        self._key_operations(w[0])
+                        for w in waiting
+                        if w[0].connection is not None
+                        and w[0].connection.pending_operation is not None
+                    ]
+                    if deferred:
+                        await asyncio.gather(*deferred)
+                    for session, fed, result in waiting:
+                        self._frame_step(live, session, fed, result)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + period

@@ -7,6 +7,13 @@ restores the connection and advances it, and save writes the new record only if
 replicas feeding one session at once, exactly one wins and the other's step is
 dropped (SessionConflict, ABORTED) with the stored session as the winner left it.
 
+A replica keeps the sessions it saved live (LIVE_SESSIONS of them, least recently
+saved dropped first). A step still loads from Redis, passing the version it holds;
+when Redis is still at that version the reply leaves the record out and the live
+session is used, skipping the unseal and the restore; any other version is
+restored from the record, as on any replica. The servicer authorizes a live
+session's step as it does a restore's.
+
 Idle expiry is the key's TTL, renewed by every load and save. The caps are
 counted in Redis, in sorted sets of live ids scored by their expiry (all
 sessions, and one per owner), so they hold across replicas; expired members
@@ -18,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
+from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,8 +48,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: record, all, owner set. ARGV: ttl ms, session id, owner.
-# Returns {owner, version, record}, or false; touches only the owner's own record.
+# KEYS: record, all, owner set. ARGV: ttl ms, session id, owner, the version this replica
+# holds live (0: none). Returns {owner, version, record}, {owner, version} when the owner's
+# record is still at the version held (the record is not sent), or false; touches only the
+# owner's own record.
 _LOAD = (
     _NOW
     + """
@@ -53,10 +63,16 @@ if rec[1] == ARGV[3] then
   redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[2])
   redis.call('ZADD', KEYS[3], 'XX', now + ttl, ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ttl)
+  if tonumber(rec[2]) == tonumber(ARGV[4]) then return {rec[1], rec[2]} end
 end
 return rec
 """
 )
+
+# How many sessions a replica keeps live after saving them (least recently saved dropped
+# first): a step that lands on the replica that saved the session last, and finds Redis
+# still at that version, skips the unseal and the restore.
+LIVE_SESSIONS = 4096
 
 # KEYS: record, all, owner set. ARGV: record, ttl ms, session id, owner, max total, max owner.
 # 1 created, -1 total cap, -2 caller cap, 0 the id exists.
@@ -154,6 +170,8 @@ class RedisSessionStore:
         self._redis: aioredis.Redis = aioredis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        # session id -> the session as this replica saved it, its connection live.
+        self._live: OrderedDict[str, Session] = OrderedDict()
         self._load = self._redis.register_script(_LOAD)
         self._create = self._redis.register_script(_CREATE)
         self._save = self._redis.register_script(_SAVE)
@@ -212,14 +230,31 @@ class RedisSessionStore:
         session.version = 0
 
     async def load(self, session_id: str, owner: str) -> Session:
+        # Taken out while the step runs: a second request for it on this replica loads
+        # the record, and compare-and-set picks the winner as between replicas.
+        live = self._live.pop(session_id, None)
+        if live is not None and live.owner != owner:
+            self._live[session_id] = live  # not this caller's to take
+            live = None
+        known = live.version if live is not None else 0
         reply = await self._run(
-            self._load, self._keys(session_id, owner), [self._ttl_ms, session_id, owner]
+            self._load, self._keys(session_id, owner), [self._ttl_ms, session_id, owner, known]
         )
         if not reply:
             raise SessionNotFound("no such session")
-        stored_owner, version, blob = reply
+        stored_owner, version, *blob = reply
         if stored_owner is None or stored_owner.decode("utf-8", "replace") != owner:
             raise SessionNotFound("no such session")  # someone else's: as if missing
+        if not blob:
+            # Still at the version this replica saved: its live session is the record.
+            if live is None or int(version) != live.version:
+                raise SessionNotFound("no such session")  # not a reply we asked for
+            live.last_used = time.monotonic()
+            return live
+        return self._opened(session_id, owner, int(version), blob[0])
+
+    def _opened(self, session_id: str, owner: str, version: int, blob: bytes | None) -> Session:
+        """The session of a sealed record; SessionNotFound when it does not open."""
         try:
             record = Record.decode(self._sealer.open(blob or b"", session_id, owner))
         except (SealingError, RecordError) as error:
@@ -243,9 +278,18 @@ class RedisSessionStore:
             result=record.result,
             options=record.options,
             snapshot=record.snapshot,
-            version=int(version),
+            version=version,
             ended=None if record.snapshot else record.state,
         )
+
+    def _keep_live(self, session: Session) -> None:
+        if session.connection is None:
+            return  # a record loaded after its handshake ended: nothing to restore
+        live = self._live
+        live[session.session_id] = session
+        live.move_to_end(session.session_id)
+        if len(live) > LIVE_SESSIONS:
+            live.popitem(last=False)
 
     async def save(self, session: Session) -> None:
         blob = self._sealed(session)
@@ -272,6 +316,7 @@ class RedisSessionStore:
             if created != 1:
                 raise SessionConflict("a session with this id exists")
             session.version = 1
+            self._keep_live(session)
             return
         saved = await self._run(
             self._save,
@@ -285,8 +330,10 @@ class RedisSessionStore:
                 "another request for this session was saved first; this step was not kept"
             )
         session.version += 1
+        self._keep_live(session)
 
     async def delete(self, session: Session) -> None:
+        self._live.pop(session.session_id, None)
         await self._run(
             self._delete,
             self._keys(session.session_id, session.owner),
@@ -295,6 +342,9 @@ class RedisSessionStore:
 
     async def discard(self, session_id: str, owner: str) -> None:
         """One round trip, nothing unsealed: Abort needs no more than the owner's check."""
+        live = self._live.get(session_id)
+        if live is not None and live.owner == owner:
+            del self._live[session_id]
         deleted = await self._run(self._delete, self._keys(session_id, owner), [session_id, owner])
         if deleted != 1:
             raise SessionNotFound("no such session")
