@@ -591,3 +591,38 @@ def test_a_grant_revoked_between_steps_is_denied_on_the_replica_holding_the_sess
             with pytest.raises(grpc.RpcError) as raised:
                 server.step(hello)
     assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED, raised.value
+
+
+def test_live_sessions_leave_the_replica_with_their_idle_timeout(
+    pki: TestPKI, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    asyncio.run(_live_expiry(pki, redis_server, tmp_path))
+
+
+async def _live_expiry(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
+    server_config = ServerConfig(credential=pki.servers["ecdsa-p256"].credential())
+    store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"), idle_timeout=0.3)
+
+    def started(session_id: str) -> Session:
+        client = ClientConnection(
+            ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+        )
+        connection = ServerConnection(server_config)
+        connection.receive_data(client.data_to_send())
+        return Session(session_id, "owner", SessionRole.SERVER, connection, options=b"")
+
+    try:
+        for session_id in ("old", "new"):
+            session = started(session_id)
+            await store.add(session)
+            await store.save(session)
+            if session_id == "old":
+                await asyncio.sleep(0.5)
+        # The secrets a replica holds live go when the record's TTL does (checked on the
+        # store's own table: Redis has already forgotten "old" either way).
+        assert list(store._live) == ["new"]
+        with pytest.raises(SessionNotFound):
+            await store.load("old", "owner")
+        assert (await store.load("new", "owner")).connection is not None
+    finally:
+        await store.close()

@@ -170,8 +170,9 @@ class RedisSessionStore:
         self._redis: aioredis.Redis = aioredis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        # session id -> the session as this replica saved it, its connection live.
-        self._live: OrderedDict[str, Session] = OrderedDict()
+        # session id -> (when this replica saved it, the session with its connection live),
+        # oldest save first.
+        self._live: OrderedDict[str, tuple[float, Session]] = OrderedDict()
         self._load = self._redis.register_script(_LOAD)
         self._create = self._redis.register_script(_CREATE)
         self._save = self._redis.register_script(_SAVE)
@@ -232,10 +233,13 @@ class RedisSessionStore:
     async def load(self, session_id: str, owner: str) -> Session:
         # Taken out while the step runs: a second request for it on this replica loads
         # the record, and compare-and-set picks the winner as between replicas.
-        live = self._live.pop(session_id, None)
-        if live is not None and live.owner != owner:
-            self._live[session_id] = live  # not this caller's to take
-            live = None
+        live = None
+        entry = self._live.pop(session_id, None)
+        if entry is not None:
+            if entry[1].owner == owner:
+                live = entry[1]
+            else:
+                self._live[session_id] = entry  # not this caller's to take
         known = live.version if live is not None else 0
         reply = await self._run(
             self._load, self._keys(session_id, owner), [self._ttl_ms, session_id, owner, known]
@@ -286,9 +290,16 @@ class RedisSessionStore:
         if session.connection is None:
             return  # a record loaded after its handshake ended: nothing to restore
         live = self._live
-        live[session.session_id] = session
+        now = time.monotonic()
+        live[session.session_id] = (now, session)
         live.move_to_end(session.session_id)
         if len(live) > LIVE_SESSIONS:
+            live.popitem(last=False)
+        # Past the idle timeout its record has expired in Redis: its secrets go from here too.
+        while live:
+            saved, _ = next(iter(live.values()))
+            if now - saved <= self.idle_timeout:
+                break
             live.popitem(last=False)
 
     async def save(self, session: Session) -> None:
@@ -342,8 +353,8 @@ class RedisSessionStore:
 
     async def discard(self, session_id: str, owner: str) -> None:
         """One round trip, nothing unsealed: Abort needs no more than the owner's check."""
-        live = self._live.get(session_id)
-        if live is not None and live.owner == owner:
+        entry = self._live.get(session_id)
+        if entry is not None and entry[1].owner == owner:
             del self._live[session_id]
         deleted = await self._run(self._delete, self._keys(session_id, owner), [session_id, owner])
         if deleted != 1:

@@ -10,18 +10,31 @@ KeyShare.from_private_bytes), so a share can be recorded and rebuilt.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TypeVar
 
 from cryptography.hazmat.backends.openssl.backend import backend as _backend
-from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x448, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .codepoints import NamedGroup
 from .errors import IllegalParameter, InternalError
 from .ffdhe import FFDHE_PRIMES, FfdheKey, prime_length
+
+
+def _openssl_bindings() -> object | None:
+    """cryptography's Rust bindings behind its public constructors (see _unwrapped);
+    None in a release laid out otherwise, which then gets the public constructors."""
+    try:
+        bindings: object = importlib.import_module("cryptography.hazmat.bindings._rust").openssl
+    except (ImportError, AttributeError):
+        return None
+    return bindings
+
+
+_rust_openssl = _openssl_bindings()
 
 Random = Callable[[int], bytes]
 T = TypeVar("T")
