@@ -18,7 +18,7 @@ from clients_kit import Service, free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 # The service's own dependencies, which a client-only install must not pull in.
-SERVICE_ONLY = ("handshaker", "redis", "prometheus_client", "pkcs11", "grpc_health")
+SERVICE_ONLY = ("handshaker", "redis", "prometheus_client", "pkcs11", "grpc_health", "uvloop")
 
 SCRIPT = textwrap.dedent(
     """
