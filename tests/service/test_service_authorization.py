@@ -7,6 +7,7 @@ callers are their certificate's SPIFFE ID or DNS name, read with its type.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
@@ -200,12 +201,13 @@ def test_a_grant_and_its_revocation_are_picked_up_without_a_restart(
         )
 
 
-def test_a_grant_revoked_after_the_start_fails_the_handshake_with_internal_error(
-    local_service: ServiceProcess,
-) -> None:
-    keystore = local_service.keystore
+@contextlib.contextmanager
+def started_then_revoked(service: ServiceProcess) -> Iterator[tuple[UnaryHandshake, bytes]]:
+    """A server session on a new credential `web`, started with its ClientHello still to
+    come, and then `local`'s grant to `web` revoked: the session and that ClientHello."""
+    keystore = service.keystore
     keys(keystore, "generate", "web", "--san", "DNS:web.test", "--allow", "local")
-    with local_service.channel() as channel:
+    with service.channel() as channel:
         stub = handshaker_stub(channel)
         eventually(lambda: start_server(stub, credential="web") == grpc.StatusCode.OK, "web")
         with UnaryHandshake(stub, dev_client(server_name="web.test")) as client, UnaryHandshake(
@@ -218,7 +220,14 @@ def test_a_grant_revoked_after_the_start_fails_the_handshake_with_internal_error
                 lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
                 "the revocation",
             )
-            step = server.step(hello)
+            yield server, hello
+
+
+def test_a_grant_revoked_after_the_start_fails_the_handshake_with_internal_error(
+    local_service: ServiceProcess,
+) -> None:
+    with started_then_revoked(local_service) as (server, hello):
+        step = server.step(hello)
     # Not unrecognized_name: the name matched; the service refused its caller.
     assert step.state == FAILED
     assert step.failure.alert == 80, step.failure

@@ -570,26 +570,12 @@ def test_a_grant_revoked_between_steps_is_denied_on_the_replica_holding_the_sess
     start_service: StartService, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """The live path authorizes each step as a restore does: PERMISSION_DENIED."""
-    from test_service_authorization import dev_client, eventually, keys, start_server
+    from test_service_authorization import started_then_revoked
 
-    keystore = tmp_path / "keystore"
-    (service,) = replicas(start_service, redis_server, keystore, 1)
-    keys(keystore, "generate", "web", "--san", "DNS:web.test", "--allow", "local")
-    with service.channel() as channel:
-        stub = handshaker_stub(channel)
-        eventually(lambda: start_server(stub, credential="web") == grpc.StatusCode.OK, "web")
-        with UnaryHandshake(stub, dev_client(server_name="web.test")) as client, UnaryHandshake(
-            stub, pb.ServerOptions(credential="web")
-        ) as server:
-            hello = client.step().out_bytes
-            assert server.step().state == NEED_INPUT  # saved, and kept live here
-            keys(keystore, "deny", "web", "local")
-            eventually(
-                lambda: start_server(stub, credential="web") == grpc.StatusCode.PERMISSION_DENIED,
-                "the revocation",
-            )
-            with pytest.raises(grpc.RpcError) as raised:
-                server.step(hello)
+    (service,) = replicas(start_service, redis_server, tmp_path / "keystore", 1)
+    # The start is saved and kept live on this one replica; the revocation comes after.
+    with started_then_revoked(service) as (server, hello), pytest.raises(grpc.RpcError) as raised:
+        server.step(hello)
     assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED, raised.value
 
 
