@@ -22,12 +22,11 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
+from handshaker.tls.groups import binding_or_public
 from OpenSSL import SSL
 from OpenSSL._util import lib as _openssl_lib
 
@@ -200,11 +199,44 @@ def openssl4_handshake_factory(
     return handshake
 
 
-def _binding(name: str, public: Callable[..., Any]) -> Callable[..., Any]:
-    """cryptography's Rust binding `name` (module.function), else the public `public`."""
-    module_name, _, function = name.partition(".")
-    found = getattr(getattr(_rust_openssl, module_name, None), function, None)
-    return found if callable(found) else public
+def _floor_exchange(group: str) -> Callable[[], None]:
+    """The floor's key exchange for `group`, through the bindings the public constructors
+    call after their backend check, as the engine calls them (groups.binding_or_public):
+    the floor has no per-call overhead the engine is spared."""
+    if group not in OPENSSL_GROUP_NAMES:
+        raise ValueError(f"no floor for group {group}")
+    generate_x25519 = binding_or_public(
+        x25519.X25519PrivateKey.generate, "x25519.generate_key", True
+    )
+    load_x25519 = binding_or_public(
+        x25519.X25519PublicKey.from_public_bytes, "x25519.from_public_bytes", True
+    )
+
+    def exchange_x25519() -> None:
+        client_key = generate_x25519()
+        client_share = client_key.public_key().public_bytes_raw()
+        server_key = generate_x25519()
+        server_share = server_key.public_key().public_bytes_raw()
+        server_key.exchange(load_x25519(client_share))
+        client_key.exchange(load_x25519(server_share))
+
+    if group != "x25519mlkem768":
+        return exchange_x25519
+    generate_mlkem = binding_or_public(
+        mlkem.MLKEM768PrivateKey.generate, "mlkem.generate_mlkem768_key", True
+    )
+    load_mlkem = binding_or_public(
+        mlkem.MLKEM768PublicKey.from_public_bytes, "mlkem.from_mlkem768_public_bytes", True
+    )
+
+    def exchange_hybrid() -> None:
+        client_kem = generate_mlkem()
+        encapsulation_key = client_kem.public_key().public_bytes_raw()
+        _, ciphertext = load_mlkem(encapsulation_key).encapsulate()
+        client_kem.decapsulate(ciphertext)
+        exchange_x25519()
+
+    return exchange_hybrid
 
 
 def floor_factory(
@@ -238,35 +270,7 @@ def floor_factory(
     # 64 spaces, the context string, a zero byte and a SHA-256 transcript hash.
     content = b" " * 64 + b"TLS 1.3, server CertificateVerify\x00" + bytes(32)
 
-    # The bindings the public constructors call after their backend check, as the
-    # engine calls them (groups._unwrapped): the floor has no per-call overhead the
-    # engine is spared.
-    generate_x25519 = _binding("x25519.generate_key", x25519.X25519PrivateKey.generate)
-    load_x25519 = _binding("x25519.from_public_bytes", x25519.X25519PublicKey.from_public_bytes)
-
-    def exchange_x25519() -> None:
-        client_key = generate_x25519()
-        client_share = client_key.public_key().public_bytes_raw()
-        server_key = generate_x25519()
-        server_share = server_key.public_key().public_bytes_raw()
-        server_key.exchange(load_x25519(client_share))
-        client_key.exchange(load_x25519(server_share))
-
-    generate_mlkem = _binding("mlkem.generate_mlkem768_key", mlkem.MLKEM768PrivateKey.generate)
-    load_mlkem = _binding(
-        "mlkem.from_mlkem768_public_bytes", mlkem.MLKEM768PublicKey.from_public_bytes
-    )
-
-    def exchange_hybrid() -> None:
-        client_kem = generate_mlkem()
-        encapsulation_key = client_kem.public_key().public_bytes_raw()
-        _, ciphertext = load_mlkem(encapsulation_key).encapsulate()
-        client_kem.decapsulate(ciphertext)
-        exchange_x25519()
-
-    exchange = exchange_hybrid if group == "x25519mlkem768" else exchange_x25519
-    if group not in OPENSSL_GROUP_NAMES:
-        raise ValueError(f"no floor for group {group}")
+    exchange = _floor_exchange(group)
 
     def handshake() -> None:
         exchange()

@@ -317,7 +317,7 @@ def test_every_malformed_server_share_is_an_illegal_parameter(group: int) -> Non
 
 
 def test_unwrapped_bindings_are_the_public_constructors_without_their_check() -> None:
-    """groups._unwrapped calls cryptography's bindings directly: the same keys from the
+    """groups.binding_or_public calls cryptography's bindings directly: the same keys from the
     same bytes as the public constructors, and the public one when a binding is absent."""
     from handshaker.tls import groups
 
@@ -336,7 +336,7 @@ def test_unwrapped_bindings_are_the_public_constructors_without_their_check() ->
         == mlkem.MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
     )
     fallback = x25519.X25519PublicKey.from_public_bytes
-    assert groups._unwrapped(fallback, "x25519.no_such_function", True) is fallback
-    assert groups._unwrapped(fallback, "x25519.from_public_bytes", False) is fallback
+    assert groups.binding_or_public(fallback, "x25519.no_such_function", True) is fallback
+    assert groups.binding_or_public(fallback, "x25519.from_public_bytes", False) is fallback
     with pytest.raises(ValueError):
         groups._x25519_public(b"short")

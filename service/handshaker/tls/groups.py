@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from cryptography.hazmat.backends.openssl.backend import backend as _backend
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x448, x25519
@@ -25,7 +25,7 @@ from .ffdhe import FFDHE_PRIMES, FfdheKey, prime_length
 
 
 def _openssl_bindings() -> object | None:
-    """cryptography's Rust bindings behind its public constructors (see _unwrapped);
+    """cryptography's Rust bindings behind its public constructors (see binding_or_public);
     None in a release laid out otherwise, which then gets the public constructors."""
     try:
         bindings: object = importlib.import_module("cryptography.hazmat.bindings._rust").openssl
@@ -37,10 +37,10 @@ def _openssl_bindings() -> object | None:
 _rust_openssl = _openssl_bindings()
 
 Random = Callable[[int], bytes]
-T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _unwrapped(public: Callable[[bytes], T], binding: str, supported: bool) -> Callable[[bytes], T]:
+def binding_or_public(public: F, binding: str, supported: bool) -> F:
     """`public`, a `cryptography` constructor, or the binding it calls once its backend check
     passes: the wrapper repeats an import and that check on every call (about 2 us, four
     calls a handshake). The check is made here, once; without the binding (another
@@ -48,14 +48,14 @@ def _unwrapped(public: Callable[[bytes], T], binding: str, supported: bool) -> C
     module_name, _, name = binding.rpartition(".")
     module = getattr(_rust_openssl, module_name, None) if supported else None
     direct = getattr(module, name, None)
-    return direct if callable(direct) else public
+    return cast(F, direct) if callable(direct) else public
 
 
 _X25519_SUPPORTED = _backend.x25519_supported()
-_x25519_private = _unwrapped(
+_x25519_private = binding_or_public(
     x25519.X25519PrivateKey.from_private_bytes, "x25519.from_private_bytes", _X25519_SUPPORTED
 )
-_x25519_public = _unwrapped(
+_x25519_public = binding_or_public(
     x25519.X25519PublicKey.from_public_bytes, "x25519.from_public_bytes", _X25519_SUPPORTED
 )
 
@@ -379,12 +379,12 @@ _SECP521R1 = _Ecdh(
 )
 _MLKEM_SUPPORTED = _backend.mlkem_supported()
 _MLKEM768 = _MlKem(
-    _unwrapped(
+    binding_or_public(
         mlkem.MLKEM768PrivateKey.from_seed_bytes,
         "mlkem.from_mlkem768_seed_bytes",
         _MLKEM_SUPPORTED,
     ),
-    _unwrapped(
+    binding_or_public(
         mlkem.MLKEM768PublicKey.from_public_bytes,
         "mlkem.from_mlkem768_public_bytes",
         _MLKEM_SUPPORTED,
@@ -393,12 +393,12 @@ _MLKEM768 = _MlKem(
     MLKEM768_CIPHERTEXT_LEN,
 )
 _MLKEM1024 = _MlKem(
-    _unwrapped(
+    binding_or_public(
         mlkem.MLKEM1024PrivateKey.from_seed_bytes,
         "mlkem.from_mlkem1024_seed_bytes",
         _MLKEM_SUPPORTED,
     ),
-    _unwrapped(
+    binding_or_public(
         mlkem.MLKEM1024PublicKey.from_public_bytes,
         "mlkem.from_mlkem1024_public_bytes",
         _MLKEM_SUPPORTED,
