@@ -847,36 +847,7 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 results = response.results
                 if request is not None:
                     assert isinstance(request, pb.MultiplexRequest)
-                    waiting: list[tuple[Session, int, pb.ConnectionResult]] = []
-                    for index, frame in enumerate(request.frames):
-                        result = results.add()
-                        if index >= self._max_frames:
-                            # Refused unread, so the extras cost an answer each, no work.
-                            result.connection_id = frame.connection_id
-                            _frame_error(
-                                result,
-                                grpc.StatusCode.INVALID_ARGUMENT,
-                                f"at most {self._max_frames} frames per Multiplex message",
-                            )
-                            continue
-                        if index and index % FRAMES_PER_YIELD == 0:
-                            # Let other RPCs run: one message must not hold the loop.
-                            await asyncio.sleep(0)
-                        session = self._frame(owner, live, frame, result)
-                        if session is not None:
-                            waiting.append((session, len(frame.request.in_bytes), result))
-                    # Every connection of the message that waits for a key operation (a
-                    # deferred key: HSM, KMS) waits at once; an inline signer's are done.
-                    deferred = [
-                        self._key_operations(w[0])
-                        for w in waiting
-                        if w[0].connection is not None
-                        and w[0].connection.pending_operation is not None
-                    ]
-                    if deferred:
-                        await asyncio.gather(*deferred)
-                    for session, fed, result in waiting:
-                        self._frame_step(live, session, fed, result)
+                    await self._answer_frames(owner, live, request, response)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + period
@@ -903,6 +874,45 @@ class HandshakerServicer(pb_grpc.HandshakerServicer):
                 read.cancel()
             for session in live.values():
                 self._streams.remove(session.session_id)
+
+    async def _answer_frames(
+        self,
+        owner: Principal,
+        live: dict[int, Session],
+        request: pb.MultiplexRequest,
+        response: pb.MultiplexResponse,
+    ) -> None:
+        """One MultiplexRequest's frames, each answered in `response` (in order)."""
+        results = response.results
+        waiting: list[tuple[Session, int, pb.ConnectionResult]] = []
+        for index, frame in enumerate(request.frames):
+            result = results.add()
+            if index >= self._max_frames:
+                # Refused unread, so the extras cost an answer each, no work.
+                result.connection_id = frame.connection_id
+                _frame_error(
+                    result,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"at most {self._max_frames} frames per Multiplex message",
+                )
+                continue
+            if index and index % FRAMES_PER_YIELD == 0:
+                # Let other RPCs run: one message must not hold the loop.
+                await asyncio.sleep(0)
+            session = self._frame(owner, live, frame, result)
+            if session is not None:
+                waiting.append((session, len(frame.request.in_bytes), result))
+        # Every connection of the message that waits for a key operation (a deferred
+        # key: HSM, KMS) waits at once; an inline signer's are done.
+        deferred = [
+            self._key_operations(w[0])
+            for w in waiting
+            if w[0].connection is not None and w[0].connection.pending_operation is not None
+        ]
+        if deferred:
+            await asyncio.gather(*deferred)
+        for session, fed, result in waiting:
+            self._frame_step(live, session, fed, result)
 
     def _end(self, live: dict[int, Session], connection_id: int) -> None:
         session = live.pop(connection_id, None)
