@@ -258,6 +258,25 @@ def engine_round(
     return times
 
 
+def engine_paced_round(
+    client_config: ClientConfig, server_config: ServerConfig, rate: float, seconds: float
+) -> EngineTimes:
+    """engine_round at `rate` handshakes per second, the process idle in between: what
+    the same server work costs when the core rests between handshakes, as it does in
+    the service at half rate (on a VM, a core that idles comes back slower)."""
+    times = EngineTimes()
+    interval = 1 / rate
+    start = time.perf_counter()
+    deadline = start + seconds
+    while start < deadline:
+        delay = start - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        engine_handshake(client_config, server_config, times)
+        start += interval
+    return times
+
+
 # --- the TLS client the caller relays for -------------------------------------------------
 
 
@@ -505,6 +524,46 @@ class GoLoad:
         return result
 
 
+def half_rate_latency(
+    go_load: GoLoad,
+    rate: float,
+    *,
+    rounds: int,
+    seconds: float,
+    configs: tuple[ClientConfig, ServerConfig],
+    engine_rounds: list[EngineTimes],
+) -> dict[str, object]:
+    """Multiplex open loop at `rate` (half the saturated rate), rounds pooled: p50, p99,
+    each round's p99, the service's CPU per handshake, and the engine's paced cost."""
+    # Several rounds: a p99 over one 2 s round (about 1,200 handshakes) rests on its
+    # 12 slowest, and moved by several ms between runs.
+    paced = [go_load.round("multiplex", seconds, rate=rate) for _ in range(rounds)]
+    latencies = [latency for r in paced for latency in r.latencies]
+    # The engine's server side at the same rate in this process, against its
+    # back-to-back time: how much slower the machine runs the same work paced.
+    engine_paced = engine_paced_round(*configs, rate, seconds)
+    paced_server_ms = 1000 * engine_paced.server_seconds / engine_paced.handshakes
+    back_to_back_ms = 1000 * statistics.median(
+        t.server_seconds / t.handshakes for t in engine_rounds
+    )
+    return {
+        "offered_per_s": round(rate, 1),
+        "achieved_per_s": round(statistics.median(r.rate for r in paced), 1),
+        "p50_ms": round(1000 * percentile(latencies, 0.50), 2),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 2),
+        "handshakes": len(latencies),
+        # Each paced round's own p99: how much one round's figure moves.
+        "p99_ms_by_round": [round(1000 * percentile(r.latencies, 0.99), 2) for r in paced],
+        # The service's CPU per handshake at this rate (at saturation it is
+        # multiplex_service_cpu_ms_per_handshake): batching lost, caches cold.
+        "service_cpu_ms_per_handshake": round(
+            1000 * sum(r.service_cpu_seconds for r in paced) / len(latencies), 3
+        ),
+        "engine_server_ms_per_handshake_paced": round(paced_server_ms, 3),
+        "engine_paced_over_back_to_back": round(paced_server_ms / back_to_back_ms, 3),
+    }
+
+
 async def measure(
     args: argparse.Namespace,
     keystore: Path,
@@ -618,24 +677,14 @@ async def measure(
         half_rate: dict[str, object] | None = None
         if go_load is not None:
             saturated = statistics.median(r.rate for r in service_rounds["multiplex"])
-            # PACED_ROUNDS rounds at least: a p99 over one 2 s round (about 1,200
-            # handshakes) rests on its 12 slowest, and moved by several ms between runs.
-            paced = [
-                go_load.round("multiplex", args.seconds, rate=saturated / 2)
-                for _ in range(max(PACED_ROUNDS, args.rounds))
-            ]
-            latencies = [latency for r in paced for latency in r.latencies]
-            half_rate = {
-                "offered_per_s": round(saturated / 2, 1),
-                "achieved_per_s": round(statistics.median(r.rate for r in paced), 1),
-                "p50_ms": round(1000 * percentile(latencies, 0.50), 2),
-                "p99_ms": round(1000 * percentile(latencies, 0.99), 2),
-                "handshakes": len(latencies),
-                # Each paced round's own p99: how much one round's figure moves.
-                "p99_ms_by_round": [
-                    round(1000 * percentile(r.latencies, 0.99), 2) for r in paced
-                ],
-            }
+            half_rate = half_rate_latency(
+                go_load,
+                saturated / 2,
+                rounds=max(PACED_ROUNDS, args.rounds),
+                seconds=args.seconds,
+                configs=(client_config, server_config),
+                engine_rounds=engine_rounds,
+            )
 
         if redis_channel is not None:
             await redis_channel.close(None)
