@@ -21,7 +21,13 @@ from handshaker.api.options import ConfigFactory
 from handshaker.api.servicer import HandshakerServicer
 from handshaker.keystore import LOCAL, MemoryKeyStore
 from handshaker.keystore.policy import EMPTY_POLICY, Role
-from handshaker.sessions import MemorySessionStore, Session, SessionConflict, SessionNotFound
+from handshaker.sessions import (
+    MemorySessionStore,
+    Session,
+    SessionConflict,
+    SessionNotFound,
+    SessionStoreUnavailable,
+)
 from handshaker.sessions import Role as SessionRole
 from handshaker.sessions.redis_store import RedisSessionStore, store_name
 from handshaker.sessions.sealing import Sealer, SealingError
@@ -416,6 +422,35 @@ def test_redis_unreachable_mid_run_is_unavailable_naming_the_store(
         assert f"session store {redis.url} is unavailable" in (error.value.details() or "")
     # Streams do not need the store: they still work on this replica.
     assert service.process.poll() is None
+
+
+def test_a_redis_that_never_answers_is_unavailable_within_the_store_timeout(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(_silent_redis(tmp_path))
+
+
+async def _silent_redis(tmp_path: Path) -> None:
+    # Accepts connections and reads what it is sent, answers nothing: a hung Redis.
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    socket = tmp_path / "silent.sock"
+    silent = await asyncio.start_unix_server(swallow, path=str(socket))
+    store = RedisSessionStore(f"unix://{socket}", Sealer(tmp_path / "keys"), timeout=0.3)
+    try:
+        for operation in (lambda: store.load("id", "owner"), store.count, store.ping):
+            began = time.monotonic()
+            with pytest.raises(SessionStoreUnavailable, match=f"session store unix://{socket}"):
+                await operation()
+            # Bounded by the store's timeout (redis-py's retries included): a hung Redis
+            # never holds a caller's request.
+            assert time.monotonic() - began < 1.5
+    finally:
+        await store.close()
+        silent.close()
 
 
 # --- compare-and-set ---------------------------------------------------------------------
