@@ -498,7 +498,7 @@ def _add_allow_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve_command  # noqa: PLC0415 (grpc loads only for serve)
+    from .serve_args import serve_command  # noqa: PLC0415 (grpc loads only for serve)
 
     # serve takes any keystore URI (dir:, memory:, a plugin's); the keys commands a directory.
     uri: str | None = getattr(args, "keystore", None)
@@ -509,7 +509,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the handshaker gRPC service")
-    from .server import add_serve_arguments  # noqa: PLC0415 (grpc loads only for serve)
+    from .serve_args import add_serve_arguments  # noqa: PLC0415 (grpc loads only for serve)
 
     add_serve_arguments(serve)
     _add_keystore_option(serve)

@@ -1,32 +1,23 @@
-"""The handshaker gRPC server: listening, channel security, health, reflection, shutdown.
+"""The handshaker gRPC server: its services, health, background tasks, start and shutdown.
 
-Safe by default: it listens on 127.0.0.1:50051 or a Unix socket. A TCP address
-that is not loopback needs TLS on the gRPC channel (mutual TLS when a client CA
-is given) unless the operator says --insecure explicitly. A Unix socket is created
-owner-only (0600), or 0660 for the group given with --unix-socket-group, by the
-service's own relay (unix_relay.py), which names each caller by its uid and gid
-(SO_PEERCRED) and hands the connection to gRPC on a private socket. --health-listen
-adds a second, plaintext HOST:PORT that serves only grpc.health.v1 (for a kubelet's
-gRPC probes, which cannot present a client certificate): nothing else is reachable
-there, so it needs neither TLS nor --insecure.
+Safe by default: it listens on 127.0.0.1:50051 or a Unix socket (listening.py says
+what else it accepts, and why). --health-listen adds a second, plaintext HOST:PORT
+that serves only grpc.health.v1 (for a kubelet's gRPC probes, which cannot present a
+client certificate): nothing else is reachable there, so it needs neither TLS nor
+--insecure. Settings are in settings.py, the command's options in serve_args.py, the
+log lines in logs.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import grp
 import importlib
-import ipaddress
-import json
 import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,26 +31,32 @@ from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
 
 from handshaker import tracing
 from handshaker.api import ConfigFactory, HandshakerServicer, HandshakeStats, metrics
-from handshaker.api import options as option_limits
-from handshaker.api import servicer as servicer_limits
-from handshaker.api.audit import audit_log
 from handshaker.api.identity import CallerIdentity
 from handshaker.api.keyless import KeyOperationsServicer
 from handshaker.api.validator import CertificateValidatorServicer
-from handshaker.channel_tls import ReloadingCredentials
 from handshaker.keystore import (
-    LOCAL,
     DirectoryKeyStore,
     KeyStore,
     KeystoreError,
-    Principal,
     pkcs11,
 )
 from handshaker.keystore.backends import directory_path, open_keystore
 from handshaker.keystore.directory import SESSION_STORE_DIR
+from handshaker.listening import (
+    ListenError,
+    check_listen,
+    health_listener,
+    listen,
+    start_relay,
+    unix_group_id,
+    unix_principal,
+    unix_relay,
+)
+from handshaker.logs import JsonFormatter, configure_logging, refuse
 from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUnavailable
 from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
 from handshaker.sessions.sealing import Sealer
+from handshaker.settings import LOG_LEVELS, READY_FD_ENV, Settings
 from handshaker.unix_relay import UnixRelay
 
 log = logging.getLogger("handshaker.server")
@@ -71,260 +68,10 @@ SERVICE_NAMES = (
     kpb.DESCRIPTOR.services_by_name["KeyOperations"].full_name,
     kpb.DESCRIPTOR.services_by_name["CertificateValidator"].full_name,
 )
-DEFAULT_LISTEN = "127.0.0.1:50051"
-# The pipe a worker reports "listening" on to its supervisor (workers.py).
-READY_FD_ENV = "HANDSHAKER_READY_FD"
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
-
-
-class ListenError(ValueError):
-    """The listen address is malformed, or not allowed without TLS."""
 
 
 class StoreError(ValueError):
     """The session store is misnamed or unreachable at start."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    listen: str = DEFAULT_LISTEN
-    keystore: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    insecure: bool = False
-    idle_timeout: float = 10.0
-    max_sessions: int = 10_000
-    max_sessions_per_caller: int = 1_000
-    grace_seconds: float = 5.0
-    # "auto": uvloop when it is installed, else asyncio's own loop (run_event_loop).
-    event_loop: str = "auto"
-    log_level: str = "info"
-    stats_interval: float = 60.0
-    unix_socket_group: str | None = None
-    # "memory", or redis://HOST:PORT/DB, rediss://..., unix:///path.sock
-    session_store: str = "memory"
-    # The keystore URI (dir:PATH, memory:, a plugin's); None: the `keystore` directory.
-    keystore_uri: str | None = None
-    pkcs11_module: str | None = None
-    pkcs11_sessions: int = pkcs11.DEFAULT_SESSIONS
-    handshake_timeout: float = servicer_limits.DEFAULT_HANDSHAKE_TIMEOUT
-    max_buffered_bytes: int = servicer_limits.DEFAULT_MAX_BUFFERED_BYTES
-    max_frames_per_message: int = servicer_limits.DEFAULT_MAX_FRAMES
-    config_cache_bytes: int = option_limits.DEFAULT_CONFIG_CACHE_BYTES
-    max_trust_anchors: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS
-    max_trust_anchors_bytes: int = option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES
-    # "stderr", "off", or a file path.
-    audit_log: str = "stderr"
-    # Service processes on one port (workers.py); the supervisor's workers have an index.
-    workers: int = 1
-    worker_index: int | None = None
-    reuse_port: bool = False
-    # HOST:PORT for Prometheus metrics (api/metrics.py); an OTLP gRPC endpoint for traces.
-    metrics_listen: str | None = None
-    otlp_endpoint: str | None = None
-    # HOST:PORT of a plaintext listener serving only grpc.health.v1; None: none.
-    health_listen: str | None = None
-
-
-def is_loopback(listen: str) -> bool:
-    """Whether `listen` (HOST:PORT, [V6]:PORT or unix:PATH) stays on this machine."""
-    if listen.startswith(("unix:", "unix-abstract:")):
-        return True
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ListenError(f"listen address {listen!r} is not HOST:PORT or unix:PATH")
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise ListenError(f"listen host {host!r} is not an IP address or localhost") from None
-
-
-def check_listen(settings: Settings) -> None:
-    uses_tls = settings.tls_cert is not None
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise ListenError("--tls-cert and --tls-key go together")
-    if settings.tls_client_ca is not None and not uses_tls:
-        raise ListenError("--tls-client-ca needs --tls-cert and --tls-key")
-    if settings.unix_socket_group is not None:
-        if not settings.listen.startswith("unix:"):
-            raise ListenError("--unix-socket-group needs --listen unix:PATH")
-        unix_group_id(settings.unix_socket_group)
-    if not is_loopback(settings.listen) and not uses_tls and not settings.insecure:
-        raise ListenError(
-            f"refusing to listen on {settings.listen} without TLS: it is not a loopback address. "
-            "Give --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or --insecure."
-        )
-    if settings.health_listen is not None:
-        if settings.health_listen.startswith(("unix:", "unix-abstract:")):
-            raise ListenError("--health-listen takes HOST:PORT (a kubelet probes TCP)")
-        is_loopback(settings.health_listen)  # raises on a malformed address
-
-
-def unix_group_id(group: str) -> int:
-    """The gid of a group given by name or number."""
-    if group.isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ListenError(f"--unix-socket-group: no group named {group!r}") from None
-
-
-def unix_principal(settings: Settings) -> Principal:
-    """Who every caller on an abstract Unix socket is (a Unix path names each by its uid)."""
-    if settings.listen.startswith("unix-abstract:"):
-        return LOCAL  # no file, no mode: anyone on this host (in this network namespace)
-    return Principal.unix_uid(os.getuid())
-
-
-def unix_path(settings: Settings) -> Path | None:
-    """The socket file of --listen unix:PATH (None: not a Unix path)."""
-    if not settings.listen.startswith("unix:"):
-        return None
-    return Path(settings.listen.removeprefix("unix:").removeprefix("//"))
-
-
-def _unix_relay(settings: Settings) -> UnixRelay | None:
-    path = unix_path(settings)
-    if path is None:
-        return None
-    group = None
-    if settings.unix_socket_group is not None:
-        group = unix_group_id(settings.unix_socket_group)
-    return UnixRelay(
-        path,
-        group=group,
-        max_connections=settings.max_sessions,
-        max_connections_per_uid=settings.max_sessions_per_caller,
-    )
-
-
-async def _start_relay(relay: UnixRelay) -> None:
-    try:
-        await relay.start()
-    except OSError as error:
-        # Taken, or not a member of the group, say: refuse to serve on a socket we could
-        # not set up.
-        raise ListenError(
-            f"cannot listen on unix:{relay.path}: {error.strerror or error}"
-        ) from None
-
-
-def _add_port(
-    server: grpc.aio.Server,
-    settings: Settings,
-    credentials: grpc.ServerCredentials | None,
-    relay: UnixRelay | None = None,
-) -> int:
-    address = relay.grpc_address if relay is not None else settings.listen
-
-    def add() -> int:
-        try:
-            if credentials is None:
-                return server.add_insecure_port(address)
-            return server.add_secure_port(address, credentials)
-        except RuntimeError:
-            # grpc says only "Failed to bind"; the usual cause is a taken address.
-            raise ListenError(
-                f"cannot listen on {settings.listen}: the address is in use "
-                "(another handshaker serve?) or not available on this host"
-            ) from None
-
-    if relay is None:
-        return add()
-    # The private socket, in the relay's 0700 directory, and owner-only itself too.
-    previous = os.umask(0o177)
-    try:
-        return add()
-    finally:
-        os.umask(previous)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the record's fields."""
-
-    # In a worker process (workers.py), every line says which worker wrote it.
-    worker: int | None = None
-    # The time's whole-second part, formatted once a second: every handshake writes
-    # an audit line, and strftime cost more than a microsecond each time.
-    _second = -1
-    _second_text = ""
-
-    def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        entry: dict[str, Any] = {
-            "time": f"{self._second_text}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if self.worker is not None:
-            entry["worker"] = self.worker
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["error"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: int = logging.INFO, audit: str = "stderr") -> None:
-    # Nothing we write names a source line, thread or process: the Logging HOWTO's
-    # "Optimization" settings skip collecting them on every record (every handshake
-    # writes an audit line: 40 us a line before, 29 us after).
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    configure_audit_log(audit)
-
-
-def configure_audit_log(target: str) -> None:
-    """The audit trail's own stream: stderr, a file (appended, 0600), or off.
-
-    It never propagates to the root logger, so --log-level does not silence it and
-    a file target keeps it out of the operational log.
-    """
-    audit_log.propagate = False
-    audit_log.setLevel(logging.INFO)
-    for old in audit_log.handlers:
-        old.close()
-    if target == "off":
-        audit_log.handlers[:] = [logging.NullHandler()]
-        audit_log.disabled = True
-        return
-    audit_log.disabled = False
-    handler: logging.Handler
-    if target == "stderr":
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        path = Path(target)
-        # Created owner-only: the trail says who used which key, from where.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(JsonFormatter())
-    audit_log.handlers[:] = [handler]
-
-
-def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """The channel's TLS, reloaded when its files change (channel_tls.py); None: plaintext."""
-    if settings.tls_cert is None or settings.tls_key is None:
-        return None
-    return ReloadingCredentials(
-        settings.tls_cert, settings.tls_key, settings.tls_client_ca
-    ).credentials()
 
 
 async def _sweep(sessions: MemorySessionStore, interval: float) -> None:
@@ -515,41 +262,6 @@ def _grpc_server(
     return server, health_servicer
 
 
-def _listen(server: grpc.aio.Server, settings: Settings, relay: UnixRelay | None = None) -> str:
-    """Bind the listener; the address as bound (a port 0 resolved)."""
-    port = _add_port(server, settings, _server_credentials(settings), relay)
-    if port == 0 and not settings.listen.startswith("unix"):
-        raise ListenError(
-            f"cannot listen on {settings.listen}: the address is in use "
-            "(another handshaker serve?) or not available on this host"
-        )
-    address = settings.listen
-    if not address.startswith("unix") and address.endswith(":0"):
-        address = f"{address.rpartition(':')[0]}:{port}"
-    return address
-
-
-def _health_listener(
-    settings: Settings, health_servicer: Any
-) -> tuple[grpc.aio.Server | None, str | None]:
-    """The --health-listen server: its own, so the Handshaker service (and reflection)
-    are not reachable on its plaintext port; it shares the one health servicer."""
-    if settings.health_listen is None:
-        return None, None
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if settings.reuse_port else 0)])
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    try:
-        port = server.add_insecure_port(settings.health_listen)
-    except RuntimeError:
-        port = 0
-    if port == 0:
-        raise ListenError(
-            f"cannot listen on {settings.health_listen} (--health-listen): the address is "
-            "in use or not available on this host"
-        )
-    return server, f"{settings.health_listen.rpartition(':')[0]}:{port}"
-
-
 def _log_listening(
     settings: Settings, address: str, health_address: str | None, relay: UnixRelay | None = None
 ) -> None:
@@ -621,13 +333,13 @@ async def serve(
     check_listen(settings)
     sessions, sealer = await open_session_store(settings)
     streams = _streams_store(settings, sessions)
-    relay = _unix_relay(settings)
+    relay = unix_relay(settings)
     try:
         servicer = _servicer(settings, keystore, sessions, streams, relay)
         keyless = _keyless_servicers(settings, keystore, servicer)
         server, health_servicer = _grpc_server(settings, servicer, keyless)
-        address = _listen(server, settings, relay)
-        health_server, health_address = _health_listener(settings, health_servicer)
+        address = listen(server, settings, relay)
+        health_server, health_address = health_listener(settings, health_servicer)
     except BaseException:
         if relay is not None:
             relay.remove_private_dir()
@@ -644,7 +356,7 @@ async def serve(
     await server.start()
     if relay is not None:
         try:
-            await _start_relay(relay)
+            await start_relay(relay)
         except ListenError:
             await server.stop(None)
             relay.remove_private_dir()
@@ -699,29 +411,6 @@ async def _drain(
     await server.stop(settings.grace_seconds)
 
 
-def _refuse(message: str) -> int:
-    """One line saying why serve cannot start; exit status 2.
-
-    Plain text for a person at a terminal; a JSON line otherwise, so stderr carries
-    only JSON lines for a log collector.
-    """
-    if sys.stderr.isatty():
-        print(f"handshaker serve: {message}", file=sys.stderr)
-    else:
-        print(
-            json.dumps(
-                {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "level": "error",
-                    "logger": "handshaker.server",
-                    "message": f"handshaker serve: {message}",
-                }
-            ),
-            file=sys.stderr,
-        )
-    return 2
-
-
 class StartError(ValueError):
     """Something the service needs at start is missing or unusable (one line, exit 2)."""
 
@@ -760,12 +449,12 @@ def run(settings: Settings) -> int:
     try:
         configure_logging(LOG_LEVELS[settings.log_level], settings.audit_log)
     except OSError as error:
-        return _refuse(f"cannot open the audit log {settings.audit_log}: {error.strerror or error}")
+        return refuse(f"cannot open the audit log {settings.audit_log}: {error.strerror or error}")
     try:
         _check_start(settings)
         store = open_service_keystore(settings)
     except ValueError as error:  # ListenError, StartError, pkcs11's: each one line
-        return _refuse(str(error))
+        return refuse(str(error))
     if settings.workers > 1 and settings.worker_index is None:
         from handshaker import workers  # noqa: PLC0415 (only the supervisor needs it)
 
@@ -847,273 +536,5 @@ def _serve_until_stopped(settings: Settings, store: KeyStore) -> int:
     try:
         run_event_loop(lambda: serve(settings, store), settings.event_loop)
     except ValueError as error:  # ListenError, StoreError: one line each
-        return _refuse(str(error))
+        return refuse(str(error))
     return 0
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `handshaker serve` in groups (the keystore option is the CLI's)."""
-    _add_listen_arguments(
-        parser.add_argument_group("listening", "where and how callers reach the service")
-    )
-    _add_bounds_arguments(
-        parser.add_argument_group("bounds", "what a caller or a peer can make the service hold")
-    )
-    _add_keys_arguments(
-        parser.add_argument_group("keys", "PKCS#11 tokens (the keystore itself is --keystore)")
-    )
-    _add_fleet_arguments(
-        parser.add_argument_group(
-            "fleet, logs and metrics",
-            "sessions shared by replicas, worker processes, the audit trail, metrics and traces",
-        )
-    )
-
-
-def _add_listen_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--listen",
-        default=DEFAULT_LISTEN,
-        metavar="HOST:PORT|unix:PATH",
-        help=f"where to listen (default {DEFAULT_LISTEN}; a non-loopback address needs TLS). "
-        "unix:PATH is created 0600 (see --unix-socket-group) and each caller on it is "
-        "unix:uid=UID of its own uid (SO_PEERCRED), with the grants of unix:gid=GID of its "
-        "gid too; unix-abstract:NAME has no permissions and its callers are local",
-    )
-    group.add_argument(
-        "--health-listen",
-        metavar="HOST:PORT",
-        help="also serve gRPC health checking (grpc.health.v1, nothing else) in plaintext "
-        "here, for probes such as a kubelet's that cannot do mutual TLS (default: off)",
-    )
-    group.add_argument(
-        "--tls-cert",
-        type=Path,
-        metavar="PEM",
-        help="TLS certificate chain for the gRPC channel (default: none, plaintext gRPC)",
-    )
-    group.add_argument(
-        "--tls-key", type=Path, metavar="PEM", help="its private key (with --tls-cert)"
-    )
-    group.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        metavar="PEM",
-        help="require client certificates from this CA (mutual TLS; default: not required)",
-    )
-    group.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow a non-loopback address without TLS (never in production; default off)",
-    )
-    group.add_argument(
-        "--unix-socket-group",
-        metavar="GROUP",
-        help="with --listen unix:PATH: let this group connect too (socket 0660, not 0600). "
-        "Each caller is still named by its own uid; grant unix:gid=GID to let every caller "
-        "whose (primary) gid it is use a credential (default: owner only)",
-    )
-
-
-def _add_bounds_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="free a session, and end a Handshake or Multiplex stream, that gets no bytes "
-        "for this long (default 10)",
-    )
-    group.add_argument(
-        "--handshake-timeout",
-        type=float,
-        default=servicer_limits.DEFAULT_HANDSHAKE_TIMEOUT,
-        metavar="SECONDS",
-        help="end a handshake that has not completed this long after its start, however "
-        "many bytes arrive (DEADLINE_EXCEEDED; default %(default)g)",
-    )
-    group.add_argument(
-        "--max-buffered-bytes",
-        type=int,
-        default=servicer_limits.DEFAULT_MAX_BUFFERED_BYTES,
-        metavar="BYTES",
-        help="fail a handshake (illegal_parameter) whose peer makes the service hold more "
-        "than this of unfinished records and messages (default %(default)d)",
-    )
-    group.add_argument(
-        "--max-frames-per-message",
-        type=int,
-        default=servicer_limits.DEFAULT_MAX_FRAMES,
-        metavar="N",
-        help="frames one Multiplex message may carry; the extras get INVALID_ARGUMENT "
-        "(default %(default)d)",
-    )
-    group.add_argument(
-        "--config-cache-bytes",
-        type=int,
-        default=option_limits.DEFAULT_CONFIG_CACHE_BYTES,
-        metavar="BYTES",
-        help="memory (estimated) for configs cached by their options (default %(default)d)",
-    )
-    group.add_argument(
-        "--max-trust-anchors",
-        type=int,
-        default=option_limits.DEFAULT_MAX_TRUST_ANCHORS,
-        metavar="N",
-        help="certificates a request's inline trust anchors may hold (default %(default)d)",
-    )
-    group.add_argument(
-        "--max-trust-anchors-bytes",
-        type=int,
-        default=option_limits.DEFAULT_MAX_TRUST_ANCHORS_BYTES,
-        metavar="BYTES",
-        help="size of a request's inline trust anchors PEM (default %(default)d)",
-    )
-    group.add_argument(
-        "--max-sessions",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="cap on sessions in total (default %(default)d)",
-    )
-    group.add_argument(
-        "--max-sessions-per-caller",
-        type=int,
-        default=1_000,
-        metavar="N",
-        help="cap on sessions per caller, and separately on its open Multiplex streams "
-        "(default %(default)d)",
-    )
-
-
-def _add_keys_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--pkcs11-module",
-        metavar="PATH",
-        help="PKCS#11 module for key URIs without module-path (default: SoftHSM2's, if found). "
-        f"The PIN comes from the URI's pin-source=file:PATH or ${pkcs11.PIN_ENV}, never a flag",
-    )
-    group.add_argument(
-        "--pkcs11-sessions",
-        type=int,
-        default=pkcs11.DEFAULT_SESSIONS,
-        metavar="N",
-        help="logged-in sessions (and threads) per PKCS#11 token: how many token operations "
-        f"run at once (default {pkcs11.DEFAULT_SESSIONS})",
-    )
-
-
-def _add_fleet_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument(
-        "--session-store",
-        default="memory",
-        metavar="memory|redis://HOST:PORT/DB|rediss://...|unix:///PATH.sock",
-        help="where the unary API's sessions live between RPCs (default memory; Redis lets "
-        "replicas share them, sealed under keys in <keystore>/session-store/keys)",
-    )
-    group.add_argument(
-        "--workers",
-        type=_workers,
-        default=1,
-        metavar="N|auto",
-        help="service processes on the one port (SO_REUSEPORT), under a supervisor that "
-        "restarts one that dies; auto: one per CPU this process may use. More than 1 needs "
-        "--session-store redis://... and a TCP --listen (default 1: no supervisor)",
-    )
-    group.add_argument(
-        "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
-        default="auto",
-        help="the event loop each service process runs on: uvloop (less CPU per "
-        "handshake), asyncio (the standard library's), or auto: uvloop when it is "
-        "installed (default %(default)s)",
-    )
-    group.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="on SIGTERM, how long in-flight RPCs may still run before they are cancelled "
-        "(default %(default)g)",
-    )
-    group.add_argument(
-        "--audit-log",
-        default="stderr",
-        metavar="FILE|stderr|off",
-        help="where the audit trail goes: one JSON line per private-key use, logger "
-        "handshaker.audit (default stderr)",
-    )
-    group.add_argument(
-        "--log-level",
-        choices=tuple(LOG_LEVELS),
-        default="info",
-        help="debug adds a line per completed handshake (default info: failures, and the "
-        "stats line)",
-    )
-    group.add_argument(
-        "--stats-interval",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="how often to log the handshake counts (default 60)",
-    )
-    group.add_argument(
-        "--metrics-listen",
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
-    )
-    group.add_argument(
-        "--otlp-endpoint",
-        metavar="HOST:PORT",
-        help="trace the RPCs with OpenTelemetry, exported over OTLP/gRPC to this collector "
-        "(needs handshaker[otel]; default: off)",
-    )
-
-
-def serve_command(args: argparse.Namespace, keystore: Path, keystore_uri: str | None = None) -> int:
-    return run(
-        Settings(
-            listen=args.listen,
-            keystore=keystore,
-            keystore_uri=keystore_uri,
-            pkcs11_module=args.pkcs11_module,
-            pkcs11_sessions=args.pkcs11_sessions,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            tls_client_ca=args.tls_client_ca,
-            insecure=args.insecure,
-            idle_timeout=args.idle_timeout,
-            max_sessions=args.max_sessions,
-            max_sessions_per_caller=args.max_sessions_per_caller,
-            log_level=args.log_level,
-            stats_interval=args.stats_interval,
-            unix_socket_group=args.unix_socket_group,
-            session_store=args.session_store,
-            handshake_timeout=args.handshake_timeout,
-            max_buffered_bytes=args.max_buffered_bytes,
-            max_frames_per_message=args.max_frames_per_message,
-            config_cache_bytes=args.config_cache_bytes,
-            max_trust_anchors=args.max_trust_anchors,
-            max_trust_anchors_bytes=args.max_trust_anchors_bytes,
-            audit_log=args.audit_log,
-            health_listen=args.health_listen,
-            workers=args.workers,
-            grace_seconds=args.shutdown_grace,
-            event_loop=args.event_loop,
-            metrics_listen=args.metrics_listen,
-            otlp_endpoint=args.otlp_endpoint,
-        )
-    )
-
-
-def _workers(text: str) -> int:
-    """--workers N, or auto: the CPUs this process may run on."""
-    if text == "auto":
-        return len(os.sched_getaffinity(0))
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or auto: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError("at least 1")
-    return count

@@ -41,7 +41,9 @@ from pathlib import Path
 
 from handshaker import server
 from handshaker.api import metrics
+from handshaker.logs import refuse
 from handshaker.sessions.redis_store import store_name
+from handshaker.settings import READY_FD_ENV, Settings
 
 log = logging.getLogger("handshaker.workers")
 
@@ -56,7 +58,7 @@ STABLE_SECONDS = 30.0
 DRAIN_MARGIN = 5.0
 
 
-def encode_settings(settings: server.Settings) -> str:
+def encode_settings(settings: Settings) -> str:
     values = dataclasses.asdict(settings)
     for name in PATH_FIELDS:
         if values[name] is not None:
@@ -64,12 +66,12 @@ def encode_settings(settings: server.Settings) -> str:
     return json.dumps(values)
 
 
-def decode_settings(text: str) -> server.Settings:
+def decode_settings(text: str) -> Settings:
     values = json.loads(text)
     for name in PATH_FIELDS:
         if values.get(name) is not None:
             values[name] = Path(values[name])
-    return server.Settings(**values)
+    return Settings(**values)
 
 
 def reserve_port(listen: str) -> tuple[str, socket.socket]:
@@ -112,13 +114,13 @@ class Worker:
 class Supervisor:
     """Starts the workers, restarts the ones that die, drains them all on a signal."""
 
-    def __init__(self, settings: server.Settings, address: str, metrics_dir: str | None) -> None:
+    def __init__(self, settings: Settings, address: str, metrics_dir: str | None) -> None:
         self.settings = settings
         self.address = address
         self.metrics_dir = metrics_dir
         self.workers = [Worker(index) for index in range(settings.workers)]
 
-    def _worker_settings(self, worker: Worker) -> server.Settings:
+    def _worker_settings(self, worker: Worker) -> Settings:
         return dataclasses.replace(
             self.settings,
             listen=self.address,
@@ -133,7 +135,7 @@ class Supervisor:
         env = {
             **os.environ,
             SETTINGS_ENV: encode_settings(self._worker_settings(worker)),
-            server.READY_FD_ENV: str(write_fd),
+            READY_FD_ENV: str(write_fd),
         }
         try:
             process = await asyncio.create_subprocess_exec(
@@ -257,19 +259,19 @@ def _exit_fields(worker: Worker, pid: int, code: int) -> dict[str, object]:
     return fields
 
 
-async def _check_store(settings: server.Settings) -> None:
+async def _check_store(settings: Settings) -> None:
     """Redis reachable before any worker starts (StoreError, one line, when not)."""
     store, _ = await server.open_session_store(settings)
     await store.close()
 
 
-def supervise(settings: server.Settings) -> int:
+def supervise(settings: Settings) -> int:
     """The supervisor of `serve --workers N` (N > 1): the exit status."""
     try:
         asyncio.run(_check_store(settings))
         address, hold = reserve_port(settings.listen)
     except ValueError as error:
-        return server._refuse(str(error))
+        return refuse(str(error))
     metrics_dir: str | None = None
     try:
         if settings.metrics_listen is not None:
@@ -278,7 +280,7 @@ def supervise(settings: server.Settings) -> int:
             metrics.serve_http(settings.metrics_listen, metrics.multiprocess_registry(metrics_dir))
         return asyncio.run(Supervisor(settings, address, metrics_dir).run())
     except ValueError as error:
-        return server._refuse(str(error))
+        return refuse(str(error))
     finally:
         hold.close()
         if metrics_dir is not None:

@@ -95,7 +95,7 @@ class InvalidOptions(ValueError):
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 
 
-def _is_ip_literal(name: str) -> bool:
+def is_ip_literal(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:
@@ -111,7 +111,7 @@ def check_server_name(name: str) -> None:
         raise InvalidOptions(
             f"server_name: at most {MAX_HOST_NAME_BYTES} characters (got {len(name)})"
         )
-    if _is_ip_literal(name) or _is_ip_literal(name.strip("[]")):
+    if is_ip_literal(name) or is_ip_literal(name.strip("[]")):
         raise InvalidOptions(
             f"server_name: {name!r} is an IP address, not a host name (RFC 6066 section 3 "
             "permits no IP literal in SNI); give it as expected_ip_address to check the "
