@@ -564,6 +564,32 @@ def half_rate_latency(
     }
 
 
+def _peer_factory(
+    args: argparse.Namespace, ca_file: Path, client_config: ClientConfig
+) -> PeerFactory:
+    """The TLS client of each handshake the Python load makes: Python's ssl or the engine."""
+    if args.peer == "ssl":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_verify_locations(ca_file)
+        return lambda: SslPeer(context)
+    return lambda: EnginePeer(client_config)
+
+
+def _baseline_client_config(
+    args: argparse.Namespace, go_load: GoLoad | None, client_config: ClientConfig
+) -> ClientConfig:
+    """The baseline's client offers only the group the load's TLS clients negotiate, so
+    both sides of the comparison do the same key exchange."""
+    if go_load is not None:
+        group = go_load.group
+    elif args.peer == "ssl":
+        group = NamedGroup.X25519  # Python's ssl (OpenSSL 3.0) offers no hybrid group
+    else:
+        group = client_config.key_share_groups[0]
+    return dataclasses.replace(client_config, supported_groups=(group,), key_share_groups=(group,))
+
+
 async def measure(
     args: argparse.Namespace,
     keystore: Path,
@@ -585,20 +611,7 @@ async def measure(
         "unary": unary_handshake,
         "multiplex": multiplex,
     }
-    new_peer: PeerFactory
-    if args.peer == "ssl":
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.load_verify_locations(ca_file)
-
-        def new_peer() -> Peer:
-            return SslPeer(context)
-
-    else:
-
-        def new_peer() -> Peer:
-            return EnginePeer(client_config)
-
+    new_peer = _peer_factory(args, ca_file, client_config)
     go_load = GoLoad(folder, service, ca_file, args.concurrency) if args.load == "go" else None
     redis_load = (
         go_load.for_service(redis_service)
@@ -642,17 +655,8 @@ async def measure(
 
         for api in apis:
             await service_api_round(api, 0.5)
-        # The baseline's client offers only the group the load's TLS clients
-        # negotiate, so both sides of the comparison do the same key exchange.
-        if go_load is not None:
-            group = go_load.group
-        elif args.peer == "ssl":
-            group = NamedGroup.X25519  # Python's ssl (OpenSSL 3.0) offers no hybrid group
-        else:
-            group = client_config.key_share_groups[0]
-        client_config = dataclasses.replace(
-            client_config, supported_groups=(group,), key_share_groups=(group,)
-        )
+        client_config = _baseline_client_config(args, go_load, client_config)
+        group = client_config.key_share_groups[0]
         if engine_round(client_config, server_config, 0.3).group != group:
             raise RuntimeError(f"the baseline did not negotiate group {group:#06x}")
 
@@ -690,8 +694,31 @@ async def measure(
             await redis_channel.close(None)
         await fleet.close()
     await multiplex.client.close()
-    engine_rate = statistics.median(t.handshakes / t.server_seconds for t in engine_rounds)
-    client_ms = statistics.median(1000 * t.client_seconds / t.handshakes for t in engine_rounds)
+    per_api = _per_api(service_rounds)
+    result = _figures(per_api, engine_rounds, half_rate)
+    result.update(
+        {
+            "load": args.load,
+            "group": NamedGroup(group).name,
+            "peer": "go crypto/tls" if args.load == "go" else args.peer,
+            "concurrency": args.concurrency,
+            "rounds": args.rounds,
+            "round_seconds": args.seconds,
+            "cores": os.cpu_count(),
+            "service_log_lines": service.log_lines,
+            "python": sys.version.split()[0],
+        }
+    )
+    for api, figures in per_api.items():
+        for name, value in figures.items():
+            result[f"{api}_{name}"] = round(
+                value, 3 if "cpu" in name else 1 if "per_s" in name else 2
+            )
+    return result
+
+
+def _per_api(service_rounds: dict[str, list[ServiceRound]]) -> dict[str, dict[str, float]]:
+    """Each API's rate (median round), p50/p99 over all its handshakes, CPU per handshake."""
     per_api: dict[str, dict[str, float]] = {}
     for api, rounds in service_rounds.items():
         latencies = [latency for r in rounds for latency in r.latencies]
@@ -707,10 +734,36 @@ async def measure(
             * sum(r.bench_cpu_seconds for r in rounds)
             / handshakes,
         }
+    return per_api
+
+
+def _over(
+    per_api: dict[str, dict[str, float]], top: str, bottom: str, figure: str = "handshakes_per_s"
+) -> float | None:
+    """per_api[top][figure] / per_api[bottom][figure]; None when either did not run."""
+    if top not in per_api or bottom not in per_api:
+        return None
+    return round(per_api[top][figure] / per_api[bottom][figure], 3)
+
+
+def _figures(
+    per_api: dict[str, dict[str, float]],
+    engine_rounds: list[EngineTimes],
+    half_rate: dict[str, object] | None,
+) -> dict[str, object]:
+    """The headline figures: the best API against the engine, and the ratios."""
+    engine_rate = statistics.median(t.handshakes / t.server_seconds for t in engine_rounds)
+    client_ms = statistics.median(1000 * t.client_seconds / t.handshakes for t in engine_rounds)
     best = max(APIS, key=lambda api: per_api[api]["handshakes_per_s"])
     service_rate = per_api[best]["handshakes_per_s"]
     engine_server_ms = 1000 / engine_rate
-    result: dict[str, object] = {
+    workers_cpu = {
+        name: round(per_api[api]["service_cpu_ms_per_handshake"] / 1000, 6)
+        if api in per_api
+        else None
+        for name, api in (("workers2", "stream_workers2"), ("workers1", "stream_workers1"))
+    }
+    return {
         "benchmark": "server_role_handshakes_through_one_service_process",
         "service_handshakes_per_s": round(service_rate, 1),
         "engine_handshakes_per_s": round(engine_rate, 1),
@@ -729,53 +782,14 @@ async def measure(
             engine_server_ms / min(f["service_cpu_ms_per_handshake"] for f in per_api.values()), 3
         ),
         # The unary API with sessions in Redis over the same API on the memory store.
-        "redis_ratio": round(
-            per_api["unary_redis"]["handshakes_per_s"] / per_api["unary"]["handshakes_per_s"], 3
-        )
-        if "unary_redis" in per_api
-        else None,
-        "redis_cpu_ratio": round(
-            per_api["unary"]["service_cpu_ms_per_handshake"]
-            / per_api["unary_redis"]["service_cpu_ms_per_handshake"],
-            3,
-        )
-        if "unary_redis" in per_api
-        else None,
+        "redis_ratio": _over(per_api, "unary_redis", "unary"),
+        "redis_cpu_ratio": _over(per_api, "unary", "unary_redis", "service_cpu_ms_per_handshake"),
         # Two worker processes on one port over one (the stream API, the same connections).
-        "workers2_ratio": round(
-            per_api["stream_workers2"]["handshakes_per_s"]
-            / per_api["stream_workers1"]["handshakes_per_s"],
-            3,
-        )
-        if "stream_workers2" in per_api
-        else None,
+        "workers2_ratio": _over(per_api, "stream_workers2", "stream_workers1"),
         # The service's CPU (the supervisor and every worker, from /proc) per handshake.
-        "workers2_service_cpu_seconds_per_handshake": round(
-            per_api["stream_workers2"]["service_cpu_ms_per_handshake"] / 1000, 6
-        )
-        if "stream_workers2" in per_api
-        else None,
-        "workers1_service_cpu_seconds_per_handshake": round(
-            per_api["stream_workers1"]["service_cpu_ms_per_handshake"] / 1000, 6
-        )
-        if "stream_workers1" in per_api
-        else None,
-        "load": args.load,
-        "group": NamedGroup(group).name,
-        "peer": "go crypto/tls" if args.load == "go" else args.peer,
-        "concurrency": args.concurrency,
-        "rounds": args.rounds,
-        "round_seconds": args.seconds,
-        "cores": os.cpu_count(),
-        "service_log_lines": service.log_lines,
-        "python": sys.version.split()[0],
+        "workers2_service_cpu_seconds_per_handshake": workers_cpu["workers2"],
+        "workers1_service_cpu_seconds_per_handshake": workers_cpu["workers1"],
     }
-    for api, figures in per_api.items():
-        for name, value in figures.items():
-            result[f"{api}_{name}"] = round(
-                value, 3 if "cpu" in name else 1 if "per_s" in name else 2
-            )
-    return result
 
 
 WORKER_CONNS = 8
