@@ -84,6 +84,7 @@ from engine_kit import (
 )
 from handshaker.tls import AlertDescription, ClientConnection, ConnectionState, ContentType
 from handshaker.tls.codepoints import ExtensionType, HandshakeType, NamedGroup
+from handshaker.tls.extensions import encode_server_key_share, encode_uint16, encode_uint16_list
 from handshaker.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     CertificateRequest,
@@ -95,9 +96,6 @@ from handshaker.tls.messages import (
     encode_client_hello,
     encode_encrypted_extensions,
     encode_server_hello,
-    encode_server_key_share,
-    encode_uint16,
-    encode_uint16_list,
     handshake_message,
 )
 from test_bad_input import (

@@ -31,17 +31,19 @@ from handshaker.tls import (
 )
 from handshaker.tls.codepoints import ExtensionType, HandshakeType, ProtocolVersion
 from handshaker.tls.connection import Connection
+from handshaker.tls.extensions import (
+    encode_client_key_shares,
+    encode_server_key_share,
+    encode_uint16,
+    encode_uint16_list,
+)
 from handshaker.tls.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     ClientHello,
     ServerHello,
     encode_client_hello,
-    encode_client_key_shares,
     encode_encrypted_extensions,
     encode_server_hello,
-    encode_server_key_share,
-    encode_uint16,
-    encode_uint16_list,
     handshake_message,
     parse_client_hello,
     parse_server_hello,

@@ -8,19 +8,18 @@ from handshaker.tls import ClientConnection, ContentType, NamedGroup
 from handshaker.tls.codec import Reader, Writer
 from handshaker.tls.codepoints import ExtensionType, HandshakeType
 from handshaker.tls.errors import DecodeError, IllegalParameter
+from handshaker.tls.extensions import parse_alpn, parse_server_name
 from handshaker.tls.messages import (
     encode_certificate,
     encode_certificate_verify,
     encode_client_hello,
     encode_encrypted_extensions,
     encode_server_hello,
-    parse_alpn,
     parse_certificate,
     parse_certificate_verify,
     parse_client_hello,
     parse_encrypted_extensions,
     parse_server_hello,
-    parse_server_name,
 )
 
 
@@ -76,9 +75,7 @@ def test_the_default_client_hello_also_offers_tls_1_2(engine_pki: EnginePKI) -> 
     hello = parse_client_hello(record[9:])
     assert hello.supported_versions == (0x0304, 0x0303)
     assert hello.cipher_suites == config.cipher_suites + config.tls12_cipher_suites
-    assert hello.signature_algorithms == (
-        config.signature_schemes + config.tls12_signature_schemes
-    )
+    assert hello.signature_algorithms == (config.signature_schemes + config.tls12_signature_schemes)
     extensions = dict(hello.extensions)
     assert extensions[11] == b"\x01\x00"  # ec_point_formats: uncompressed
     assert extensions[23] == b""  # extended_master_secret

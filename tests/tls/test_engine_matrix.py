@@ -50,13 +50,9 @@ from handshaker.tls import (
 from handshaker.tls.codepoints import ExtensionType, HandshakeType
 from handshaker.tls.config import DEFAULT_GROUPS
 from handshaker.tls.connection import Connection
+from handshaker.tls.extensions import encode_client_key_shares
 from handshaker.tls.groups import KeyShare
-from handshaker.tls.messages import (
-    encode_client_hello,
-    encode_client_key_shares,
-    parse_client_hello,
-    parse_server_hello,
-)
+from handshaker.tls.messages import encode_client_hello, parse_client_hello, parse_server_hello
 
 GROUPS = tuple(NamedGroup)
 # Every group the engine has: the defaults and the opt-in pure ML-KEM ones.

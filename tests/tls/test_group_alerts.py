@@ -29,13 +29,12 @@ from handshaker.tls import (
 )
 from handshaker.tls.codepoints import ExtensionType
 from handshaker.tls.connection import Connection
+from handshaker.tls.extensions import encode_client_key_shares, encode_server_key_share
 from handshaker.tls.messages import (
     ClientHello,
     ServerHello,
     encode_client_hello,
-    encode_client_key_shares,
     encode_server_hello,
-    encode_server_key_share,
     parse_client_hello,
     parse_server_hello,
 )

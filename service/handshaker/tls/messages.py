@@ -1,17 +1,13 @@
 """TLS 1.3 handshake messages: frozen dataclasses with parse and encode functions.
 
-Wire layer only: no state, no crypto, no policy. Extensions are kept as an
-ordered tuple of (type, raw data), so a parsed message re-encodes to the same
-bytes and unknown (GREASE) types survive as plain ints; the extensions a peer
-may send in each message are parsed into typed fields here. Duplicate
-extensions are rejected here (RFC 8446 section 4.2: "There MUST NOT be more
-than one extension of the same type in a given extension block").
+Wire layer only: no state, no crypto, no policy. The extensions a peer may send
+in each message are parsed into typed fields here, with the bodies of
+extensions.py; a parsed message re-encodes to the same bytes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +15,27 @@ from typing import Any
 from .codec import Reader, Writer, uint16_array
 from .codepoints import ExtensionType, HandshakeType
 from .errors import DecodeError, IllegalParameter
+from .extensions import (
+    TOO_SHORT,
+    TRAILING,
+    TRUNCATED,
+    Extensions,
+    KeyShareEntry,
+    extensions_block,
+    parse_alpn,
+    parse_certificate_authorities,
+    parse_client_key_shares,
+    parse_empty,
+    parse_offered_psks,
+    parse_oid_filters,
+    parse_opaque,
+    parse_server_name,
+    parse_uint8_list,
+    parse_uint16,
+    parse_uint16_list,
+    read_extensions,
+    write_extensions,
+)
 from .fastinit import fast_frozen_init
 
 # Enum members read on the per-record and per-message paths, as module constants:
@@ -42,305 +59,10 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
     "CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C"
 )
 
-Extensions = tuple[tuple[int, bytes], ...]
-
-# The Reader's DecodeError reasons, for the parsers that read inline.
-_TRUNCATED = "message truncated"
-_TRAILING = "trailing bytes after a message"
-_TOO_SHORT = "vector shorter than its minimum length"
-
 
 def handshake_message(msg_type: int, body: bytes) -> bytes:
     """struct { HandshakeType msg_type; uint24 length; ... } Handshake;"""
     return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
-
-
-def _read_extensions(r: Reader, *, required: bool = True, minimum: int = 0) -> Extensions:
-    """Extension extensions<minimum..2^16-1>; a ClientHello or ServerHello may omit the block.
-
-        struct { ExtensionType extension_type; opaque extension_data<0..2^16-1>; } Extension;
-
-    Read inline rather than through Reader calls: every hello and EncryptedExtensions
-    comes through here.
-    """
-    if not required and r.eof():
-        return ()
-    length = r.uint16()
-    if length < minimum:
-        raise DecodeError("vector shorter than its minimum length")
-    pos = r._take(length)
-    end = pos + length
-    data = r.data
-    items: list[tuple[int, bytes]] = []
-    seen: set[int] = set()
-    while pos < end:
-        if pos + 4 > end:
-            raise DecodeError("message truncated")
-        ext_type = (data[pos] << 8) | data[pos + 1]
-        start = pos + 4
-        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
-        if pos > end:
-            raise DecodeError("message truncated")
-        if ext_type in seen:
-            raise IllegalParameter(f"duplicate extension {ext_type}")
-        seen.add(ext_type)
-        items.append((ext_type, data[start:pos]))
-    return tuple(items)
-
-
-# ExtensionType extension_type, then extension_data's uint16 length.
-_EXTENSION_HEADER = struct.Struct(">HH")
-
-
-def _extensions_block(extensions: Extensions) -> bytes:
-    """Extension extensions<0..2^16-1> with its length: one join, no Writer calls (every
-    hello and EncryptedExtensions goes out through here)."""
-    header = _EXTENSION_HEADER.pack
-    try:
-        body = b"".join([header(ext_type, len(data)) + data for ext_type, data in extensions])
-    except struct.error:
-        # What the Writer raised for a type or a data length past 16 bits.
-        raise OverflowError("extension type or data length does not fit 16 bits") from None
-    if len(body) >= 1 << 16:
-        raise ValueError("vector too long for its length prefix")
-    return len(body).to_bytes(2, "big") + body
-
-
-def _write_extensions(w: Writer, extensions: Extensions) -> None:
-    w.raw(_extensions_block(extensions))
-
-
-# --- extension bodies -------------------------------------------------------
-
-
-def encode_server_name(host: str) -> bytes:
-    """ServerNameList with one host_name entry (RFC 6066 section 3)."""
-    name = host.encode("ascii")
-    w = Writer()
-    with w.block(2):
-        w.uint8(0)  # NameType host_name
-        w.opaque(2, name)
-    return w.getvalue()
-
-
-def parse_server_name(data: bytes) -> str | None:
-    """ServerNameList server_name_list<1..2^16-1> (RFC 6066 section 3), read inline with the
-    Reader's checks in its order and words: most ClientHellos carry one."""
-    size = len(data)
-    if size < 2:
-        raise DecodeError(_TRUNCATED)
-    end = 2 + ((data[0] << 8) | data[1])
-    if end == 2:
-        raise DecodeError(_TOO_SHORT)
-    if end > size:
-        raise DecodeError(_TRUNCATED)
-    host: str | None = None
-    pos = 2
-    while pos < end:
-        if pos + 3 > end:
-            raise DecodeError(_TRUNCATED)
-        length = (data[pos + 1] << 8) | data[pos + 2]
-        if length < 1:
-            raise DecodeError(_TOO_SHORT)
-        start = pos + 3
-        name_type = data[pos]
-        pos = start + length
-        if pos > end:
-            raise DecodeError(_TRUNCATED)
-        if name_type == 0:
-            if host is not None:
-                raise IllegalParameter("more than one host_name in server_name")
-            try:
-                host = data[start:pos].decode("ascii")
-            except UnicodeDecodeError:
-                raise IllegalParameter("server_name is not ASCII") from None
-    if end != size:
-        raise DecodeError(_TRAILING)
-    return host
-
-
-def encode_uint16_list(values: tuple[int, ...], size: int = 2) -> bytes:
-    w = Writer()
-    w.uint16_list(size, values)
-    return w.getvalue()
-
-
-def parse_uint16_list(data: bytes, size: int = 2) -> tuple[int, ...]:
-    """An extension body that is exactly one uint16 list with a `size`-byte length."""
-    if len(data) < size:
-        raise DecodeError("message truncated")
-    n = data[0] if size == 1 else (data[0] << 8) | data[1]
-    if n < 2 or n % 2:
-        raise DecodeError("malformed list of 16-bit values")
-    if len(data) != size + n:
-        raise DecodeError(
-            "message truncated" if len(data) < size + n else "trailing bytes after a message"
-        )
-    return uint16_array(n >> 1).unpack_from(data, size)
-
-
-def encode_alpn(protocols: tuple[bytes, ...]) -> bytes:
-    """ProtocolNameList (RFC 7301 section 3.1)."""
-    w = Writer()
-    with w.block(2):
-        for proto in protocols:
-            w.opaque(1, proto)
-    return w.getvalue()
-
-
-def parse_alpn(data: bytes) -> tuple[bytes, ...]:
-    r = Reader(data)
-    protocols: list[bytes] = []
-    with r.block(2, minimum=2) as names:
-        while not names.eof():
-            protocols.append(names.opaque(1, minimum=1))
-    r.finish()
-    return tuple(protocols)
-
-
-KeyShareEntry = tuple[int, bytes]
-
-
-def encode_client_key_shares(shares: tuple[KeyShareEntry, ...]) -> bytes:
-    """KeyShareClientHello: KeyShareEntry client_shares<0..2^16-1>."""
-    # Same layout as an extension block: uint16 group, then opaque key_exchange<1..2^16-1>.
-    return _extensions_block(shares)
-
-
-def parse_client_key_shares(data: bytes) -> tuple[KeyShareEntry, ...]:
-    """KeyShareEntry client_shares<0..2^16-1>, each key_exchange<1..2^16-1>.
-
-    Read inline, with the Reader's checks in the Reader's order and words: every
-    ClientHello comes through here.
-    """
-    size = len(data)
-    if size < 2:
-        raise DecodeError(_TRUNCATED)
-    end = 2 + ((data[0] << 8) | data[1])
-    if end > size:
-        raise DecodeError(_TRUNCATED)
-    shares: list[KeyShareEntry] = []
-    pos = 2
-    while pos < end:
-        if pos + 4 > end:
-            raise DecodeError(_TRUNCATED)
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 1:
-            raise DecodeError(_TOO_SHORT)
-        start = pos + 4
-        group = (data[pos] << 8) | data[pos + 1]
-        pos = start + length
-        if pos > end:
-            raise DecodeError(_TRUNCATED)
-        shares.append((group, data[start:pos]))
-    if end != size:
-        raise DecodeError(_TRAILING)
-    return tuple(shares)
-
-
-def encode_server_key_share(group: int, key_exchange: bytes) -> bytes:
-    return group.to_bytes(2, "big") + len(key_exchange).to_bytes(2, "big") + key_exchange
-
-
-def parse_server_key_share(data: bytes) -> KeyShareEntry:
-    """KeyShareEntry: uint16 group, opaque key_exchange<1..2^16-1> (read inline, as the
-    Reader would)."""
-    size = len(data)
-    if size < 4:
-        raise DecodeError(_TRUNCATED)
-    length = (data[2] << 8) | data[3]
-    if length < 1:
-        raise DecodeError(_TOO_SHORT)
-    end = 4 + length
-    if end != size:
-        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
-    return (data[0] << 8) | data[1], data[4:end]
-
-
-def encode_uint16(value: int) -> bytes:
-    return value.to_bytes(2, "big")
-
-
-def parse_uint16(data: bytes) -> int:
-    if len(data) != 2:
-        raise DecodeError(_TRUNCATED if len(data) < 2 else _TRAILING)
-    return (data[0] << 8) | data[1]
-
-
-def parse_opaque(data: bytes, size: int, minimum: int = 0) -> bytes:
-    r = Reader(data)
-    value = r.opaque(size, minimum)
-    r.finish()
-    return value
-
-
-def encode_opaque(value: bytes, size: int) -> bytes:
-    return len(value).to_bytes(size, "big") + value
-
-
-def parse_uint8_list(data: bytes) -> tuple[int, ...]:
-    r = Reader(data)
-    values = tuple(r.opaque(1, minimum=1))
-    r.finish()
-    return values
-
-
-def parse_offered_psks(data: bytes) -> None:
-    """Check the framing of a ClientHello's pre_shared_key (RFC 8446 section 4.2.11).
-
-    struct { opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age; } PskIdentity;
-    opaque PskBinderEntry<32..255>;
-    struct {
-        PskIdentity identities<7..2^16-1>;
-        PskBinderEntry binders<33..2^16-1>;
-    } OfferedPsks;
-
-    No PSK is ever accepted, so only the syntax matters: a malformed one is decode_error.
-    """
-    r = Reader(data)
-    with r.block(2, minimum=7) as identities:
-        while not identities.eof():
-            identities.opaque(2, minimum=1)
-            identities.uint32()
-    with r.block(2, minimum=33) as binders:
-        while not binders.eof():
-            binders.opaque(1, minimum=32)
-    r.finish()
-
-
-def parse_certificate_authorities(data: bytes) -> None:
-    """Check certificate_authorities' framing (section 4.2.4); the names are not used.
-
-    opaque DistinguishedName<1..2^16-1>;
-    struct { DistinguishedName authorities<3..2^16-1>; } CertificateAuthoritiesExtension;
-    """
-    r = Reader(data)
-    with r.block(2, minimum=3) as names:
-        while not names.eof():
-            names.opaque(2, minimum=1)
-    r.finish()
-
-
-def parse_oid_filters(data: bytes) -> None:
-    """Check oid_filters' framing (section 4.2.5); no filter is applied.
-
-    struct {
-        opaque certificate_extension_oid<1..2^8-1>;
-        opaque certificate_extension_values<0..2^16-1>;
-    } OIDFilter;
-    struct { OIDFilter filters<0..2^16-1>; } OIDFilterExtension;
-    """
-    r = Reader(data)
-    with r.block(2) as filters:
-        while not filters.eof():
-            filters.opaque(1, minimum=1)
-            filters.opaque(2)
-    r.finish()
-
-
-def parse_empty(data: bytes) -> None:
-    if data:
-        raise DecodeError("extension must be empty")
 
 
 # --- ClientHello --------------------------------------------------------------
@@ -436,30 +158,30 @@ def parse_client_hello(body: bytes) -> ClientHello:
     # (uint16 version, 32-byte random, opaque<0..32>, uint16 list, opaque<1..2^8-1>).
     size = len(body)
     if size < 35:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     pos = 35 + body[34]
     if pos > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     if pos - 35 > 32:
         raise DecodeError("legacy_session_id longer than 32 bytes")
     if pos + 2 > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     n = (body[pos] << 8) | body[pos + 1]
     if n < 2 or n % 2:
         raise DecodeError("malformed list of 16-bit values")
     suites_start = pos + 2
     suites_end = suites_start + n
     if suites_end + 1 > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     n = body[suites_end]
     if n < 1:
-        raise DecodeError(_TOO_SHORT)
+        raise DecodeError(TOO_SHORT)
     compression_start = suites_end + 1
     pos = compression_start + n
     if pos > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     r = Reader(body, pos)
-    extensions = _read_extensions(r, required=False)
+    extensions = read_extensions(r, required=False)
     r.finish()
     # RFC 8446 section 4.2.11: pre_shared_key "MUST be the last extension in the ClientHello".
     for ext_type, _ in extensions[:-1]:
@@ -499,7 +221,7 @@ def encode_client_hello(hello: ClientHello) -> bytes:
             uint16_array(len(suites)).pack(*suites),
             len(compression).to_bytes(1, "big"),
             compression,
-            _extensions_block(hello.extensions),
+            extensions_block(hello.extensions),
         )
     )
     return handshake_message(_CLIENT_HELLO, body)
@@ -538,16 +260,16 @@ def parse_server_hello(body: bytes) -> ServerHello:
     # The fixed head is read inline, with the Reader's checks in its order and words.
     size = len(body)
     if size < 35:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     session_end = 35 + body[34]
     if session_end > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     if session_end - 35 > 32:
         raise DecodeError("legacy_session_id_echo longer than 32 bytes")
     if session_end + 3 > size:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     r = Reader(body, session_end + 3)
-    extensions = _read_extensions(r, required=False)
+    extensions = read_extensions(r, required=False)
     r.finish()
     return ServerHello(
         (body[0] << 8) | body[1],
@@ -588,7 +310,7 @@ def server_hello_message(
             legacy_session_id_echo,
             cipher_suite.to_bytes(2, "big"),
             legacy_compression_method.to_bytes(1, "big"),
-            _extensions_block(extensions),
+            extensions_block(extensions),
         )
     )
     return handshake_message(_SERVER_HELLO, body)
@@ -600,14 +322,14 @@ def server_hello_message(
 def parse_encrypted_extensions(body: bytes) -> Extensions:
     """struct { Extension extensions<0..2^16-1>; } EncryptedExtensions;"""
     r = Reader(body)
-    extensions = _read_extensions(r)
+    extensions = read_extensions(r)
     r.finish()
     return extensions
 
 
 def encode_encrypted_extensions(extensions: Extensions) -> bytes:
     w = Writer()
-    _write_extensions(w, extensions)
+    write_extensions(w, extensions)
     return handshake_message(_ENCRYPTED_EXTENSIONS, w.getvalue())
 
 
@@ -630,7 +352,7 @@ class CertificateRequest:
 def parse_certificate_request(body: bytes) -> CertificateRequest:
     r = Reader(body)
     context = r.opaque(1)
-    extensions = _read_extensions(r, minimum=2)
+    extensions = read_extensions(r, minimum=2)
     r.finish()
     # The extensions the client does not act on are parsed too, so a malformed one is
     # decode_error rather than silently ignored.
@@ -650,7 +372,7 @@ def parse_certificate_request(body: bytes) -> CertificateRequest:
 def encode_certificate_request(request: CertificateRequest) -> bytes:
     w = Writer()
     w.opaque(1, request.certificate_request_context)
-    _write_extensions(w, request.extensions)
+    write_extensions(w, request.extensions)
     return handshake_message(_CERTIFICATE_REQUEST, w.getvalue())
 
 
@@ -685,7 +407,7 @@ def parse_certificate(body: bytes) -> Certificate:
     with r.block(3) as certs:
         while not certs.eof():
             cert_data = certs.opaque(3, minimum=1)
-            entries.append(CertificateEntry(cert_data, _read_extensions(certs)))
+            entries.append(CertificateEntry(cert_data, read_extensions(certs)))
     r.finish()
     return Certificate(context, tuple(entries))
 
@@ -717,10 +439,10 @@ def parse_certificate_verify(body: bytes) -> CertificateVerify:
     # parses, and then fails to verify.
     size = len(body)
     if size < 4:
-        raise DecodeError(_TRUNCATED)
+        raise DecodeError(TRUNCATED)
     end = 4 + ((body[2] << 8) | body[3])
     if end != size:
-        raise DecodeError(_TRUNCATED if end > size else _TRAILING)
+        raise DecodeError(TRUNCATED if end > size else TRAILING)
     return CertificateVerify((body[0] << 8) | body[1], body[4:end])
 
 

@@ -34,9 +34,10 @@ from ..errors import (
     UnsupportedCertificate,
     UnsupportedExtension,
 )
+from ..extensions import parse_alpn, parse_uint16
 from ..groups import KeyShare
 from ..keyops import sign_then
-from ..messages import ClientHello, ServerHello, parse_alpn, parse_uint16
+from ..messages import ClientHello, ServerHello
 from ..sigschemes import SCHEMES
 from ..versions import offers_tls13, signature_algorithms
 from . import dhe, prf, rsa_kex

@@ -42,9 +42,10 @@ from ..errors import (
     NoApplicationProtocol,
     UnrecognizedName,
 )
+from ..extensions import encode_alpn, encode_uint16
 from ..groups import KeyShare
 from ..keyops import DeferredKey, PrivateKeyHandle, decrypt_then, sign_then
-from ..messages import ClientHello, ServerHello, encode_alpn, encode_server_hello, encode_uint16
+from ..messages import ClientHello, ServerHello, encode_server_hello
 from ..sigschemes import SCHEMES, SchemeFamily
 from . import dhe, prf, rsa_kex
 from .common import (

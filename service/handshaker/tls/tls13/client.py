@@ -39,32 +39,34 @@ from ..errors import (
     ProtocolVersionError,
     UnexpectedMessage,
 )
-from ..groups import KeyShare
-from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
-from ..messages import (
-    ClientHello,
+from ..extensions import (
     Extensions,
-    ServerHello,
     encode_alpn,
-    encode_certificate,
-    encode_client_hello,
     encode_client_key_shares,
     encode_opaque,
     encode_server_name,
     encode_uint16,
     encode_uint16_list,
-    message_hash,
     parse_alpn,
-    parse_certificate,
-    parse_certificate_request,
-    parse_client_hello,
     parse_empty,
-    parse_encrypted_extensions,
     parse_opaque,
-    parse_server_hello,
     parse_server_key_share,
     parse_uint16,
     parse_uint16_list,
+)
+from ..groups import KeyShare
+from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
+from ..messages import (
+    ClientHello,
+    ServerHello,
+    encode_certificate,
+    encode_client_hello,
+    message_hash,
+    parse_certificate,
+    parse_certificate_request,
+    parse_client_hello,
+    parse_encrypted_extensions,
+    parse_server_hello,
 )
 from ..signatures import (
     CLIENT_CONTEXT,

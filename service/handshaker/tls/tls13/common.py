@@ -17,6 +17,7 @@ from ..errors import (
     UnsupportedExtension,
 )
 from ..events import HandshakeResult, TrafficKeys
+from ..extensions import Extensions
 from ..key_schedule import (
     ApplicationSecrets,
     CipherSuiteParams,
@@ -25,12 +26,7 @@ from ..key_schedule import (
     finished_verify_data,
 )
 from ..keyops import PrivateKeyHandle, sign_then
-from ..messages import (
-    Extensions,
-    certificate_verify_message,
-    encode_finished,
-    parse_certificate_verify,
-)
+from ..messages import certificate_verify_message, encode_finished, parse_certificate_verify
 from ..signatures import certificate_verify_content, verify_certificate_verify
 
 # Enum members read on the per-record and per-message paths, as module constants:

@@ -43,6 +43,13 @@ from ..errors import (
     ProtocolVersionError,
     UnrecognizedName,
 )
+from ..extensions import (
+    encode_alpn,
+    encode_opaque,
+    encode_server_key_share,
+    encode_uint16,
+    encode_uint16_list,
+)
 from ..fastinit import fast_frozen_init
 from ..groups import SUPPORTED_GROUPS, server_exchange
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets
@@ -51,15 +58,10 @@ from ..messages import (
     CertificateRequest,
     ClientHello,
     ServerHello,
-    encode_alpn,
     encode_certificate,
     encode_certificate_request,
     encode_encrypted_extensions,
-    encode_opaque,
     encode_server_hello,
-    encode_server_key_share,
-    encode_uint16,
-    encode_uint16_list,
     message_hash,
     parse_certificate,
     parse_client_hello,
