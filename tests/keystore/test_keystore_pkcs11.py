@@ -341,7 +341,7 @@ def test_wrapping_a_token_key_out_is_refused(store: DirectoryKeyStore) -> None:
     import pkcs11
 
     uri = hp.Pkcs11Uri.parse((store.root / "rsa" / KEY_URI_FILE).read_text().strip())
-    session = hp._admin_session(uri, None, rw=True)
+    session = hp.admin_session(uri, None, rw=True)
     try:
         wrapping = session.generate_key(
             pkcs11.KeyType.AES, 256, store=False,

@@ -106,7 +106,7 @@ KeyUriResolver = Callable[[str, x509.Certificate], PrivateKeyHandle]
 
 
 def resolve_key_uri(uri: str, leaf: x509.Certificate) -> PrivateKeyHandle:
-    """The default resolver: `pkcs11:` URIs through the PKCS#11 backend (keystore/pkcs11.py)."""
+    """The default resolver: `pkcs11:` URIs through the PKCS#11 backend (keystore/pkcs11/)."""
     scheme = uri.partition(":")[0].lower()
     if scheme != "pkcs11":
         raise InvalidCredential(f"key URI scheme {scheme!r} is not supported (only pkcs11:)")
