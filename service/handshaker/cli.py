@@ -330,7 +330,20 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     _add_keystore_option(keys)
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    _add_keys_generate(keys_commands)
+    _add_keys_import(keys_commands)
+    _add_keys_small_commands(keys_commands)
+    _add_keys_policy_edits(keys_commands)
+    policy = keys_commands.add_parser("policy", help="print the authorization policy (TOML)")
+    _add_keystore_option(policy)
+    policy.set_defaults(handler=_cmd_keys_policy)
+    # grpc loads with the client: only once main() has set GRPC_VERBOSITY.
+    from handshaker_client.cli import add_keyless_parsers  # noqa: PLC0415
 
+    add_keyless_parsers(keys_commands)
+
+
+def _add_keys_generate(keys_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     generate = keys_commands.add_parser(
         "generate",
         help="issue a credential from the development CA",
@@ -373,6 +386,8 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     _add_keystore_option(generate)
     generate.set_defaults(handler=_cmd_keys_generate)
 
+
+def _add_keys_import(keys_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     import_ = keys_commands.add_parser(
         "import",
         help="import a certificate chain and its private key",
@@ -419,6 +434,11 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     _add_keystore_option(import_)
     import_.set_defaults(handler=_cmd_keys_import)
 
+
+def _add_keys_small_commands(
+    keys_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """list, rotate-session-key and ca: no arguments but the keystore's."""
     list_ = keys_commands.add_parser("list", help="list the credentials")
     list_.add_argument(
         "--json", action="store_true", help="print JSON instead of a table (default: a table)"
@@ -437,6 +457,11 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     _add_keystore_option(ca)
     ca.set_defaults(handler=_cmd_keys_ca)
 
+
+def _add_keys_policy_edits(
+    keys_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """allow and deny: edit policy.toml."""
     for command, verb, handler in (
         ("allow", "let PRINCIPAL use", _cmd_keys_allow),
         ("deny", "stop PRINCIPAL from using", _cmd_keys_deny),
@@ -470,14 +495,6 @@ def _add_keys_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         )
         _add_keystore_option(edit)
         edit.set_defaults(handler=handler)
-
-    policy = keys_commands.add_parser("policy", help="print the authorization policy (TOML)")
-    _add_keystore_option(policy)
-    policy.set_defaults(handler=_cmd_keys_policy)
-    # grpc loads with the client: only once main() has set GRPC_VERBOSITY.
-    from handshaker_client.cli import add_keyless_parsers  # noqa: PLC0415
-
-    add_keyless_parsers(keys_commands)
 
 
 def _add_allow_option(parser: argparse.ArgumentParser) -> None:
