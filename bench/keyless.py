@@ -38,8 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from handshaker_wire.v1 import keyless_pb2 as kpb
 from handshaker_wire.v1 import keyless_pb2_grpc as kpb_grpc
-
-from service import Service
+from service_harness import Service
 
 HANDSHAKER = str(Path(sys.executable).parent / "handshaker")
 SCHEMES = {"ecdsa": 0x0403, "rsa": 0x0804}
