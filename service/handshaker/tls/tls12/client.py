@@ -109,6 +109,39 @@ def handle_server_hello(
         # Our session id is a random one (RFC 8446 appendix D.4); no server can have it
         # cached, so an echo claims a resumption of a session that never existed.
         raise IllegalParameter("server resumed a session we never had")
+    extensions = _server_hello_extensions(config, hello, server_hello)
+    alpn_protocol = _selected_alpn(config, extensions)
+    peer_limit = 2**14
+    record_size_limit = extensions.get(ExtensionType.RECORD_SIZE_LIMIT)
+    if record_size_limit is not None:
+        limit = parse_uint16(record_size_limit)
+        if limit < 64:
+            # RFC 8449 section 4: "MUST be treated as a fatal error ... illegal_parameter".
+            raise IllegalParameter("record_size_limit below 64")
+        # RFC 8449 section 4: in TLS 1.2 the limit counts the plaintext alone.
+        peer_limit = min(limit, 2**14)
+        conn.write_fragment_limit = peer_limit
+        if config.record_size_limit is not None:
+            conn.read_fragment_limit = min(config.record_size_limit, 2**14)
+    handshake = Handshake(
+        suite=server_hello.cipher_suite,
+        client_random=hello.random,
+        server_random=random,
+        transcript=Transcript([hello_message, message]),
+        group=0,
+        extended_master_secret=Tls12ExtensionType.EXTENDED_MASTER_SECRET in extensions,
+        alpn_protocol=alpn_protocol,
+        server_name=config.server_name,
+        peer_record_size_limit=peer_limit,
+    )
+    return ExpectCertificate(config, handshake)
+
+
+def _server_hello_extensions(
+    config: ClientConfig, hello: ClientHello, server_hello: ServerHello
+) -> dict[int, bytes]:
+    """The ServerHello's extensions by type, each one we offered, and the ones that must
+    be empty or carry one value checked (RFC 5246, 5746, 7627, 8422)."""
     offered = frozenset(t for t, _ in hello.extensions)
     extensions = dict(server_hello.extensions)
     for ext_type in extensions:
@@ -133,39 +166,20 @@ def handle_server_hello(
     formats = extensions.get(Tls12ExtensionType.EC_POINT_FORMATS)
     if formats is not None and 0 not in parse_ec_point_formats(formats):
         raise IllegalParameter("ec_point_formats lacks the uncompressed format")
-    alpn_protocol = None
+    return extensions
+
+
+def _selected_alpn(config: ClientConfig, extensions: dict[int, bytes]) -> bytes | None:
+    """The one ALPN protocol the server chose, one we offered (RFC 7301 section 3.1)."""
     alpn = extensions.get(ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION)
-    if alpn is not None:
-        protocols = parse_alpn(alpn)
-        if len(protocols) != 1:
-            raise DecodeError("server's ALPN list does not hold exactly one name")
-        if protocols[0] not in config.alpn_protocols:
-            raise IllegalParameter("server selected an ALPN protocol we did not offer")
-        alpn_protocol = protocols[0]
-    peer_limit = 2**14
-    record_size_limit = extensions.get(ExtensionType.RECORD_SIZE_LIMIT)
-    if record_size_limit is not None:
-        limit = parse_uint16(record_size_limit)
-        if limit < 64:
-            # RFC 8449 section 4: "MUST be treated as a fatal error ... illegal_parameter".
-            raise IllegalParameter("record_size_limit below 64")
-        # RFC 8449 section 4: in TLS 1.2 the limit counts the plaintext alone.
-        peer_limit = min(limit, 2**14)
-        conn.write_fragment_limit = peer_limit
-        if config.record_size_limit is not None:
-            conn.read_fragment_limit = min(config.record_size_limit, 2**14)
-    handshake = Handshake(
-        suite=server_hello.cipher_suite,
-        client_random=hello.random,
-        server_random=random,
-        transcript=Transcript([hello_message, message]),
-        group=0,
-        extended_master_secret=ems is not None,
-        alpn_protocol=alpn_protocol,
-        server_name=config.server_name,
-        peer_record_size_limit=peer_limit,
-    )
-    return ExpectCertificate(config, handshake)
+    if alpn is None:
+        return None
+    protocols = parse_alpn(alpn)
+    if len(protocols) != 1:
+        raise DecodeError("server's ALPN list does not hold exactly one name")
+    if protocols[0] not in config.alpn_protocols:
+        raise IllegalParameter("server selected an ALPN protocol we did not offer")
+    return protocols[0]
 
 
 def _authentication_of(leaf: x509.Certificate) -> Authentication | None:

@@ -244,6 +244,33 @@ class Retry:
     ccs_sent: bool
 
 
+def _check_server_hello(
+    hello: ClientHello, server_hello: ServerHello, extensions: dict[int, bytes]
+) -> CipherSuiteParams:
+    """What a ServerHello or HelloRetryRequest must echo or pick from our hello (RFC 8446
+    section 4.1.3, 4.1.4); the parameters of the suite it picked."""
+    versions = extensions.get(_SUPPORTED_VERSIONS)
+    if versions is None:
+        raise ProtocolVersionError("server does not speak TLS 1.3")
+    if parse_uint16(versions) != _TLS1_3:
+        raise IllegalParameter("server selected a version we did not offer")
+    if server_hello.legacy_version != _TLS1_2:
+        # "legacy_version ... MUST be set to 0x0303" (section 4.1.3); the version was
+        # negotiated (supported_versions), so this is a malformed field, not a version.
+        raise IllegalParameter("ServerHello legacy_version is not 0x0303")
+    if server_hello.legacy_session_id_echo != hello.legacy_session_id:
+        raise IllegalParameter("legacy_session_id_echo does not match")
+    if (
+        server_hello.cipher_suite not in hello.cipher_suites
+        # The hello may offer TLS 1.2 suites too; a TLS 1.3 ServerHello picks a 1.3 one.
+        or server_hello.cipher_suite not in _TLS13_SUITES
+    ):
+        raise IllegalParameter("server selected a cipher suite we did not offer")
+    if server_hello.legacy_compression_method != 0:
+        raise IllegalParameter("non-null compression method")
+    return CipherSuiteParams.for_suite(server_hello.cipher_suite)
+
+
 class ExpectServerHello:
     def __init__(
         self,
@@ -270,26 +297,7 @@ class ExpectServerHello:
         hello = self.hello
         offered = frozenset(t for t, _ in hello.extensions)
         extensions = dict(server_hello.extensions)
-        versions = extensions.get(_SUPPORTED_VERSIONS)
-        if versions is None:
-            raise ProtocolVersionError("server does not speak TLS 1.3")
-        if parse_uint16(versions) != _TLS1_3:
-            raise IllegalParameter("server selected a version we did not offer")
-        if server_hello.legacy_version != _TLS1_2:
-            # "legacy_version ... MUST be set to 0x0303" (section 4.1.3); the version was
-            # negotiated (supported_versions), so this is a malformed field, not a version.
-            raise IllegalParameter("ServerHello legacy_version is not 0x0303")
-        if server_hello.legacy_session_id_echo != hello.legacy_session_id:
-            raise IllegalParameter("legacy_session_id_echo does not match")
-        if (
-            server_hello.cipher_suite not in hello.cipher_suites
-            # The hello may offer TLS 1.2 suites too; a TLS 1.3 ServerHello picks a 1.3 one.
-            or server_hello.cipher_suite not in _TLS13_SUITES
-        ):
-            raise IllegalParameter("server selected a cipher suite we did not offer")
-        if server_hello.legacy_compression_method != 0:
-            raise IllegalParameter("non-null compression method")
-        params = CipherSuiteParams.for_suite(server_hello.cipher_suite)
+        params = _check_server_hello(hello, server_hello, extensions)
         if server_hello.is_hello_retry_request:
             return self._hello_retry(conn, message, extensions, offered, params)
         check_extensions(server_hello.extensions, SERVER_HELLO_EXTENSIONS, offered)
