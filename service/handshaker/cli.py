@@ -303,7 +303,7 @@ def _cmd_keys_ca(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate_session_key(args: argparse.Namespace) -> int:
-    from .keystore.directory import SESSION_STORE_DIR  # noqa: PLC0415
+    from .keystore.layout import SESSION_STORE_DIR  # noqa: PLC0415
     from .sessions.sealing import Sealer  # noqa: PLC0415 (only this command needs it)
 
     sealer = Sealer(_keystore_path(args) / SESSION_STORE_DIR / "keys")

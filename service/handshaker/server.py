@@ -41,7 +41,7 @@ from handshaker.keystore import (
     pkcs11,
 )
 from handshaker.keystore.backends import directory_path, open_keystore
-from handshaker.keystore.directory import SESSION_STORE_DIR
+from handshaker.keystore.layout import SESSION_STORE_DIR
 from handshaker.listening import (
     ListenError,
     check_listen,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from handshaker.keystore import AsyncKey, DirectoryKeyStore, KeyOperationError
 from handshaker.keystore import pkcs11 as hp
 from handshaker.keystore.backends import UnknownKeystore, open_keystore
-from handshaker.keystore.directory import KEY_FILE, KEY_URI_FILE
+from handshaker.keystore.layout import KEY_FILE, KEY_URI_FILE
 from handshaker.tls.codepoints import SignatureScheme
 from softhsm import USER_PIN, SoftHsm, make_token
 

@@ -22,14 +22,9 @@ from .base import (
     subject_alt_names,
 )
 from .devca import DEFAULT_KEY_TYPE, KEY_TYPES
-from .directory import (
-    DEFAULT_TRUST_BUNDLE,
-    DEV_CA_BUNDLE,
-    DirectoryKeyStore,
-    check_name,
-    ensure_development_ca,
-)
+from .directory import DirectoryKeyStore, ensure_development_ca
 from .keyops import AsyncKey, KeyOperationError, perform
+from .layout import DEFAULT_TRUST_BUNDLE, DEV_CA_BUNDLE, check_name
 from .memory import MemoryKeyStore
 from .pem import load_certificates, load_credential, load_private_key
 from .policy import (

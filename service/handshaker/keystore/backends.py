@@ -20,7 +20,8 @@ from pathlib import Path
 
 from . import devca
 from .base import KeyStore, KeystoreError
-from .directory import DEFAULT_TRUST_BUNDLE, DEV_CA_BUNDLE, DirectoryKeyStore, development_policy
+from .directory import DirectoryKeyStore, development_policy
+from .layout import DEFAULT_TRUST_BUNDLE, DEV_CA_BUNDLE
 from .memory import MemoryKeyStore
 from .pem import credential_from_key
 

@@ -38,11 +38,11 @@ from .principals import InvalidPrincipal, Principal
 
 POLICY_FILE = "policy.toml"
 POLICY_VERSION = 1
-# The bundle a client gets when it names none (directory.DEFAULT_TRUST_BUNDLE), and the
+# The bundle a client gets when it names none (layout.DEFAULT_TRUST_BUNDLE), and the
 # host's CA store (system_bundle.py): public anchors, open to every caller unless listed.
 OPEN_TRUST_BUNDLES = frozenset({"default", "system"})
 
-# The same rule as directory.check_name, repeated here so this module has no layout import.
+# The same rule as layout.check_name, repeated here so this module has no layout import.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
