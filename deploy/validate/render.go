@@ -118,7 +118,7 @@ func yamlObject(data []byte) (map[string]any, error) {
 type Expect struct {
 	Image string // title:version, from the image's labels
 	UID   int64  // from its last USER
-	// The options of handshaker serve (service/handshaker/server.py, and the CLI's
+	// The options of handshaker serve (service/handshaker/serve_args.py, and the CLI's
 	// --keystore); nil: not checked.
 	ServeFlags map[string]bool
 }
@@ -127,7 +127,7 @@ var serveFlagRe = regexp.MustCompile(`(?:parser|group)\.add_argument\(\s*"(--[a-
 
 // readServeFlags lists the options add_serve_arguments declares (on the parser or its groups).
 func readServeFlags(root string) (map[string]bool, error) {
-	data, err := os.ReadFile(filepath.Join(root, "service", "handshaker", "server.py"))
+	data, err := os.ReadFile(filepath.Join(root, "service", "handshaker", "serve_args.py"))
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func readServeFlags(root string) (map[string]bool, error) {
 		flags[string(match[1])] = true
 	}
 	if !flags["--listen"] || !flags["--health-listen"] {
-		return nil, fmt.Errorf("service/handshaker/server.py: found no --listen or --health-listen option")
+		return nil, fmt.Errorf("service/handshaker/serve_args.py: found no --listen or --health-listen option")
 	}
 	return flags, nil
 }
