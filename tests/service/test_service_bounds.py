@@ -309,3 +309,25 @@ def test_oversized_and_malformed_options_are_invalid_argument_naming_the_field(
         assert result.error.code == INVALID_ARGUMENT
         assert result.error.message.startswith(f"{field}: ")
     _legitimate_handshake_completes(stub)
+
+
+def test_refused_stream_starts_hold_no_session(start_service: StartService) -> None:
+    # A client start that carries in_bytes is refused after its session was made: the
+    # refusal must free it, or three of them would fill this caller's cap of 2.
+    service = start_service("--max-sessions-per-caller", "2")
+    with service.channel() as channel:
+        stub = handshaker_stub(channel)
+        for _ in range(3):
+            with StreamHandshake(stub, None) as stream:
+                stream.send(
+                    pb.HandshakeRequest(client=client_options(), in_bytes=b"\x16\x03\x03\x00\x00")
+                )
+                with pytest.raises(grpc.RpcError) as raised:
+                    stream.receive()
+                assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with (
+            StreamHandshake(stub, client_options()) as first,
+            StreamHandshake(stub, client_options()) as second,
+        ):
+            assert first.step().state == NEED_INPUT
+            assert second.step().state == NEED_INPUT

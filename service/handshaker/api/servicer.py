@@ -48,6 +48,8 @@ FRAMES_PER_YIELD = 16
 
 
 class HandshakerServicer(SessionSteps, pb_grpc.HandshakerServicer):
+    # --- unary RPCs (misuse raises StatusError; the unary wrapper answers it) -------------
+
     @unary
     async def StartClient(
         self, request: pb.StartClientRequest, context: grpc.aio.ServicerContext[object, object]
@@ -145,6 +147,8 @@ class HandshakerServicer(SessionSteps, pb_grpc.HandshakerServicer):
         log.debug("session aborted", extra={"fields": {"session": request.session_id[:8]}})
         return pb.AbortResponse()
 
+    # --- the stream -----------------------------------------------------------------------
+
     async def Handshake(
         self,
         request_iterator: AsyncIterator[pb.HandshakeRequest],
@@ -178,22 +182,9 @@ class HandshakerServicer(SessionSteps, pb_grpc.HandshakerServicer):
                 if request is grpc.aio.EOF:  # type: ignore[attr-defined]
                     return
                 assert isinstance(request, pb.HandshakeRequest)
-                start = request.WhichOneof("start")
                 if session is None:
-                    if start is None:
-                        raise StatusError(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            "the first message on a stream must carry client or server options",
-                        )
-                    options = request.client if start == "client" else request.server
-                    session = self._start(owner, options, True)
-                    session.peer = audit.peer_from_request(request.peer_address)
-                    if start == "client" and request.in_bytes:
-                        raise StatusError(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            "a client start carries no in_bytes; the client speaks first",
-                        )
-                elif start is not None:
+                    session = self._stream_start(owner, request)
+                elif request.HasField("client") or request.HasField("server"):
                     raise StatusError(
                         grpc.StatusCode.INVALID_ARGUMENT, "only the first message may start"
                     )
@@ -208,6 +199,27 @@ class HandshakerServicer(SessionSteps, pb_grpc.HandshakerServicer):
         finally:
             if session is not None:
                 self._streams.remove(session.session_id)
+
+    def _stream_start(self, owner: Principal, request: pb.HandshakeRequest) -> Session:
+        """The session a Handshake stream's first message starts."""
+        start = request.WhichOneof("start")
+        if start is None:
+            raise StatusError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first message on a stream must carry client or server options",
+            )
+        options = request.client if start == "client" else request.server
+        session = self._start(owner, options, True)
+        if start == "client" and request.in_bytes:
+            self._streams.remove(session.session_id)
+            raise StatusError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "a client start carries no in_bytes; the client speaks first",
+            )
+        session.peer = audit.peer_from_request(request.peer_address)
+        return session
+
+    # --- the multiplexed stream -----------------------------------------------------------
 
     async def Multiplex(
         self,

@@ -134,6 +134,8 @@ class SessionSteps:
     def configs(self) -> ConfigFactory:
         return self._configs
 
+    # --- shared steps -----------------------------------------------------------------
+
     def _caller(self, context: grpc.aio.ServicerContext[object, object]) -> Principal:
         # Every RPC asks who calls first: the place to note the peer it reports too.
         audit.rpc_peer.set(audit.peer_from_metadata(context.invocation_metadata()))

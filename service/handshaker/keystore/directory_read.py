@@ -106,6 +106,8 @@ class DirectoryReader:
         self.reloads = 0
         self.load_errors = 0
 
+    # The KeyStore protocol.
+
     def credential(self, name: str) -> Credential:
         snapshot = self._current()
         try:
@@ -159,6 +161,8 @@ class DirectoryReader:
         with self._lock:
             self._refresh()
             self._next_check = self._clock() + self._reload_interval
+
+    # Reading.
 
     def _current(self) -> KeystoreSnapshot:
         snapshot = self._snapshot

@@ -282,6 +282,9 @@ def key_for_certificate(
     return Pkcs11Key(uri, schemes, pool_for(uri, config), decrypts=decrypts)
 
 
+# Administration: blocking calls for the CLI (`keys generate --in`, `keys import --key-uri`).
+
+
 def admin_session(uri: Pkcs11Uri, config: Pkcs11Settings | None, *, rw: bool) -> Any:
     module = load_module(module_path_for(uri, config))
     pkcs11 = binding()
