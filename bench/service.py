@@ -481,43 +481,10 @@ def _summary(rounds: list[ServiceRound]) -> dict[str, float]:
 
 async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     token_env = make_softhsm_token(folder)
-    extra = ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
     file_keystore = folder / "file-keystore"
     services: dict[str, Service] = {}
     try:
-        # The file-backed service makes the development CA and its `localhost` (ECDSA P-256).
-        services["file"] = Service(file_keystore, extra)
-        hsm_keystore = folder / "hsm-keystore"
-        hsm_keystore.mkdir(mode=0o700)
-        # The same CA for both, so one TLS client configuration trusts both services.
-        shutil.copytree(file_keystore / "dev-ca", hsm_keystore / "dev-ca")
-        subprocess.run(
-            [
-                str(Path(sys.executable).parent / "handshaker"),
-                "keys",
-                "generate",
-                "localhost",
-                "--san",
-                "DNS:localhost",
-                "--san",
-                "IP:127.0.0.1",
-                "--in",
-                f"pkcs11:token={HSM_TOKEN}",
-                "--key-type",
-                "ecdsa-p256",
-                "--allow",
-                "local",
-                "--default",
-                "--keystore",
-                str(hsm_keystore),
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, **token_env},
-        )
-        services["hsm"] = Service(
-            hsm_keystore, [*extra, "--pkcs11-sessions", str(args.pkcs11_sessions)], env=token_env
-        )
+        _start_hsm_services(args, folder, token_env, services)
         ca_file = file_keystore / "dev-ca" / "ca.crt"
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         version = ssl.TLSVersion.TLSv1_2 if args.hsm_tls == "1.2" else ssl.TLSVersion.TLSv1_3
@@ -588,6 +555,54 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
             await multiplexer.client.close()
     finally:
         codes = {kind: service.stop() for kind, service in services.items()}
+    return _hsm_result(args, rounds, codes)
+
+
+def _start_hsm_services(
+    args: argparse.Namespace, folder: Path, token_env: dict[str, str], services: dict[str, Service]
+) -> None:
+    """The file-backed service, then the HSM-backed one on a token key under the same CA
+    (into `services` as each starts, so a failure stops what started)."""
+    file_keystore = folder / "file-keystore"
+    extra = ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
+    # The file-backed service makes the development CA and its `localhost` (ECDSA P-256).
+    services["file"] = Service(file_keystore, extra)
+    hsm_keystore = folder / "hsm-keystore"
+    hsm_keystore.mkdir(mode=0o700)
+    # The same CA for both, so one TLS client configuration trusts both services.
+    shutil.copytree(file_keystore / "dev-ca", hsm_keystore / "dev-ca")
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "handshaker"),
+            "keys",
+            "generate",
+            "localhost",
+            "--san",
+            "DNS:localhost",
+            "--san",
+            "IP:127.0.0.1",
+            "--in",
+            f"pkcs11:token={HSM_TOKEN}",
+            "--key-type",
+            "ecdsa-p256",
+            "--allow",
+            "local",
+            "--default",
+            "--keystore",
+            str(hsm_keystore),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **token_env},
+    )
+    services["hsm"] = Service(
+        hsm_keystore, [*extra, "--pkcs11-sessions", str(args.pkcs11_sessions)], env=token_env
+    )
+
+
+def _hsm_result(
+    args: argparse.Namespace, rounds: dict[str, list[ServiceRound]], codes: dict[str, int]
+) -> dict[str, object]:
     file_figures = _summary(rounds["file"])
     hsm_figures = _summary(rounds["hsm"])
     result: dict[str, object] = {
