@@ -17,17 +17,17 @@ from ..groups import KeyShare
 from ..key_schedule import ApplicationSecrets, CipherSuiteParams, HandshakeSecrets, TrafficSecret
 from ..messages import parse_client_hello
 from ..snapshot import SnapshotError, SnapshotReader, SnapshotWriter
-from . import client, server
+from . import client, client_flight, server
 from .common import Transcript
 
 # Client states 1-15, server states 16-31.
 _CLIENT_TAGS: dict[type, int] = {
     client.ExpectServerHello: 1,
-    client.ExpectEncryptedExtensions: 2,
-    client.ExpectCertificateOrCertificateRequest: 3,
-    client.ExpectCertificate: 4,
-    client.ExpectCertificateVerify: 5,
-    client.ExpectFinished: 6,
+    client_flight.ExpectEncryptedExtensions: 2,
+    client_flight.ExpectCertificateOrCertificateRequest: 3,
+    client_flight.ExpectCertificate: 4,
+    client_flight.ExpectCertificateVerify: 5,
+    client_flight.ExpectFinished: 6,
 }
 _SERVER_TAGS: dict[type, int] = {
     server.ExpectClientHello: 16,
@@ -105,11 +105,11 @@ def write_client_state(w: SnapshotWriter, state: HandshakeState) -> None:
         return
     assert isinstance(
         state,
-        client.ExpectEncryptedExtensions
-        | client.ExpectCertificateOrCertificateRequest
-        | client.ExpectCertificate
-        | client.ExpectCertificateVerify
-        | client.ExpectFinished,
+        client_flight.ExpectEncryptedExtensions
+        | client_flight.ExpectCertificateOrCertificateRequest
+        | client_flight.ExpectCertificate
+        | client_flight.ExpectCertificateVerify
+        | client_flight.ExpectFinished,
     )
     negotiated = state.state
     w.blob(negotiated.client_random)
@@ -125,13 +125,13 @@ def write_client_state(w: SnapshotWriter, state: HandshakeState) -> None:
     if request is not None:
         w.blob(request[0])
         w.u16_list(request[1])
-    if isinstance(state, client.ExpectCertificateVerify | client.ExpectFinished):
+    if isinstance(state, client_flight.ExpectCertificateVerify | client_flight.ExpectFinished):
         w.blobs(
             state.chain_der
-            if isinstance(state, client.ExpectCertificateVerify)
+            if isinstance(state, client_flight.ExpectCertificateVerify)
             else state.peer_certificates
         )
-    if isinstance(state, client.ExpectFinished):
+    if isinstance(state, client_flight.ExpectFinished):
         w.u16(state.peer_scheme)
 
 
@@ -163,7 +163,7 @@ def read_client_state(r: SnapshotReader, tag: int, config: ClientConfig) -> Hand
     transcript = _read_transcript(r)
     params = transcript.params
     secrets = _read_handshake_secrets(r, params)
-    negotiated = client.Negotiated(
+    negotiated = client_flight.Negotiated(
         config=config,
         client_random=client_random,
         offered=offered,
@@ -178,12 +178,12 @@ def read_client_state(r: SnapshotReader, tag: int, config: ClientConfig) -> Hand
     if r.flag():
         negotiated.certificate_request = (r.blob(), r.u16_list())
     cls = states[tag]
-    if cls is client.ExpectCertificateVerify:
+    if cls is client_flight.ExpectCertificateVerify:
         chain = r.blobs()
-        return client.ExpectCertificateVerify(negotiated, _leaf(chain), chain)
-    if cls is client.ExpectFinished:
+        return client_flight.ExpectCertificateVerify(negotiated, _leaf(chain), chain)
+    if cls is client_flight.ExpectFinished:
         chain = r.blobs()
-        return client.ExpectFinished(negotiated, chain, r.u16())
+        return client_flight.ExpectFinished(negotiated, chain, r.u16())
     state: HandshakeState = cls(negotiated)
     return state
 
