@@ -44,14 +44,19 @@ _DIGEST_INFO = {
 }
 
 
-def _find_private_key(session: Any, uri: Pkcs11Uri) -> Any:
+def _objects(session: Any, uri: Pkcs11Uri, object_class: Any) -> list[Any]:
+    """The token's objects of `object_class` that the URI's object label and/or id name."""
     pkcs11 = binding()
-    attrs: dict[Any, Any] = {pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY}
+    attrs: dict[Any, Any] = {pkcs11.Attribute.CLASS: object_class}
     if uri.object is not None:
         attrs[pkcs11.Attribute.LABEL] = uri.object
     if uri.id is not None:
         attrs[pkcs11.Attribute.ID] = uri.id
-    found = list(session.get_objects(attrs))
+    return list(session.get_objects(attrs))
+
+
+def _find_private_key(session: Any, uri: Pkcs11Uri) -> Any:
+    found = _objects(session, uri, binding().ObjectClass.PRIVATE_KEY)
     if not found:
         if not has_private_keys(session):
             # Not one key where ours was: the token went away (a module may show an empty
@@ -64,13 +69,7 @@ def _find_private_key(session: Any, uri: Pkcs11Uri) -> Any:
 
 
 def _find_public_key(session: Any, uri: Pkcs11Uri) -> Any:
-    pkcs11 = binding()
-    attrs: dict[Any, Any] = {pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PUBLIC_KEY}
-    if uri.object is not None:
-        attrs[pkcs11.Attribute.LABEL] = uri.object
-    if uri.id is not None:
-        attrs[pkcs11.Attribute.ID] = uri.id
-    found = list(session.get_objects(attrs))
+    found = _objects(session, uri, binding().ObjectClass.PUBLIC_KEY)
     if len(found) != 1:
         raise KeyOperationError(
             uri.backend, f"no single public key {_key_label(uri)} on the token to check against"
