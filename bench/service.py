@@ -66,6 +66,7 @@ import ssl
 import statistics
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -248,22 +249,9 @@ async def measure(
         if engine_round(client_config, server_config, 0.3).group != group:
             raise RuntimeError(f"the baseline did not negotiate group {group:#06x}")
 
-        engine_rounds: list[EngineTimes] = []
-        service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in apis}
-        for number in range(args.rounds):
-            engine_rounds.append(engine_round(client_config, server_config, args.seconds))
-            for api in apis:
-                service_rounds[api].append(await service_api_round(api, args.seconds))
-            if not args.json:
-                engine = engine_rounds[-1]
-                print(
-                    f"round {number + 1}: engine server side "
-                    f"{engine.handshakes / engine.server_seconds:.0f}/s; service "
-                    + ", ".join(
-                        f"{api} {rounds[-1].rate:.0f}/s" for api, rounds in service_rounds.items()
-                    ),
-                    file=sys.stderr,
-                )
+        engine_rounds, service_rounds = await _alternate(
+            args, apis, service_api_round, (client_config, server_config)
+        )
 
         # Latency at half the saturated Multiplex rate, open loop (Go load only).
         half_rate: dict[str, object] | None = None
@@ -282,6 +270,47 @@ async def measure(
             await redis_channel.close(None)
         await fleet.close()
     await multiplex.client.close()
+    return _result(
+        args, service_rounds, engine_rounds, half_rate, group=group, log_lines=service.log_lines
+    )
+
+
+async def _alternate(
+    args: argparse.Namespace,
+    apis: tuple[str, ...],
+    api_round: Callable[[str, float], Awaitable[ServiceRound]],
+    configs: tuple[ClientConfig, ServerConfig],
+) -> tuple[list[EngineTimes], dict[str, list[ServiceRound]]]:
+    """args.rounds rounds, each the engine baseline and then every API in turn."""
+    engine_rounds: list[EngineTimes] = []
+    service_rounds: dict[str, list[ServiceRound]] = {api: [] for api in apis}
+    for number in range(args.rounds):
+        engine_rounds.append(engine_round(*configs, args.seconds))
+        for api in apis:
+            service_rounds[api].append(await api_round(api, args.seconds))
+        if not args.json:
+            engine = engine_rounds[-1]
+            print(
+                f"round {number + 1}: engine server side "
+                f"{engine.handshakes / engine.server_seconds:.0f}/s; service "
+                + ", ".join(
+                    f"{api} {rounds[-1].rate:.0f}/s" for api, rounds in service_rounds.items()
+                ),
+                file=sys.stderr,
+            )
+    return engine_rounds, service_rounds
+
+
+def _result(
+    args: argparse.Namespace,
+    service_rounds: dict[str, list[ServiceRound]],
+    engine_rounds: list[EngineTimes],
+    half_rate: dict[str, object] | None,
+    *,
+    group: int,
+    log_lines: int,
+) -> dict[str, object]:
+    """The JSON line: the headline figures, the run's settings, then every API's figures."""
     per_api = _per_api(service_rounds)
     result = _figures(per_api, engine_rounds, half_rate)
     result.update(
@@ -293,7 +322,7 @@ async def measure(
             "rounds": args.rounds,
             "round_seconds": args.seconds,
             "cores": os.cpu_count(),
-            "service_log_lines": service.log_lines,
+            "service_log_lines": log_lines,
             "python": sys.version.split()[0],
         }
     )
@@ -429,7 +458,7 @@ class WorkersContenders:
             await channel.close(None)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
@@ -475,53 +504,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pkcs11-sessions", type=int, default=4, help="the HSM service's --pkcs11-sessions"
     )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _service_bench(args: argparse.Namespace, folder: Path) -> dict[str, object]:
+    """The services (memory store; Redis store and two workers when redis-server is here)
+    measured in one run; their exit codes in the result."""
+    keystore = folder / "keystore"
+    caps = ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
+    service = Service(keystore, caps)
+    redis: RedisProcess | None = None
+    others: dict[str, Service] = {}
+    try:
+        if not (args.no_redis and args.no_workers) and shutil.which("redis-server"):
+            redis = RedisProcess(folder)
+        if redis is not None and not args.no_redis:
+            others["redis_service"] = Service(keystore, [*caps, "--session-store", redis.url])
+        if redis is not None and not args.no_workers:
+            # More than one worker needs the shared store (streams stay in each worker).
+            others["workers_service"] = Service(
+                keystore, [*caps, "--session-store", redis.url, "--workers", "2"]
+            )
+        result = asyncio.run(
+            measure(
+                args,
+                keystore,
+                service,
+                folder,
+                others.get("redis_service"),
+                workers_service=others.get("workers_service"),
+            )
+        )
+    finally:
+        codes = {"service": service.stop()}
+        codes.update((name, other.stop()) for name, other in others.items())
+        if redis is not None:
+            redis.stop()
+    result.update({f"{name}_exit_code": code for name, code in codes.items()})
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.hsm:
         with tempfile.TemporaryDirectory(prefix="handshaker-bench-hsm-") as folder:
             print(json.dumps(asyncio.run(measure_hsm(args, Path(folder)))))
         return 0
     with tempfile.TemporaryDirectory(prefix="handshaker-bench-") as folder:
-        keystore = Path(folder) / "keystore"
-        caps = ["--max-sessions-per-caller", str(max(1000, 4 * args.concurrency))]
-        service = Service(keystore, caps)
-        redis: RedisProcess | None = None
-        redis_service: Service | None = None
-        workers_service: Service | None = None
-        try:
-            if not (args.no_redis and args.no_workers) and shutil.which("redis-server"):
-                redis = RedisProcess(Path(folder))
-            if redis is not None and not args.no_redis:
-                redis_service = Service(keystore, [*caps, "--session-store", redis.url])
-            if redis is not None and not args.no_workers:
-                # More than one worker needs the shared store (streams stay in each worker).
-                workers_service = Service(
-                    keystore, [*caps, "--session-store", redis.url, "--workers", "2"]
-                )
-            result = asyncio.run(
-                measure(
-                    args,
-                    keystore,
-                    service,
-                    Path(folder),
-                    redis_service,
-                    workers_service=workers_service,
-                )
-            )
-        finally:
-            code = service.stop()
-            if workers_service is not None:
-                result_workers_code = workers_service.stop()
-            if redis_service is not None:
-                result_redis_code = redis_service.stop()
-            if redis is not None:
-                redis.stop()
-        result["service_exit_code"] = code
-        if redis_service is not None:
-            result["redis_service_exit_code"] = result_redis_code
-        if workers_service is not None:
-            result["workers_service_exit_code"] = result_workers_code
-    print(json.dumps(result))
+        print(json.dumps(_service_bench(args, Path(folder))))
     return 0
 
 

@@ -93,49 +93,13 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
         def new_peer() -> Peer:
             return SslPeer(context)
 
-        loads: dict[str, Callable[[float], Awaitable[ServiceRound]]] = {}
-        channels = []
-        multiplexers: list[MultiplexHandshake] = []
-        for kind, service in services.items():
-            (folder / kind).mkdir(exist_ok=True)
-            if args.load == "go":
-                go_load = GoLoad(folder / kind, service, ca_file, args.concurrency)
-                go_load.tls = args.hsm_tls
-
-                async def go_round(seconds: float, load: GoLoad = go_load) -> ServiceRound:
-                    return load.round(args.hsm_api, seconds)
-
-                loads[kind] = go_round
-            else:
-                channel = grpc.aio.insecure_channel(service.address)
-                channels.append(channel)
-                stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
-                handshakes: dict[str, Handshake] = {
-                    "stream": stream_handshake,
-                    "unary": unary_handshake,
-                }
-                if args.hsm_api == "multiplex":
-                    multiplex = MultiplexHandshake(service.address)
-                    multiplexers.append(multiplex)
-                    handshakes["multiplex"] = multiplex
-                handshake = handshakes[args.hsm_api]
-
-                async def python_round(
-                    seconds: float,
-                    stub: pb_grpc.HandshakerStub = stub,
-                    handshake: Handshake = handshake,
-                    service: Service = service,
-                ) -> ServiceRound:
-                    return await service_round(
-                        stub,
-                        handshake,
-                        new_peer=new_peer,
-                        service=service,
-                        seconds=seconds,
-                        concurrency=args.concurrency,
-                    )
-
-                loads[kind] = python_round
+        closers: list[Callable[[], Awaitable[None]]] = []
+        loads = {
+            kind: _hsm_load(
+                args, folder / kind, service, ca_file, new_peer=new_peer, closers=closers
+            )
+            for kind, service in services.items()
+        }
         for kind in services:
             await loads[kind](0.5)
         rounds: dict[str, list[ServiceRound]] = {kind: [] for kind in services}
@@ -148,13 +112,53 @@ async def measure_hsm(args: argparse.Namespace, folder: Path) -> dict[str, objec
                     + ", ".join(f"{kind} {r[-1].rate:.0f}/s" for kind, r in rounds.items()),
                     file=sys.stderr,
                 )
-        for channel in channels:
-            await channel.close(None)
-        for multiplexer in multiplexers:
-            await multiplexer.client.close()
+        for close in closers:
+            await close()
     finally:
         codes = {kind: service.stop() for kind, service in services.items()}
     return _hsm_result(args, rounds, codes)
+
+
+def _hsm_load(
+    args: argparse.Namespace,
+    folder: Path,
+    service: Service,
+    ca_file: Path,
+    *,
+    new_peer: Callable[[], Peer],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> Callable[[float], Awaitable[ServiceRound]]:
+    """One round of the chosen load on `service`; what must be closed after, in `closers`."""
+    folder.mkdir(exist_ok=True)
+    if args.load == "go":
+        go_load = GoLoad(folder, service, ca_file, args.concurrency)
+        go_load.tls = args.hsm_tls
+
+        async def go_round(seconds: float) -> ServiceRound:
+            return go_load.round(args.hsm_api, seconds)
+
+        return go_round
+    channel = grpc.aio.insecure_channel(service.address)
+    closers.append(lambda: channel.close(None))
+    stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
+    handshakes: dict[str, Handshake] = {"stream": stream_handshake, "unary": unary_handshake}
+    if args.hsm_api == "multiplex":
+        multiplex = MultiplexHandshake(service.address)
+        closers.append(multiplex.client.close)
+        handshakes["multiplex"] = multiplex
+    handshake = handshakes[args.hsm_api]
+
+    async def python_round(seconds: float) -> ServiceRound:
+        return await service_round(
+            stub,
+            handshake,
+            new_peer=new_peer,
+            service=service,
+            seconds=seconds,
+            concurrency=args.concurrency,
+        )
+
+    return python_round
 
 
 def _start_hsm_services(
