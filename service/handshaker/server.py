@@ -384,17 +384,7 @@ async def serve(
         await stop.wait()
     finally:
         await _drain(settings, server, health_servicer, tasks)
-        if relay is not None:
-            await relay.close()  # after the grace: relayed RPCs finish through it
-        if health_server is not None:
-            await health_server.stop(None)
-        await sessions.close()
-        pkcs11.close_all()
-        tracing.shutdown()
-        counts = servicer.stats.take()
-        if counts:
-            log.info("handshakes", extra={"fields": counts})
-        log.info("stopped")
+        await _close(relay, health_server, sessions, servicer.stats)
 
 
 async def _drain(
@@ -409,6 +399,26 @@ async def _drain(
     for task in tasks:
         task.cancel()
     await server.stop(settings.grace_seconds)
+
+
+async def _close(
+    relay: UnixRelay | None,
+    health_server: grpc.aio.Server | None,
+    sessions: SessionStore,
+    stats: HandshakeStats,
+) -> None:
+    """After the drain: the relay, the health port, the store, the token sessions, traces."""
+    if relay is not None:
+        await relay.close()  # after the grace: relayed RPCs finish through it
+    if health_server is not None:
+        await health_server.stop(None)
+    await sessions.close()
+    pkcs11.close_all()
+    tracing.shutdown()
+    counts = stats.take()
+    if counts:
+        log.info("handshakes", extra={"fields": counts})
+    log.info("stopped")
 
 
 class StartError(ValueError):
