@@ -79,6 +79,7 @@ from handshaker.tls import (  # noqa: E402
     ProtocolVersion,
     ServerConfig,
     ServerConnection,
+    compiled,
 )
 from handshaker.tls.codepoints import Tls12CipherSuite  # noqa: E402
 from OpenSSL import SSL  # noqa: E402
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "ssl_library": ssl.OPENSSL_VERSION,
         "openssl4_library": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
         "python": sys.version.split()[0],
+        "engine_build": f"{compiled.ENGINE} ({compiled.ENGINE_DETAIL})",
     }
     print(json.dumps(result))
     return 0

@@ -77,6 +77,7 @@ from handshaker.tls import (
     ClientConfig,
     NamedGroup,
     ServerConfig,
+    compiled,
 )
 from handshaker_wire.v1 import handshaker_pb2 as pb
 from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
@@ -324,6 +325,7 @@ def _result(
             "cores": os.cpu_count(),
             "service_log_lines": log_lines,
             "python": sys.version.split()[0],
+            "engine_build": f"{compiled.ENGINE} ({compiled.ENGINE_DETAIL})",
         }
     )
     for api, figures in per_api.items():

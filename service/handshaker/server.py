@@ -57,6 +57,7 @@ from handshaker.sessions import MemorySessionStore, SessionStore, SessionStoreUn
 from handshaker.sessions.redis_store import RedisSessionStore, is_redis_url, store_name
 from handshaker.sessions.sealing import Sealer
 from handshaker.settings import LOG_LEVELS, READY_FD_ENV, Settings
+from handshaker.tls import compiled
 from handshaker.unix_relay import UnixRelay
 
 log = logging.getLogger("handshaker.server")
@@ -283,6 +284,8 @@ def _log_listening(
         fields["grpc_socket"] = str(relay.private_socket)  # in the relay's 0700 directory
     if health_address is not None:
         fields["health_address"] = health_address
+    # "compiled" (mypyc) or "python", and why: a slower engine is said at start.
+    fields["engine"] = f"{compiled.ENGINE} ({compiled.ENGINE_DETAIL})"
     if settings.worker_index is not None:
         # The supervisor says "listening" once every worker is up.
         fields["worker"] = settings.worker_index

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 target=$1 seconds=$2
 python=${PYTHON:-../../.venv/bin/python}
+# atheris instruments Python bytecode: the engine's sources, not its compiled build.
+export HANDSHAKER_ENGINE=python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "corpus/$target" "$work/corpus"

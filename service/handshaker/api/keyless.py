@@ -146,9 +146,7 @@ class KeyOperationsServicer(kpb_grpc.KeyOperationsServicer):
                         grpc.StatusCode.INVALID_ARGUMENT,
                         f"key.subject_key_id: 1 to {MAX_KEY_ID} bytes",
                     )
-                return self._granted(
-                    principal, self._index.names(reference.subject_key_id), roles
-                )
+                return self._granted(principal, self._index.names(reference.subject_key_id), roles)
             else:
                 raise Refusal(
                     grpc.StatusCode.INVALID_ARGUMENT, "key: set credential or subject_key_id"

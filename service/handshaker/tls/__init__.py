@@ -9,6 +9,12 @@ the RNG and clock are injected, so recorded traces replay byte for byte.
     for event in conn.events(): ...            # HandshakeComplete | HandshakeFailed
 """
 
+# The compiled build of the engine's modules, when it is fresh, is found before them
+# (compiled.py); so the modules are imported only after __path__ says where from.
+from . import compiled as _compiled
+
+__path__ = _compiled.search_path(__path__, "")
+
 from .codepoints import (
     AlertDescription,
     CipherSuite,

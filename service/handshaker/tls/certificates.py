@@ -147,8 +147,6 @@ class TrustStore:
     store's life, so a cached verdict cannot outlive a change of trust.
     """
 
-    __slots__ = ("_cache", "_policy", "_store", "anchors", "max_age", "size")
-
     def __init__(
         self, anchors: tuple[x509.Certificate, ...], *, size: int = 256, max_age: float = 300.0
     ) -> None:
@@ -233,8 +231,8 @@ class TrustStore:
                 )
         except verification.VerificationError as error:
             raise _map_error(error) from None
-        except ValueError as error:
-            raise BadCertificate(f"server name check failed: {error}") from None
+        except ValueError as bad_name:
+            raise BadCertificate(f"server name check failed: {bad_name}") from None
         self._remember(key, path, now)
         return chain[0]
 

@@ -24,8 +24,6 @@ def uint16_array(count: int) -> struct.Struct:
 class Reader:
     """Reads big-endian integers and vectors from data[pos:end]."""
 
-    __slots__ = ("data", "end", "pos")
-
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self.data = data
         self.pos = pos
@@ -121,8 +119,6 @@ class Reader:
 class Writer:
     """Appends big-endian integers and vectors to a bytearray."""
 
-    __slots__ = ("buf",)
-
     def __init__(self) -> None:
         self.buf = bytearray()
 
@@ -156,8 +152,6 @@ class Writer:
 
 
 class _WriterBlock:
-    __slots__ = ("buf", "size", "start")
-
     def __init__(self, buf: bytearray, size: int) -> None:
         self.buf = buf
         self.size = size

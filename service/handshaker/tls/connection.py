@@ -109,16 +109,6 @@ def _restore_state(conn: Connection, snapshot: bytes, config: ClientConfig | Ser
     r.finish()
 
 
-_SNAPSHOT_DOC = """A snapshot of the handshake so far, whenever the connection waits for input.
-
-    restore(snapshot, config) continues it exactly as this connection would: same
-    bytes out, same result, same keys. THE SNAPSHOT CONTAINS SECRETS (traffic
-    secrets, ephemeral private keys): seal it before it leaves the process. It
-    holds no config; restore must be given the one this connection was made with.
-    Raises StateError when the handshake is over or a private-key operation is out.
-    """
-
-
 class ClientConnection(Connection):
     """The client role. The ClientHello is queued when the connection is made."""
 
@@ -128,12 +118,16 @@ class ClientConnection(Connection):
         *,
         random: Random = os.urandom,
         clock: Clock = time.time,
+        _start: bool = True,
     ) -> None:
+        # _start=False: replay and restore set the state themselves (a class method
+        # cannot make an instance without __init__ when the engine is compiled).
         super().__init__(random, clock)
         self.config = config
         self.ccs_allowed = True
-        self._state = client_hello.start(self, config)
-        self._flush_handshake()
+        if _start:
+            self._state = client_hello.start(self, config)
+            self._flush_handshake()
 
     @classmethod
     def replay(
@@ -150,18 +144,21 @@ class ClientConnection(Connection):
         For replaying recorded traces (RFC 8448): the message is parsed, re-encoded
         (it must round-trip exactly) and sent as ours.
         """
-        self = cls.__new__(cls)
-        Connection.__init__(self, random, clock)
-        self.config = config
-        self.ccs_allowed = True
+        self = cls(config, random=random, clock=clock, _start=False)
         self._state = replay_client(self, config, client_hello, private_keys)
         self._flush_handshake()
         return self
 
     def snapshot(self) -> bytes:
-        return _snapshot(self, ROLE_CLIENT)
+        """A snapshot of the handshake so far, whenever the connection waits for input.
 
-    snapshot.__doc__ = _SNAPSHOT_DOC
+        restore(snapshot, config) continues it exactly as this connection would: same
+        bytes out, same result, same keys. THE SNAPSHOT CONTAINS SECRETS (traffic
+        secrets, ephemeral private keys): seal it before it leaves the process. It
+        holds no config; restore must be given the one this connection was made with.
+        Raises StateError when the handshake is over or a private-key operation is out.
+        """
+        return _snapshot(self, ROLE_CLIENT)
 
     @classmethod
     def restore(
@@ -173,9 +170,7 @@ class ClientConnection(Connection):
         clock: Clock = time.time,
     ) -> ClientConnection:
         """The connection a snapshot() was taken of; SnapshotError when it cannot be read."""
-        self = cls.__new__(cls)
-        Connection.__init__(self, random, clock)
-        self.config = config
+        self = cls(config, random=random, clock=clock, _start=False)
         _restore_state(self, snapshot, config)
         return self
 
@@ -195,9 +190,9 @@ class ServerConnection(Connection):
         self._state = ExpectFirstClientHello(config)
 
     def snapshot(self) -> bytes:
+        """A snapshot of the handshake so far (as ClientConnection.snapshot says: it
+        contains secrets; seal it before it leaves the process)."""
         return _snapshot(self, ROLE_SERVER)
-
-    snapshot.__doc__ = _SNAPSHOT_DOC
 
     @classmethod
     def restore(
@@ -209,9 +204,7 @@ class ServerConnection(Connection):
         clock: Clock = time.time,
     ) -> ServerConnection:
         """The connection a snapshot() was taken of; SnapshotError when it cannot be read."""
-        self = cls.__new__(cls)
-        Connection.__init__(self, random, clock)
-        self.config = config
+        self = cls(config, random=random, clock=clock)
         _restore_state(self, snapshot, config)
         return self
 

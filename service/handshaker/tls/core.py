@@ -219,10 +219,10 @@ class Connection:
             self._fail(error.description, error.reason)
         except PeerAlert as alert:
             self._peer_failed(alert.description)
-        except SignerError as error:
-            self._fail(_INTERNAL_ERROR, f"the keystore could not sign: {error}")
-        except Exception as error:  # a bug must still end the handshake cleanly
-            self._fail(_INTERNAL_ERROR, f"internal error ({type(error).__name__})")
+        except SignerError as failure:
+            self._fail(_INTERNAL_ERROR, f"the keystore could not sign: {failure}")
+        except Exception as bug:  # a bug must still end the handshake cleanly
+            self._fail(_INTERNAL_ERROR, f"internal error ({type(bug).__name__})")
         if self.status is _COMPLETE:
             self._unconsumed = self._reader.take_pending()
 

@@ -8,13 +8,15 @@ caller is a different thing (StateError in connection.py).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .codepoints import AlertDescription
 
 
 class AlertError(Exception):
     """The handshake must end with this alert."""
 
-    description: AlertDescription = AlertDescription.INTERNAL_ERROR
+    description: ClassVar[AlertDescription] = AlertDescription.INTERNAL_ERROR
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -25,7 +25,6 @@ class NeedData(enum.Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class TrafficKeys:
     """One direction's record protection state after the handshake.
@@ -41,7 +40,9 @@ class TrafficKeys:
     sequence_number: int = 0
 
 
-@fast_frozen_init
+fast_frozen_init(TrafficKeys)
+
+
 @dataclass(frozen=True, slots=True)
 class HandshakeResult:
     """What a completed handshake negotiated, and the keys to protect its records."""
@@ -103,12 +104,17 @@ class HandshakeResult:
         return hkdf_expand_label(params, derived, b"exporter", params.hash_of(context), length)
 
 
-@fast_frozen_init
+fast_frozen_init(HandshakeResult)
+
+
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete:
     """The handshake finished; `result` holds the keys."""
 
     result: HandshakeResult
+
+
+fast_frozen_init(HandshakeComplete)
 
 
 @dataclass(frozen=True, slots=True)

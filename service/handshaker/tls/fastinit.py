@@ -29,7 +29,14 @@ def _unsupported(cls: type, field: dataclasses.Field[Any]) -> bool:
 
 
 def fast_frozen_init(cls: type[_T]) -> type[_T]:
-    """Replace a frozen, slotted dataclass's __init__ (apply above @dataclass)."""
+    """Replace a frozen, slotted dataclass's __init__ (called after the class statement:
+    as a decorator it would keep mypyc from compiling the class).
+
+    A class the compiled engine made (handshaker/tls/compiled.py) has a native __init__
+    already, faster still, and is returned as it is.
+    """
+    if "__mypyc_attrs__" in cls.__dict__:
+        return cls
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
     if not (params.frozen and "__slots__" in cls.__dict__) or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: only frozen, slotted dataclasses without __post_init__")

@@ -132,8 +132,6 @@ def check_peer_value(group: int, key_exchange: bytes) -> int:
 class FfdheKey:
     """Our exponent X and value Y = g^X mod p in one RFC 7919 group."""
 
-    __slots__ = ("_key", "_x", "group", "share")
-
     def __init__(self, group: int, x: int) -> None:
         p = FFDHE_PRIMES[group]
         q = (p - 1) // 2

@@ -131,7 +131,8 @@ class _X25519Key(_Key):
 
 
 class _X25519(_DiffieHellman):
-    client_share_len = server_share_len = private_len = X25519_LEN
+    def __init__(self) -> None:
+        self.client_share_len = self.server_share_len = self.private_len = X25519_LEN
 
     def generate(self, random: Random) -> _Key:
         return _X25519Key(random(X25519_LEN))
@@ -158,7 +159,8 @@ class _X448Key(_Key):
 
 
 class _X448(_DiffieHellman):
-    client_share_len = server_share_len = private_len = X448_LEN
+    def __init__(self) -> None:
+        self.client_share_len = self.server_share_len = self.private_len = X448_LEN
 
     def generate(self, random: Random) -> _Key:
         return _X448Key(random(X448_LEN))
@@ -272,8 +274,6 @@ class _MlKemKey(_Key):
 
 
 class _MlKem(_Algorithm):
-    private_len = MLKEM_SEED_LEN
-
     def __init__(
         self,
         private_from_seed: Callable[[bytes], _MlKemPrivate],
@@ -285,6 +285,7 @@ class _MlKem(_Algorithm):
         self.public_from_bytes = public_from_bytes
         self.client_share_len = encapsulation_key_len
         self.server_share_len = ciphertext_len
+        self.private_len = MLKEM_SEED_LEN
 
     def generate(self, random: Random) -> _Key:
         return _MlKemKey(self, random(MLKEM_SEED_LEN))
@@ -432,12 +433,9 @@ def _algorithm(group: int) -> _Algorithm:
 class KeyShare:
     """Our side of one group's exchange, started in the ClientHello."""
 
-    __slots__ = ("_key", "group", "key_exchange")
-
-    def __init__(self, group: int, random: Random) -> None:
-        self._set(group, _algorithm(group).generate(random))
-
-    def _set(self, group: int, key: _Key) -> None:
+    def __init__(self, group: int, random: Random | None, private: bytes | None = None) -> None:
+        algorithm = _algorithm(group)
+        key = algorithm.generate(random) if random is not None else algorithm.load(private or b"")
         self.group = group
         self._key = key
         self.key_exchange = key.share
@@ -445,9 +443,7 @@ class KeyShare:
     @classmethod
     def from_private_bytes(cls, group: int, private: bytes) -> KeyShare:
         """Rebuild a share from its private_bytes() (trace replay, snapshots)."""
-        share = cls.__new__(cls)
-        share._set(group, _algorithm(group).load(private))
-        return share
+        return cls(group, None, private)
 
     def private_bytes(self) -> bytes:
         """The private key as from_private_bytes takes it: raw X25519/X448 keys, the EC

@@ -62,7 +62,7 @@ class CipherSuiteParams:
     infos: _Infos = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "infos", _Infos.of(self.hash_len, self.key_len, self.empty_hash))
+        object.__setattr__(self, "infos", _infos(self.hash_len, self.key_len, self.empty_hash))
 
     def hash_of(self, data: bytes) -> bytes:
         return HASHES[self.hash_name][0](data).digest()
@@ -97,24 +97,26 @@ class _Infos(NamedTuple):
     exp_master: bytes
     res_master: bytes
 
-    @staticmethod
-    def of(hash_len: int, key_len: int, empty_hash: bytes) -> _Infos:
-        def hashed(label: bytes) -> bytes:
-            # HkdfLabel up to its context: length, label, and the context's length byte.
-            return hkdf_label_prefix(hash_len, label) + bytes((hash_len,))
 
-        return _Infos(
-            key=hkdf_label_prefix(key_len, b"key") + b"\x00\x01",
-            iv=hkdf_label_prefix(IV_LEN, b"iv") + b"\x00\x01",
-            finished=hkdf_label_prefix(hash_len, b"finished") + b"\x00\x01",
-            derived=hashed(b"derived") + empty_hash + b"\x01",
-            c_hs_traffic=hashed(b"c hs traffic"),
-            s_hs_traffic=hashed(b"s hs traffic"),
-            c_ap_traffic=hashed(b"c ap traffic"),
-            s_ap_traffic=hashed(b"s ap traffic"),
-            exp_master=hashed(b"exp master"),
-            res_master=hashed(b"res master"),
-        )
+def _infos(hash_len: int, key_len: int, empty_hash: bytes) -> _Infos:
+    """A suite's _Infos (a function, not a method: a NamedTuple's class body holds fields)."""
+
+    def hashed(label: bytes) -> bytes:
+        # HkdfLabel up to its context: length, label, and the context's length byte.
+        return hkdf_label_prefix(hash_len, label) + bytes((hash_len,))
+
+    return _Infos(
+        key=hkdf_label_prefix(key_len, b"key") + b"\x00\x01",
+        iv=hkdf_label_prefix(IV_LEN, b"iv") + b"\x00\x01",
+        finished=hkdf_label_prefix(hash_len, b"finished") + b"\x00\x01",
+        derived=hashed(b"derived") + empty_hash + b"\x01",
+        c_hs_traffic=hashed(b"c hs traffic"),
+        s_hs_traffic=hashed(b"s hs traffic"),
+        c_ap_traffic=hashed(b"c ap traffic"),
+        s_ap_traffic=hashed(b"s ap traffic"),
+        exp_master=hashed(b"exp master"),
+        res_master=hashed(b"res master"),
+    )
 
 
 IV_LEN = 12

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from .errors import HandshakeFailure
 from .signer import Signer, SignerError
 
@@ -33,6 +35,8 @@ class OperationKind(enum.Enum):
     DECRYPT = "decrypt"
 
 
+# Subclassed by the keystore layer, which stays Python when the engine is compiled.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DeferredKey:
     """A handle to a private key whose operations the engine's caller performs.
 
@@ -40,8 +44,6 @@ class DeferredKey:
     a PKCS#11 URI, a KMS key id); it is not secret. Subclasses (in the keystore
     layer) add how to perform an operation; the engine never calls them.
     """
-
-    __slots__ = ("_schemes", "decrypts", "key_id")
 
     def __init__(
         self, key_id: str, signature_schemes: Sequence[int], *, decrypts: bool = False
@@ -96,8 +98,6 @@ class AwaitPrivateKeyOperation:
     It is never snapshotted: a caller that loses the process running the
     operation replays the last input from the snapshot before it.
     """
-
-    __slots__ = ("operation", "resume")
 
     def __init__(self, operation: PrivateKeyOperation, resume: Continuation) -> None:
         self.operation = operation

@@ -68,7 +68,6 @@ def handshake_message(msg_type: int, body: bytes) -> bytes:
 # --- ClientHello --------------------------------------------------------------
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     """
@@ -101,6 +100,9 @@ class ClientHello:
     record_size_limit: int | None = None
     has_pre_shared_key: bool = False
     has_early_data: bool = False
+
+
+fast_frozen_init(ClientHello)
 
 
 def _present(parse: Callable[[bytes], object]) -> Callable[[bytes], bool]:
@@ -230,7 +232,6 @@ def encode_client_hello(hello: ClientHello) -> bytes:
 # --- ServerHello and HelloRetryRequest ---------------------------------------
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     """
@@ -254,6 +255,9 @@ class ServerHello:
     @property
     def is_hello_retry_request(self) -> bool:
         return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+
+fast_frozen_init(ServerHello)
 
 
 def parse_server_hello(body: bytes) -> ServerHello:
@@ -379,14 +383,15 @@ def encode_certificate_request(request: CertificateRequest) -> bytes:
 # --- Certificate -------------------------------------------------------------
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
     cert_data: bytes
     extensions: Extensions
 
 
-@fast_frozen_init
+fast_frozen_init(CertificateEntry)
+
+
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """
@@ -398,6 +403,9 @@ class Certificate:
 
     certificate_request_context: bytes
     certificate_list: tuple[CertificateEntry, ...]
+
+
+fast_frozen_init(Certificate)
 
 
 def parse_certificate(body: bytes) -> Certificate:
@@ -425,13 +433,15 @@ def encode_certificate(context: bytes, chain_der: tuple[bytes, ...]) -> bytes:
 # --- CertificateVerify and Finished --------------------------------------------
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerify:
     """struct { SignatureScheme algorithm; opaque signature<0..2^16-1>; } CertificateVerify;"""
 
     algorithm: int
     signature: bytes
+
+
+fast_frozen_init(CertificateVerify)
 
 
 def parse_certificate_verify(body: bytes) -> CertificateVerify:

@@ -47,8 +47,6 @@ _KNOWN_CONTENT_TYPES = frozenset(
 class RecordReader:
     """Buffers bytes from the wire and yields complete records."""
 
-    __slots__ = ("_buf", "_pos")
-
     def __init__(self) -> None:
         self._buf = b""
         self._pos = 0
@@ -141,8 +139,6 @@ class Protection(Protocol):
 class RecordProtection(Tls13Protection):
     """One direction's TLS 1.3 AEAD record protection: key, IV and sequence number
     (the cryptography is handshaker_wire.record's, shared with the Python client)."""
-
-    __slots__ = ("iv", "key", "params")
 
     def __init__(
         self, params: CipherSuiteParams, key: bytes, iv: bytes, sequence_number: int = 0

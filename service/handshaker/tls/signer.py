@@ -8,7 +8,7 @@ narrow, one scheme list and one sign call, so an HSM can sit behind it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -17,7 +17,6 @@ from .codepoints import SignatureScheme
 from .sigschemes import ECDSA_SCHEME_FOR_CURVE, SCHEMES, SchemeFamily, schemes_of
 
 
-@runtime_checkable
 class Signer(Protocol):
     """Signs TLS handshake messages with a key the caller never sees."""
 
@@ -70,8 +69,6 @@ def schemes_for_key(key: PrivateKey, *, rsa_pss_pss: bool = False) -> tuple[int,
 
 class PrivateKeySigner:
     """A Signer over a `cryptography` private key held in this process."""
-
-    __slots__ = ("_key", "_schemes")
 
     def __init__(self, key: PrivateKey, *, rsa_pss_pss: bool = False) -> None:
         self._key = key

@@ -43,8 +43,6 @@ class SnapshotError(ValueError):
 class SnapshotWriter:
     """Appends fields to a snapshot."""
 
-    __slots__ = ("_out",)
-
     def __init__(self) -> None:
         self._out = bytearray()
 
@@ -97,8 +95,6 @@ class SnapshotWriter:
 
 class SnapshotReader:
     """Reads fields back; any shortfall or leftover is a SnapshotError."""
-
-    __slots__ = ("_data", "_pos")
 
     def __init__(self, data: bytes) -> None:
         self._data = data

@@ -6,3 +6,7 @@ the record framing, the core). No CBC, RC4, export, static (EC)DH, compression
 or renegotiation; the extended master secret (RFC 7627) and renegotiation_info
 (RFC 5746) are always sent.
 """
+
+from .. import compiled as _compiled
+
+__path__ = _compiled.search_path(__path__, "tls12")

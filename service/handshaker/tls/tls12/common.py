@@ -63,8 +63,6 @@ class Transcript:
     """The handshake messages so far, kept whole (CertificateVerify signs them, RFC 5246
     section 7.4.8) and hashed once the suite, and so the PRF hash, is known."""
 
-    __slots__ = ("_messages",)
-
     def __init__(self, messages: Sequence[bytes] = ()) -> None:
         self._messages = list(messages)
 

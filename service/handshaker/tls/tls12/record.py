@@ -32,8 +32,6 @@ class Tls12RecordProtection(Tls12Protection):
     """One direction's TLS 1.2 AEAD protection: key, fixed IV (or salt), sequence number
     (the cryptography is handshaker_wire.record's, shared with the Python client)."""
 
-    __slots__ = ("iv", "key", "params")
-
     def __init__(
         self, params: Tls12SuiteParams, key: bytes, iv: bytes, sequence_number: int = 0
     ) -> None:

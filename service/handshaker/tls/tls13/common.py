@@ -100,8 +100,6 @@ class Transcript:
     client's Finished check, all over the same messages).
     """
 
-    __slots__ = ("_digest", "_hash", "_messages", "params")
-
     def __init__(self, params: CipherSuiteParams) -> None:
         self.params = params
         self._hash: Any = params.new_hash()

@@ -118,7 +118,6 @@ class Retry:
     ccs_sent: bool
 
 
-@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Selection:
     """What the server chose from a ClientHello: the outcome of negotiate()."""
@@ -132,6 +131,9 @@ class Selection:
     peer_record_size_limit: int
     # The client's share for `group`; None: ask for it with a HelloRetryRequest.
     client_share: bytes | None
+
+
+fast_frozen_init(Selection)
 
 
 @dataclass(slots=True)
