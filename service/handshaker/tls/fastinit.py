@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from types import MemberDescriptorType
+from types import GetSetDescriptorType, MemberDescriptorType
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -24,7 +24,7 @@ def _unsupported(cls: type, field: dataclasses.Field[Any]) -> bool:
         not field.init
         or field.kw_only is True
         or field.default_factory is not dataclasses.MISSING
-        or not isinstance(cls.__dict__.get(field.name), MemberDescriptorType)
+        or not isinstance(cls.__dict__.get(field.name), MemberDescriptorType | GetSetDescriptorType)
     )
 
 
@@ -32,13 +32,13 @@ def fast_frozen_init(cls: type[_T]) -> type[_T]:
     """Replace a frozen, slotted dataclass's __init__ (called after the class statement:
     as a decorator it would keep mypyc from compiling the class).
 
-    A class the compiled engine made (handshaker/tls/compiled.py) has a native __init__
-    already, faster still, and is returned as it is.
+    A class the compiled engine made (handshaker/tls/compiled.py) keeps its fields in
+    native slots, each with a getset descriptor instead of a member one; the same
+    __init__ sets them through those.
     """
-    if "__mypyc_attrs__" in cls.__dict__:
-        return cls
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
-    if not (params.frozen and "__slots__" in cls.__dict__) or hasattr(cls, "__post_init__"):
+    slotted = "__slots__" in cls.__dict__ or "__mypyc_attrs__" in cls.__dict__
+    if not (params.frozen and slotted) or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: only frozen, slotted dataclasses without __post_init__")
     namespace: dict[str, Any] = {}
     arguments: list[str] = []
