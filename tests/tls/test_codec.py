@@ -256,7 +256,7 @@ def test_server_name_and_alpn_extension_parsers() -> None:
 
 
 def test_plaintext_record_helper_matches_the_record_layer() -> None:
-    from handshaker.tls.record import RecordReader, plaintext_records
+    from handshaker.tls.framing import RecordReader, plaintext_records
 
     data = bytes(range(256)) * 100
     records = plaintext_records(ContentType.HANDSHAKE, data)

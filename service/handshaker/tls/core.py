@@ -31,9 +31,10 @@ from .events import (
     HandshakeResult,
     NeedData,
 )
+from .framing import RecordReader, plaintext_records
 from .key_schedule import CipherSuiteParams, TrafficSecret
 from .keyops import AwaitPrivateKeyOperation, PrivateKeyOperation
-from .record import MAX_PLAINTEXT, Protection, RecordProtection, RecordReader, plaintext_records
+from .record import MAX_PLAINTEXT, Protection, RecordProtection
 from .signer import SignerError
 
 # Enum members read on the per-record and per-message paths, as module constants:
