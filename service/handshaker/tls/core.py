@@ -282,29 +282,46 @@ class Connection:
 
     def _process_record(self, content_type: int, record: bytes) -> None:
         if content_type == _CHANGE_CIPHER_SPEC:
-            # RFC 8446 section 5: an unprotected change_cipher_spec of the single byte 0x01,
-            # between the first ClientHello and the peer's Finished, "MUST simply" be dropped.
-            if len(record) != 6 or record[5] != 1:
-                raise UnexpectedMessage("malformed change_cipher_spec record")
-            state = self._state
-            if isinstance(state, ExpectsChangeCipherSpec):
-                # TLS 1.2: a real step of the handshake, and "a message boundary" like any
-                # other record type change (RFC 5246 section 6.2.1 lets no handshake
-                # message straddle it).
-                if self._handshake_buffer:
-                    raise UnexpectedMessage("change_cipher_spec inside a handshake message")
-                self._state = state.handle_change_cipher_spec(self)
-                return
-            if not self.ccs_allowed:
-                raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
-            if self._handshake_buffer:
-                # Section 5.1: "if a handshake message is split over two or more records,
-                # there MUST NOT be any other records between them."
-                raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
-            self.dummy_change_cipher_specs += 1
-            if self.dummy_change_cipher_specs > MAX_DUMMY_CHANGE_CIPHER_SPECS:
-                raise UnexpectedMessage("too many change_cipher_spec records")
+            self._receive_change_cipher_spec(record)
             return
+        opened = self._open_record(content_type, record)
+        if opened is None:
+            return
+        content_type, payload = opened
+        if content_type == _ALERT:
+            self._receive_alert(payload)
+        elif content_type == _HANDSHAKE:
+            self._receive_handshake_fragment(payload)
+        else:
+            raise UnexpectedMessage(f"unexpected content type {content_type}")
+
+    def _receive_change_cipher_spec(self, record: bytes) -> None:
+        # RFC 8446 section 5: an unprotected change_cipher_spec of the single byte 0x01,
+        # between the first ClientHello and the peer's Finished, "MUST simply" be dropped.
+        if len(record) != 6 or record[5] != 1:
+            raise UnexpectedMessage("malformed change_cipher_spec record")
+        state = self._state
+        if isinstance(state, ExpectsChangeCipherSpec):
+            # TLS 1.2: a real step of the handshake, and "a message boundary" like any
+            # other record type change (RFC 5246 section 6.2.1 lets no handshake
+            # message straddle it).
+            if self._handshake_buffer:
+                raise UnexpectedMessage("change_cipher_spec inside a handshake message")
+            self._state = state.handle_change_cipher_spec(self)
+            return
+        if not self.ccs_allowed:
+            raise UnexpectedMessage("change_cipher_spec before the first ClientHello")
+        if self._handshake_buffer:
+            # Section 5.1: "if a handshake message is split over two or more records,
+            # there MUST NOT be any other records between them."
+            raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
+        self.dummy_change_cipher_specs += 1
+        if self.dummy_change_cipher_specs > MAX_DUMMY_CHANGE_CIPHER_SPECS:
+            raise UnexpectedMessage("too many change_cipher_spec records")
+
+    def _open_record(self, content_type: int, record: bytes) -> tuple[int, bytes] | None:
+        """The record's real content type and payload (opened when the read epoch is
+        protected), checked against this point of the handshake; None: skipped."""
         if self._read is not None and not self._read.hides_content_type:
             # TLS 1.2 (RFC 5246 section 6.2.3.3): after the peer's change_cipher_spec every
             # record is protected, its real content type in the header.
@@ -317,7 +334,7 @@ class Connection:
             if self.skip_early_data:
                 opened = self._try_open_skipping_early_data(record)
                 if opened is None:
-                    return
+                    return None
                 content_type, payload = opened
             else:
                 content_type, payload = self._read.open(record, self.read_fragment_limit + 1)
@@ -332,27 +349,25 @@ class Connection:
             if content_type == _APPLICATION_DATA and self.skip_early_data > 0:
                 # 0-RTT data after our HelloRetryRequest: skipped, as section 4.2.10 says.
                 self.skip_early_data -= len(payload)
-                return
+                return None
             if len(payload) > MAX_PLAINTEXT:
                 raise RecordOverflow("plaintext record longer than 2^14 bytes")
             if content_type == _APPLICATION_DATA:
                 raise UnexpectedMessage("application data before the handshake keys")
             if content_type == _HANDSHAKE and self._read is not None:
                 raise UnexpectedMessage("unprotected handshake record after the key change")
-        if content_type == _ALERT:
-            self._receive_alert(payload)
-        elif content_type == _HANDSHAKE:
-            if not payload:
-                raise UnexpectedMessage("zero-length handshake fragment")
-            if len(payload) < TINY_RECORD:
-                self.tiny_records += 1
-                if self.tiny_records > MAX_TINY_RECORDS:
-                    raise UnexpectedMessage("too many tiny handshake records")
-            buffered = self._handshake_buffer
-            self._handshake_buffer = buffered + payload if buffered else payload
-            self._process_handshake_messages()
-        else:
-            raise UnexpectedMessage(f"unexpected content type {content_type}")
+        return content_type, payload
+
+    def _receive_handshake_fragment(self, payload: bytes) -> None:
+        if not payload:
+            raise UnexpectedMessage("zero-length handshake fragment")
+        if len(payload) < TINY_RECORD:
+            self.tiny_records += 1
+            if self.tiny_records > MAX_TINY_RECORDS:
+                raise UnexpectedMessage("too many tiny handshake records")
+        buffered = self._handshake_buffer
+        self._handshake_buffer = buffered + payload if buffered else payload
+        self._process_handshake_messages()
 
     def _try_open_skipping_early_data(self, record: bytes) -> tuple[int, bytes] | None:
         assert self._read is not None

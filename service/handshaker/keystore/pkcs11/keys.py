@@ -337,50 +337,11 @@ def generate_key_pair(
             f"choose one of {', '.join(TOKEN_KEY_TYPES)}"
         )
     pkcs11 = binding()
-    from pkcs11.util.ec import encode_named_curve_parameters  # noqa: PLC0415
-
     object_label = uri.object or label
     key_id = uri.id or secrets.token_bytes(16)
     session = admin_session(uri, config, rw=True)
     try:
-        existing = list(
-            session.get_objects(
-                {
-                    pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY,
-                    pkcs11.Attribute.LABEL: object_label,
-                }
-            )
-        )
-        if existing:
-            raise Pkcs11Error(
-                f"{uri.backend}: a private key labelled {object_label!r} already exists"
-            )
-        private_template = {
-            pkcs11.Attribute.TOKEN: True,
-            pkcs11.Attribute.PRIVATE: True,
-            pkcs11.Attribute.SENSITIVE: True,
-            pkcs11.Attribute.EXTRACTABLE: False,
-            pkcs11.Attribute.SIGN: True,
-            pkcs11.Attribute.DECRYPT: key_type.startswith("rsa"),
-        }
-        common: dict[str, Any] = {
-            "store": True,
-            "label": object_label,
-            "id": key_id,
-            "private_template": private_template,
-        }
-        if key_type.startswith("ecdsa"):
-            curve = "secp256r1" if key_type == "ecdsa-p256" else "secp384r1"
-            public, _ = session.generate_keypair(
-                pkcs11.KeyType.EC,
-                public_template={
-                    pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVE_OIDS[curve])
-                },
-                **common,
-            )
-        else:
-            public, _ = session.generate_keypair(pkcs11.KeyType.RSA, 2048, **common)
-        public_key = public_key_of(public)
+        public_key = _generate(session, uri, key_type, object_label, key_id)
     except pkcs11.PKCS11Error as error:
         raise Pkcs11Error(
             f"{uri.backend}: cannot generate the key ({failure_reason(error)})"
@@ -396,6 +357,51 @@ def generate_key_pair(
         pin_source=uri.pin_source,
     )
     return str(made), public_key
+
+
+def _generate(
+    session: Any, uri: Pkcs11Uri, key_type: str, object_label: str, key_id: bytes
+) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    """The key pair made in a read-write session, unless one has the label already."""
+    pkcs11 = binding()
+    from pkcs11.util.ec import encode_named_curve_parameters  # noqa: PLC0415
+
+    existing = list(
+        session.get_objects(
+            {
+                pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY,
+                pkcs11.Attribute.LABEL: object_label,
+            }
+        )
+    )
+    if existing:
+        raise Pkcs11Error(f"{uri.backend}: a private key labelled {object_label!r} already exists")
+    private_template = {
+        pkcs11.Attribute.TOKEN: True,
+        pkcs11.Attribute.PRIVATE: True,
+        pkcs11.Attribute.SENSITIVE: True,
+        pkcs11.Attribute.EXTRACTABLE: False,
+        pkcs11.Attribute.SIGN: True,
+        pkcs11.Attribute.DECRYPT: key_type.startswith("rsa"),
+    }
+    common: dict[str, Any] = {
+        "store": True,
+        "label": object_label,
+        "id": key_id,
+        "private_template": private_template,
+    }
+    if key_type.startswith("ecdsa"):
+        curve = "secp256r1" if key_type == "ecdsa-p256" else "secp384r1"
+        public, _ = session.generate_keypair(
+            pkcs11.KeyType.EC,
+            public_template={
+                pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters(_CURVE_OIDS[curve])
+            },
+            **common,
+        )
+    else:
+        public, _ = session.generate_keypair(pkcs11.KeyType.RSA, 2048, **common)
+    return public_key_of(public)
 
 
 def key_attributes(
