@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "ssl_library": ssl.OPENSSL_VERSION,
         "openssl4_library": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(),
         "python": sys.version.split()[0],
-        "engine_build": f"{compiled.ENGINE} ({compiled.ENGINE_DETAIL})",
+        "engine_build": compiled.DESCRIPTION,
     }
     print(json.dumps(result))
     return 0

@@ -325,7 +325,7 @@ def _result(
             "cores": os.cpu_count(),
             "service_log_lines": log_lines,
             "python": sys.version.split()[0],
-            "engine_build": f"{compiled.ENGINE} ({compiled.ENGINE_DETAIL})",
+            "engine_build": compiled.DESCRIPTION,
         }
     )
     for api, figures in per_api.items():

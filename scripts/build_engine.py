@@ -86,12 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         from mypy.version import __version__ as mypyc_version  # noqa: PLC0415
     except ImportError:
         mypyc_version = ""
-    stamp_path = compiled.BUILD_DIR / compiled.STAMP_NAME
-    fresh = (
-        bool(mypyc_version)
-        and stamp_path.is_file()
-        and stamp_path.read_text() == compiled.stamp(mypyc_version)
-    )
+    # Fresh for the mypyc installed now: a newer mypyc builds again.
+    fresh = bool(mypyc_version) and compiled.recorded_stamp() == compiled.stamp(mypyc_version)
     if args.check:
         print("compiled engine: " + ("fresh" if fresh else "missing or stale"))
         return 0 if fresh else 1

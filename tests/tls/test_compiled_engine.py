@@ -49,11 +49,22 @@ def _probe(root: Path, engine: str | None) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _runs(root: Path, engine: str | None, chosen: str) -> None:
+    """The probe imports, with `chosen` as the engine (and core.py as a .py file or not)."""
+    result = _probe(root, engine)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [chosen, str(chosen == "python")]
+
+
+def _refused(root: Path, engine: str, message: str) -> None:
+    refused = _probe(root, engine)
+    assert refused.returncode != 0
+    assert message in refused.stderr
+
+
 @needs_build
 def test_a_fresh_build_is_used(tmp_path: Path) -> None:
-    result = _probe(_copy(tmp_path), None)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["compiled", "False"]
+    _runs(_copy(tmp_path), None, "compiled")
 
 
 @needs_build
@@ -61,29 +72,18 @@ def test_an_edited_source_runs_as_python_and_compiled_refuses_to_import(tmp_path
     root = _copy(tmp_path)
     core = root / "handshaker" / "tls" / "core.py"
     core.write_text(core.read_text() + "\n# edited after the build\n")
-    result = _probe(root, None)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["python", "True"]
-    refused = _probe(root, "compiled")
-    assert refused.returncode != 0
-    assert "HANDSHAKER_ENGINE=compiled, but the compiled build is of other" in refused.stderr
+    _runs(root, None, "python")
+    _refused(root, "compiled", "HANDSHAKER_ENGINE=compiled, but the compiled build is of other")
 
 
 def test_python_is_chosen_when_asked_and_an_unknown_choice_is_refused(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    result = _probe(root, "python")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["python", "True"]
-    refused = _probe(root, "fast")
-    assert refused.returncode != 0
-    assert "HANDSHAKER_ENGINE='fast': use python or compiled" in refused.stderr
+    _runs(root, "python", "python")
+    _refused(root, "fast", "HANDSHAKER_ENGINE='fast': use python or compiled")
 
 
 def test_without_a_build_the_engine_is_python(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     shutil.rmtree(root / "handshaker" / "tls" / "_compiled", ignore_errors=True)
-    result = _probe(root, None)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["python", "True"]
-    refused = _probe(root, "compiled")
-    assert "HANDSHAKER_ENGINE=compiled, but no compiled build" in refused.stderr
+    _runs(root, None, "python")
+    _refused(root, "compiled", "HANDSHAKER_ENGINE=compiled, but no compiled build")

@@ -54,6 +54,14 @@ def stamp(mypyc_version: str) -> str:
     return f"mypyc {mypyc_version}\ncache_tag {tag}\nsources {digest.hexdigest()}\n"
 
 
+def recorded_stamp() -> str | None:
+    """The stamp the build in _compiled/ was made with; None when there is no build."""
+    try:
+        return (BUILD_DIR / STAMP_NAME).read_text()
+    except OSError:
+        return None
+
+
 def _recorded_mypyc(text: str) -> str:
     first = text.splitlines()[0] if text else ""
     return first.removeprefix("mypyc ") if first.startswith("mypyc ") else ""
@@ -66,13 +74,12 @@ def _choose() -> tuple[str, str]:
         raise ImportError(f"HANDSHAKER_ENGINE={wanted!r}: use python or compiled")
     if wanted == "python":
         return "python", "HANDSHAKER_ENGINE=python"
-    try:
-        recorded = (BUILD_DIR / STAMP_NAME).read_text()
-    except OSError:
+    recorded = recorded_stamp()
+    if recorded is None:
         why = "no compiled build (scripts/build_engine.py makes one)"
+    elif recorded == stamp(_recorded_mypyc(recorded)):
+        return "compiled", f"mypyc {_recorded_mypyc(recorded)}"
     else:
-        if recorded == stamp(_recorded_mypyc(recorded)):
-            return "compiled", f"mypyc {_recorded_mypyc(recorded)}"
         why = "the compiled build is of other sources or another interpreter"
     if wanted == "compiled":
         raise ImportError(f"HANDSHAKER_ENGINE=compiled, but {why}")
@@ -80,6 +87,8 @@ def _choose() -> tuple[str, str]:
 
 
 ENGINE, ENGINE_DETAIL = _choose()
+# What the listening line and the benches report: "compiled (mypyc 2.4.1)", "python (why)".
+DESCRIPTION = f"{ENGINE} ({ENGINE_DETAIL})"
 
 
 def search_path(path: list[str], subpackage: str) -> list[str]:
