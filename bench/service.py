@@ -180,6 +180,83 @@ def _baseline_client_config(
     return dataclasses.replace(client_config, supported_groups=(group,), key_share_groups=(group,))
 
 
+@dataclasses.dataclass
+class _Contenders:
+    """The APIs a run measures and how one round of each is driven: the Go load (or the
+    Python one) on the memory-store service, the unary API on the Redis-store service,
+    and the stream API on one process against `--workers 2`."""
+
+    args: argparse.Namespace
+    service: Service
+    stub: pb_grpc.HandshakerStub
+    handshakes: dict[str, Handshake]
+    new_peer: PeerFactory
+    go_load: GoLoad | None
+    fleet: WorkersContenders
+    redis_service: Service | None = None
+    redis_stub: pb_grpc.HandshakerStub | None = None
+    redis_load: GoLoad | None = None
+
+    @property
+    def apis(self) -> tuple[str, ...]:
+        # "unary_redis": the unary API on the service whose sessions are in Redis.
+        # "stream_workers1"/"stream_workers2": the stream API over WORKER_CONNS connections
+        # to one service process, and to a `--workers 2` service.
+        redis = ("unary_redis",) if self.redis_service is not None else ()
+        return (*APIS, *redis, *self.fleet.targets)
+
+    async def round(self, api: str, seconds: float) -> ServiceRound:
+        if api in self.fleet.targets:
+            return await self.fleet.round(api, seconds, self.args.concurrency, self.new_peer)
+        target, target_stub, load = self.service, self.stub, self.go_load
+        if api == "unary_redis":
+            assert self.redis_service is not None and self.redis_stub is not None
+            target, target_stub, load, api = (
+                self.redis_service, self.redis_stub, self.redis_load, "unary",
+            )  # fmt: skip
+        if load is not None:
+            return load.round(api, seconds)
+        return await service_round(
+            target_stub,
+            self.handshakes[api],
+            new_peer=self.new_peer,
+            service=target,
+            seconds=seconds,
+            concurrency=self.args.concurrency,
+        )
+
+
+def _configs(keystore: Path) -> tuple[ClientConfig, ServerConfig]:
+    """The baseline's client config (trusting the keystore's development CA) and the very
+    server config the service builds for ServerOptions() on this keystore."""
+    dev_ca = x509.load_pem_x509_certificate((keystore / "dev-ca" / "ca.crt").read_bytes())
+    client_config = ClientConfig(server_name="localhost", trust_anchors=(dev_ca,))
+    return client_config, ConfigFactory(DirectoryKeyStore(keystore)).server(
+        pb.ServerOptions(), LOCAL
+    )
+
+
+def _half_rate(
+    args: argparse.Namespace,
+    go_load: GoLoad | None,
+    service_rounds: dict[str, list[ServiceRound]],
+    configs: tuple[ClientConfig, ServerConfig],
+    engine_rounds: list[EngineTimes],
+) -> dict[str, object] | None:
+    """Latency at half the saturated Multiplex rate, open loop (Go load only)."""
+    if go_load is None:
+        return None
+    saturated = statistics.median(r.rate for r in service_rounds["multiplex"])
+    return half_rate_latency(
+        go_load,
+        saturated / 2,
+        rounds=max(PACED_ROUNDS, args.rounds),
+        seconds=args.seconds,
+        configs=configs,
+        engine_rounds=engine_rounds,
+    )
+
+
 async def measure(
     args: argparse.Namespace,
     keystore: Path,
@@ -189,87 +266,40 @@ async def measure(
     *,
     workers_service: Service | None = None,
 ) -> dict[str, object]:
-    store = DirectoryKeyStore(keystore)
     ca_file = keystore / "dev-ca" / "ca.crt"
-    dev_ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
-    client_config = ClientConfig(server_name="localhost", trust_anchors=(dev_ca,))
-    # The very config the service builds for ServerOptions() on this keystore.
-    server_config = ConfigFactory(store).server(pb.ServerOptions(), LOCAL)
+    client_config, server_config = _configs(keystore)
     multiplex = MultiplexHandshake(service.address)
-    python_handshakes: dict[str, Handshake] = {
-        "stream": stream_handshake,
-        "unary": unary_handshake,
-        "multiplex": multiplex,
-    }
-    new_peer = _peer_factory(args, ca_file, client_config)
     go_load = GoLoad(folder, service, ca_file, args.concurrency) if args.load == "go" else None
-    redis_load = (
-        go_load.for_service(redis_service)
-        if go_load is not None and redis_service is not None
-        else None
-    )
-
+    new_peer = _peer_factory(args, ca_file, client_config)
+    redis_channel = grpc.aio.insecure_channel(redis_service.address) if redis_service else None
     async with grpc.aio.insecure_channel(service.address) as channel:
-        stub = pb_grpc.HandshakerStub(channel)  # type: ignore[no-untyped-call]
-
-        redis_channel = grpc.aio.insecure_channel(redis_service.address) if redis_service else None
-        redis_stub = (
-            pb_grpc.HandshakerStub(redis_channel)  # type: ignore[no-untyped-call]
-            if redis_channel is not None
-            else None
+        contenders = _Contenders(
+            args,
+            service,
+            pb_grpc.HandshakerStub(channel),  # type: ignore[no-untyped-call]
+            {"stream": stream_handshake, "unary": unary_handshake, "multiplex": multiplex},
+            new_peer,
+            go_load,
+            WorkersContenders(service, workers_service, go_load),
         )
-        # "unary_redis": the unary API on the service whose sessions are in Redis.
-        apis = (*APIS, "unary_redis") if redis_service is not None else APIS
-        # "stream_workers1"/"stream_workers2": the stream API over WORKER_CONNS connections
-        # to one service process, and to a `--workers 2` service.
-        fleet = WorkersContenders(service, workers_service, go_load)
-        apis = (*apis, *fleet.targets)
-
-        async def service_api_round(api: str, seconds: float) -> ServiceRound:
-            if api in fleet.targets:
-                return await fleet.round(api, seconds, args.concurrency, new_peer)
-            target, target_stub, load = service, stub, go_load
-            if api == "unary_redis":
-                assert redis_service is not None and redis_stub is not None
-                target, target_stub, load, api = redis_service, redis_stub, redis_load, "unary"
-            if load is not None:
-                return load.round(api, seconds)
-            return await service_round(
-                target_stub,
-                python_handshakes[api],
-                new_peer=new_peer,
-                service=target,
-                seconds=seconds,
-                concurrency=args.concurrency,
-            )
-
-        for api in apis:
-            await service_api_round(api, 0.5)
+        if redis_service is not None and redis_channel is not None:
+            contenders.redis_service = redis_service
+            contenders.redis_stub = pb_grpc.HandshakerStub(redis_channel)  # type: ignore[no-untyped-call]
+            contenders.redis_load = go_load.for_service(redis_service) if go_load else None
+        for api in contenders.apis:
+            await contenders.round(api, 0.5)
         client_config = _baseline_client_config(args, go_load, client_config)
         group = client_config.key_share_groups[0]
         if engine_round(client_config, server_config, 0.3).group != group:
             raise RuntimeError(f"the baseline did not negotiate group {group:#06x}")
-
+        configs = (client_config, server_config)
         engine_rounds, service_rounds = await _alternate(
-            args, apis, service_api_round, (client_config, server_config)
+            args, contenders.apis, contenders.round, configs
         )
-
-        # Latency at half the saturated Multiplex rate, open loop (Go load only).
-        half_rate: dict[str, object] | None = None
-        if go_load is not None:
-            saturated = statistics.median(r.rate for r in service_rounds["multiplex"])
-            half_rate = half_rate_latency(
-                go_load,
-                saturated / 2,
-                rounds=max(PACED_ROUNDS, args.rounds),
-                seconds=args.seconds,
-                configs=(client_config, server_config),
-                engine_rounds=engine_rounds,
-            )
-
+        half_rate = _half_rate(args, go_load, service_rounds, configs, engine_rounds)
         if redis_channel is not None:
             await redis_channel.close(None)
-        await fleet.close()
+        await contenders.fleet.close()
     await multiplex.client.close()
     return _result(
         args, service_rounds, engine_rounds, half_rate, group=group, log_lines=service.log_lines
