@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from handshaker.keystore import DirectoryKeyStore, Policy, Principal, Role
 from handshaker.tls import ContentType, RecordProtection, RecordReader, TrafficKeys
+from handshaker.tls.tls12.record import Tls12RecordProtection
 from handshaker_wire.v1 import handshaker_pb2 as pb
 from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
 
@@ -405,8 +406,10 @@ class RecordLayer:
     """Application data protection for one side of a completed handshake."""
 
     def __init__(self, keys: pb.SessionKeys) -> None:
-        self.writer = RecordProtection.from_keys(keys.cipher_suite, traffic_keys(keys.write))
-        self.reader = RecordProtection.from_keys(keys.cipher_suite, traffic_keys(keys.read))
+        # TLS 1.2's records (RFC 5246 section 6.2.3.3) or TLS 1.3's, as SessionKeys.version says.
+        protection = Tls12RecordProtection if keys.version == 0x0303 else RecordProtection
+        self.writer = protection.from_keys(keys.cipher_suite, traffic_keys(keys.write))
+        self.reader = protection.from_keys(keys.cipher_suite, traffic_keys(keys.read))
         self.incoming = RecordReader()
 
     def seal(self, data: bytes) -> bytes:

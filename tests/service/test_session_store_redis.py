@@ -43,7 +43,7 @@ from handshaker.tls import (
 )
 from handshaker_wire.v1 import handshaker_pb2 as pb
 from handshaker_wire.v1 import handshaker_pb2_grpc as pb_grpc
-from pki import TestPKI
+from pki import TestPKI, pem
 from redis_kit import RedisServer, require_redis
 from service_kit import (
     COMPLETE,
@@ -127,12 +127,15 @@ def record(redis: RedisServer, session_id: str) -> dict[bytes, bytes]:
 # --- replicas share sessions -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", [0x0304, 0x0303], ids=["tls13", "tls12"])
 def test_a_handshake_moves_between_three_replicas_and_redis_holds_no_secret(
-    start_service: StartService, redis_server: RedisServer, tmp_path: Path
+    start_service: StartService, redis_server: RedisServer, tmp_path: Path, version: int
 ) -> None:
     services = replicas(start_service, redis_server, tmp_path / "keystore", 3)
     stubs = stubs_of(services)
-    client = UnaryHandshake(stubs[0], client_options(services[0]))
+    options = client_options(services[0])
+    options.max_version = version
+    client = UnaryHandshake(stubs[0], options)
     server = UnaryHandshake(stubs[1], pb.ServerOptions())
     assert relay_round_robin(stubs, client, server) >= 4
     client.stub, server.stub = stubs[2], stubs[0]
@@ -154,6 +157,7 @@ def test_a_handshake_moves_between_three_replicas_and_redis_holds_no_secret(
         for stub, h in ((stubs[1], client), (stubs[2], server))
     ]
     assert exports[0] == exports[1]
+    assert client_keys.version == version
     # What Redis holds is ciphertext: no secret of the handshake in any encoding.
     stored = b"".join(
         k + v for h in (client, server) for k, v in record(redis_server, h.session_id).items()
@@ -169,6 +173,45 @@ def test_a_handshake_moves_between_three_replicas_and_redis_holds_no_secret(
     for service in services:
         for secret in session_secrets(client_keys):
             assert all(text not in service.logs() for text in encodings(secret))
+
+
+@pytest.mark.parametrize("version", [0x0304, 0x0303], ids=["tls13", "tls12"])
+def test_the_exporter_on_every_replica_agrees_with_the_peer(
+    start_service: StartService,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    pki: TestPKI,
+    version: int,
+) -> None:
+    # The peer is the engine in this process: its exporter is the truth each replica's
+    # record (TLS 1.2's master secret and server random included) must reproduce.
+    services = replicas(start_service, redis_server, tmp_path / "keystore", 3)
+    stubs = stubs_of(services)
+    options = pb.ClientOptions(
+        server_name="localhost", trust_anchors_pem=pem(pki.root.certificate), max_version=version
+    )
+    client = UnaryHandshake(stubs[0], options)
+    peer = ServerConnection(ServerConfig(credential=pki.servers["ecdsa-p256"].credential()))
+    step = client.step()
+    calls = 1
+    while step.state == NEED_INPUT:
+        peer.receive_data(step.out_bytes)
+        client.stub = stubs[calls % len(stubs)]
+        calls += 1
+        step = client.step(peer.data_to_send())
+    assert step.state == COMPLETE
+    if step.out_bytes:  # TLS 1.3's client Finished (TLS 1.2's server sends the last flight)
+        peer.receive_data(step.out_bytes)
+    event = peer.next_event()
+    assert isinstance(event, HandshakeComplete) and event.result.version == version
+    expected = event.result.export_keying_material(b"EXPERIMENTAL x", b"", 32)
+    for stub in stubs:
+        exported = stub.ExportKeyingMaterial(
+            pb.ExportKeyingMaterialRequest(
+                session_id=client.session_id, label=b"EXPERIMENTAL x", length=32
+            )
+        )
+        assert exported.keying_material == expected
 
 
 def test_abort_on_one_replica_ends_the_session_on_all(
@@ -647,3 +690,44 @@ async def _live_expiry(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None
         assert (await store.load("new", "owner")).connection is not None
     finally:
         await store.close()
+
+
+def test_a_redis_that_forgot_the_scripts_still_serves_every_step(
+    pki: TestPKI, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    asyncio.run(_scripts_flushed(pki, redis_server, tmp_path))
+
+
+async def _scripts_flushed(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
+    # A restarted Redis (or SCRIPT FLUSH) has none of the store's scripts: the store's
+    # EVALSHA finds none and loads each again, every step answered as before.
+    server_config = ServerConfig(credential=pki.servers["ecdsa-p256"].credential())
+    client = ClientConnection(
+        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+    )
+    connection = ServerConnection(server_config)
+    connection.receive_data(client.data_to_send())
+    client.receive_data(connection.data_to_send())
+    a, b = (RedisSessionStore(redis.url, Sealer(tmp_path / "keys")) for _ in range(2))
+    session = Session("s1", "owner", SessionRole.SERVER, connection, options=b"")
+    try:
+        await a.add(session)
+        await a.save(session)
+        with redis.client() as r:
+            r.script_flush()
+            assert r.script_exists(a._load.sha, a._save.sha) == [False, False]
+        elsewhere = await b.load("s1", "owner")
+        elsewhere.connection = ServerConnection.restore(elsewhere.snapshot, server_config)
+        elsewhere.connection.receive_data(client.data_to_send())
+        assert isinstance(elsewhere.connection.next_event(), HandshakeComplete)
+        with redis.client() as r:
+            r.script_flush()
+        await b.save(elsewhere)
+        with redis.client() as r:
+            r.script_flush()
+        await a.discard("s1", "owner")
+        with pytest.raises(SessionNotFound):
+            await b.load("s1", "owner")
+    finally:
+        await a.close()
+        await b.close()

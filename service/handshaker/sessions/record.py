@@ -7,17 +7,15 @@ owner, session id and version stay outside, in the store's own fields.
 
 from __future__ import annotations
 
-import base64
-import json
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from handshaker.tls import ConnectionState, HandshakeResult, TrafficKeys
 
 from .base import Role
 
-FORMAT = 1
+# 2: the result packed (and with TLS 1.2's master secret and server random); 1 was JSON.
+FORMAT = 2
 _HEAD = struct.Struct(">BBBBdIII")
 _ROLES = (Role.CLIENT, Role.SERVER)
 _STATES = (ConnectionState.HANDSHAKING, ConnectionState.COMPLETE, ConnectionState.FAILED)
@@ -73,75 +71,98 @@ class Record:
         return cls(_ROLES[role], bool(keys), _STATES[state], started, options, snapshot, result)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _keys(keys: TrafficKeys) -> dict[str, Any]:
-    return {
-        "secret": _b64(keys.secret),
-        "key": _b64(keys.key),
-        "iv": _b64(keys.iv),
-        "sequence_number": keys.sequence_number,
-    }
-
-
-def _unkeys(entry: dict[str, Any]) -> TrafficKeys:
-    return TrafficKeys(
-        secret=base64.b64decode(entry["secret"]),
-        key=base64.b64decode(entry["key"]),
-        iv=base64.b64decode(entry["iv"]),
-        sequence_number=int(entry["sequence_number"]),
-    )
+# The result's fixed-size fields; a signature scheme of -1 is None. Flags: hello_retry,
+# resumed, extended_master_secret, ALPN present, server name present.
+_RESULT = struct.Struct(">HHHiiBIQQHH")
+_HELLO_RETRY, _RESUMED, _EMS, _HAS_ALPN, _HAS_NAME = 1, 2, 4, 8, 16
+# The result's byte strings, each after a 4-byte length, in this order, then the
+# peer's certificates and the key-log lines (their counts are in _RESULT).
+_RESULT_BYTES = 13
+_LENGTH = struct.Struct(">I")
 
 
 def _encode_result(result: HandshakeResult) -> bytes:
-    # Once per handshake, at completion: JSON is plenty and reads back without a schema.
-    entry = {
-        "version": result.version,
-        "cipher_suite": result.cipher_suite,
-        "group": result.group,
-        "peer_signature_scheme": result.peer_signature_scheme,
-        "signature_scheme": result.signature_scheme,
-        "alpn_protocol": None if result.alpn_protocol is None else _b64(result.alpn_protocol),
-        "server_name": result.server_name,
-        "peer_certificates": [_b64(c) for c in result.peer_certificates],
-        "read": _keys(result.read),
-        "write": _keys(result.write),
-        "exporter_master_secret": _b64(result.exporter_master_secret),
-        "resumption_master_secret": _b64(result.resumption_master_secret),
-        "client_random": _b64(result.client_random),
-        "hello_retry": result.hello_retry,
-        "resumed": result.resumed,
-        "peer_record_size_limit": result.peer_record_size_limit,
-        "keylog": list(result.keylog),
-    }
-    return json.dumps(entry, separators=(",", ":")).encode()
+    # At completion, once per handshake and on the hot path of a shared store: fixed
+    # fields packed, byte strings length-prefixed, nothing re-encoded as text.
+    read, write = result.read, result.write
+    flags = (
+        (_HELLO_RETRY if result.hello_retry else 0)
+        | (_RESUMED if result.resumed else 0)
+        | (_EMS if result.extended_master_secret else 0)
+        | (_HAS_ALPN if result.alpn_protocol is not None else 0)
+        | (_HAS_NAME if result.server_name is not None else 0)
+    )
+    items = [
+        result.alpn_protocol or b"",
+        (result.server_name or "").encode(),
+        read.secret,
+        read.key,
+        read.iv,
+        write.secret,
+        write.key,
+        write.iv,
+        result.exporter_master_secret,
+        result.resumption_master_secret,
+        result.client_random,
+        result.master_secret,
+        result.server_random,
+        *result.peer_certificates,
+        *(line.encode() for line in result.keylog),
+    ]
+    pack = _LENGTH.pack
+    return _RESULT.pack(
+        result.version,
+        result.cipher_suite,
+        result.group,
+        -1 if result.peer_signature_scheme is None else result.peer_signature_scheme,
+        -1 if result.signature_scheme is None else result.signature_scheme,
+        flags,
+        result.peer_record_size_limit,
+        read.sequence_number,
+        write.sequence_number,
+        len(result.peer_certificates),
+        len(result.keylog),
+    ) + b"".join(pack(len(item)) + item for item in items)
 
 
 def _decode_result(data: bytes) -> HandshakeResult:
     try:
-        e = json.loads(data)
+        (version, suite, group, peer_scheme, scheme, flags, limit, read_seq, write_seq,
+         n_certs, n_lines) = _RESULT.unpack_from(data)  # fmt: skip
+        items: list[bytes] = []
+        at = _RESULT.size
+        for _ in range(_RESULT_BYTES + n_certs + n_lines):
+            (length,) = _LENGTH.unpack_from(data, at)
+            at += _LENGTH.size
+            if at + length > len(data):
+                raise RecordError("session result is truncated")
+            items.append(data[at : at + length])
+            at += length
+        if at != len(data):
+            raise RecordError("session result has trailing bytes")
+        (alpn, name, r_secret, r_key, r_iv, w_secret, w_key, w_iv, exporter, resumption,
+         client_random, master, server_random) = items[:_RESULT_BYTES]  # fmt: skip
         return HandshakeResult(
-            version=int(e["version"]),
-            cipher_suite=int(e["cipher_suite"]),
-            group=int(e["group"]),
-            peer_signature_scheme=e["peer_signature_scheme"],
-            signature_scheme=e["signature_scheme"],
-            alpn_protocol=None
-            if e["alpn_protocol"] is None
-            else base64.b64decode(e["alpn_protocol"]),
-            server_name=e["server_name"],
-            peer_certificates=tuple(base64.b64decode(c) for c in e["peer_certificates"]),
-            read=_unkeys(e["read"]),
-            write=_unkeys(e["write"]),
-            exporter_master_secret=base64.b64decode(e["exporter_master_secret"]),
-            resumption_master_secret=base64.b64decode(e["resumption_master_secret"]),
-            client_random=base64.b64decode(e["client_random"]),
-            hello_retry=bool(e["hello_retry"]),
-            resumed=bool(e["resumed"]),
-            peer_record_size_limit=int(e["peer_record_size_limit"]),
-            keylog=tuple(e["keylog"]),
+            version=version,
+            cipher_suite=suite,
+            group=group,
+            peer_signature_scheme=None if peer_scheme < 0 else peer_scheme,
+            signature_scheme=None if scheme < 0 else scheme,
+            alpn_protocol=alpn if flags & _HAS_ALPN else None,
+            server_name=name.decode() if flags & _HAS_NAME else None,
+            peer_certificates=tuple(items[_RESULT_BYTES : _RESULT_BYTES + n_certs]),
+            read=TrafficKeys(r_secret, r_key, r_iv, read_seq),
+            write=TrafficKeys(w_secret, w_key, w_iv, write_seq),
+            exporter_master_secret=exporter,
+            resumption_master_secret=resumption,
+            client_random=client_random,
+            hello_retry=bool(flags & _HELLO_RETRY),
+            resumed=bool(flags & _RESUMED),
+            peer_record_size_limit=limit,
+            keylog=tuple(line.decode() for line in items[_RESULT_BYTES + n_certs :]),
+            master_secret=master,
+            server_random=server_random,
+            extended_master_secret=bool(flags & _EMS),
         )
-    except (ValueError, KeyError, TypeError) as error:
-        raise RecordError(f"session result does not parse ({type(error).__name__})") from None
+    except (struct.error, UnicodeDecodeError):
+        raise RecordError("session result does not parse") from None
