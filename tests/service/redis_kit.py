@@ -71,6 +71,11 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
+        self.halt()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop redis-server but keep its directory, so start() can bring it back there."""
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -79,7 +84,6 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def redis_args(redis: RedisServer, *extra: str) -> list[str]:

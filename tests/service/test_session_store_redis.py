@@ -731,3 +731,43 @@ async def _scripts_flushed(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> 
     finally:
         await a.close()
         await b.close()
+
+
+def test_after_a_redis_restart_the_next_request_is_served_on_fresh_connections(
+    pki: TestPKI, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    asyncio.run(_restarted(pki, redis_server, tmp_path))
+
+
+async def _restarted(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
+    # The store retries no command (a lost reply to a save may mean it ran), so a pooled
+    # connection that a restarted Redis closed must be replaced before its next use,
+    # not fail a request: the sessions Redis held are gone, new ones start.
+    server_config = ServerConfig(credential=pki.servers["ecdsa-p256"].credential())
+    store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"))
+
+    def started(session_id: str) -> Session:
+        client = ClientConnection(
+            ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+        )
+        connection = ServerConnection(server_config)
+        connection.receive_data(client.data_to_send())
+        return Session(session_id, "owner", SessionRole.SERVER, connection, options=b"")
+
+    try:
+        # Several connections in the pool, all idle once these are saved.
+        first = [started(f"before-{n}") for n in range(4)]
+        for session in first:
+            await store.add(session)
+        await asyncio.gather(*(store.save(session) for session in first))
+        redis.halt()
+        redis.start()
+        for n in range(8):
+            with pytest.raises(SessionNotFound):
+                await store.load(f"before-{n % 4}", "owner")
+            session = started(f"after-{n}")
+            await store.add(session)
+            await store.save(session)
+        assert await store.count() == 8
+    finally:
+        await store.close()

@@ -30,7 +30,9 @@ from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from .base import (
@@ -126,6 +128,17 @@ return 1
 """
 
 
+async def _command(connection: AbstractConnection, command: tuple[Any, ...]) -> Any:
+    """Send `command` and read its reply. A connection Redis closed while it sat in the pool
+    (a restart, a failover) fails the write: nothing reached Redis, so it is written once
+    more, on a new connection. A failure after the write is never repeated."""
+    try:
+        await connection.send_command(*command)
+    except RedisConnectionError:
+        await connection.send_command(*command)  # disconnected by the failure: reconnects
+    return await connection.read_response()
+
+
 def store_name(url: str) -> str:
     """The URL with any user and password left out: safe for logs and error messages."""
     parts = urllib.parse.urlsplit(url)
@@ -213,30 +226,24 @@ class RedisSessionStore:
         execute_command adds retries, timing hooks and the script object's checks, a third
         of each round trip's CPU here. Its retries are not wanted either: a save or create
         whose reply was lost may have run, and running it again would answer a conflict
-        for a step that was kept; the caller gets UNAVAILABLE and decides. (The pool still
-        replaces a connection Redis has closed before handing it out.)
+        for a step that was kept; the caller gets UNAVAILABLE and decides. Only a command
+        that could not be written is sent again (_command).
         """
         pool = self._redis.connection_pool
+        evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
             async with asyncio.timeout(self._timeout):
                 connection = await pool.get_connection()  # type: ignore[no-untyped-call]
                 try:
                     try:
-                        await connection.send_command(
-                            "EVALSHA", script.sha, len(keys), *keys, *args
-                        )
-                        return await connection.read_response()
+                        return await _command(connection, evalsha)
                     except NoScriptError:
                         # A Redis restarted (or SCRIPT FLUSH): load the script, run it once.
-                        await connection.send_command("SCRIPT", "LOAD", script.script)
-                        await connection.read_response()
-                        await connection.send_command(
-                            "EVALSHA", script.sha, len(keys), *keys, *args
-                        )
-                        return await connection.read_response()
+                        await _command(connection, ("SCRIPT", "LOAD", script.script))
+                        return await _command(connection, evalsha)
                 finally:
                     # An error or a timeout mid-command has disconnected it (redis-py does
-                    # so on any exception): the pool reconnects it before its next use.
+                    # so on any exception): it connects again at its next use.
                     await pool.release(connection)
         except (RedisError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from None
