@@ -182,11 +182,14 @@ class RedisSessionStore:
         self._ttl_ms = max(1, round(idle_timeout * 1000))
         self._prefix = prefix
         self._sealer = sealer
-        # No socket_timeout: redis-py would then wrap every write in a task of its own and
-        # every read in a timeout context (7% of a unary handshake's CPU, measured); each
-        # round trip here is bounded as a whole instead (_run, ping, count).
+        # socket_timeout None, not redis-py's default of 5 s, with which it wraps every write
+        # in a task of its own and every read in a timeout context (7% of a unary
+        # handshake's CPU, measured); each round trip here is bounded as a whole instead
+        # (_run, ping, count), by the store's timeout.
         self._timeout = timeout
-        self._redis: aioredis.Redis = aioredis.from_url(url, socket_connect_timeout=timeout)
+        self._redis: aioredis.Redis = aioredis.from_url(
+            url, socket_timeout=None, socket_connect_timeout=timeout
+        )
         # session id -> (when this replica saved it, the session with its connection live),
         # oldest save first.
         self._live: OrderedDict[str, tuple[float, Session]] = OrderedDict()
