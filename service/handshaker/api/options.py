@@ -410,6 +410,14 @@ class ConfigFactory:
         assert isinstance(config, ServerConfig)
         return config
 
+    def authorize(self, options: pb.ClientOptions | pb.ServerOptions, principal: Principal) -> None:
+        """The grants `options` need, checked as of now (a step of a session that went on
+        live): KeyNotFound, AccessDenied or KeystoreUnavailable, as client() and server()."""
+        if isinstance(options, pb.ClientOptions):
+            self._authorize_client(options, principal)
+        else:
+            self._authorize_server(options, principal)
+
     # Authorization: existence first (KeyNotFound), then the policy (AccessDenied).
 
     def _authorize_credential(self, principal: Principal, name: str, role: Role) -> None:

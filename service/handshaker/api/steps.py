@@ -152,18 +152,8 @@ class SessionSteps:
             if isinstance(options, pb.ClientOptions):
                 return self._configs.client(options, principal)
             return self._configs.server(options, principal)
-        except InvalidOptions as error:
-            raise StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
-        except KeyNotFound as error:
-            raise StatusError(grpc.StatusCode.NOT_FOUND, str(error)) from None
-        except AccessDenied as error:
-            log.info(
-                "permission denied",
-                extra={"fields": {"caller": str(principal), "reason": str(error)}},
-            )
-            raise StatusError(grpc.StatusCode.PERMISSION_DENIED, str(error)) from None
-        except KeystoreUnavailable as error:
-            raise StatusError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+        except _REFUSALS as error:
+            raise _refused(error, principal) from None
 
     def _new_session(
         self,
@@ -429,19 +419,24 @@ class SessionSteps:
             and session.connection.state is ConnectionState.HANDSHAKING
         ):
             # A shared store's session kept live by this replica since it saved it: the
-            # same authorization as a restore (a grant revoked since: PERMISSION_DENIED).
-            self._start_config(session, owner)
+            # same authorization as a restore (a grant revoked since: PERMISSION_DENIED),
+            # without building the config the live connection already has.
+            try:
+                self._configs.authorize(self._start_options(session), owner)
+            except _REFUSALS as error:
+                raise _refused(error, owner) from None
         return session
+
+    @staticmethod
+    def _start_options(session: Session) -> pb.ClientOptions | pb.ServerOptions:
+        if session.role is Role.CLIENT:
+            return pb.ClientOptions.FromString(session.options)
+        return pb.ServerOptions.FromString(session.options)
 
     def _start_config(self, session: Session, owner: Principal) -> ClientConfig | ServerConfig:
         """The config of the session's start options for its owner, as of now."""
         try:
-            options: pb.ClientOptions | pb.ServerOptions = (
-                pb.ClientOptions.FromString(session.options)
-                if session.role is Role.CLIENT
-                else pb.ServerOptions.FromString(session.options)
-            )
-            return self._config(options, owner)
+            return self._config(self._start_options(session), owner)
         except StatusError as abort:
             if abort.code is grpc.StatusCode.INVALID_ARGUMENT:
                 raise StatusError(grpc.StatusCode.FAILED_PRECONDITION, abort.message) from None
@@ -481,6 +476,24 @@ class SessionSteps:
     @staticmethod
     async def _fail(context: grpc.aio.ServicerContext[object, object], abort: StatusError) -> None:
         await context.abort(abort.code, abort.message)
+
+
+_REFUSALS = (InvalidOptions, KeyNotFound, AccessDenied, KeystoreUnavailable)
+
+
+def _refused(error: Exception, principal: Principal) -> StatusError:
+    """The status of a refusal of a caller's options (one of _REFUSALS)."""
+    if isinstance(error, InvalidOptions):
+        return StatusError(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+    if isinstance(error, KeyNotFound):
+        return StatusError(grpc.StatusCode.NOT_FOUND, str(error))
+    if isinstance(error, AccessDenied):
+        log.info(
+            "permission denied",
+            extra={"fields": {"caller": str(principal), "reason": str(error)}},
+        )
+        return StatusError(grpc.StatusCode.PERMISSION_DENIED, str(error))
+    return StatusError(grpc.StatusCode.UNAVAILABLE, str(error))
 
 
 def _fields(session: Session) -> dict[str, object]:
