@@ -14,9 +14,10 @@ import contextlib
 import queue
 from collections.abc import Iterator
 from types import TracebackType
-from typing import cast
+from typing import TypeVar, cast
 
 import grpc
+from google.protobuf.message import Message
 from handshaker_wire.v1 import handshaker_pb2 as pb
 
 from .errors import HandshakerRpcError
@@ -30,6 +31,21 @@ DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 
 def method_path(method: str) -> str:
     return f"/{SERVICE_NAME}/{method}"
+
+
+Request = TypeVar("Request", bound=Message)
+Response = TypeVar("Response", bound=Message)
+
+
+def _unary(
+    channel: grpc.Channel, method: str, request: type[Request], response: type[Response]
+) -> grpc.UnaryUnaryMultiCallable[Request, Response]:
+    """The typed callable of one unary RPC of the service."""
+    return channel.unary_unary(
+        method_path(method),
+        request_serializer=request.SerializeToString,
+        response_deserializer=response.FromString,
+    )
 
 
 def _keys_of(
@@ -67,48 +83,21 @@ class HandshakerClient:
         else:
             self._channel = grpc.secure_channel(self.address, credentials)
         channel = self._channel
-        self._start_client: grpc.UnaryUnaryMultiCallable[
-            pb.StartClientRequest, pb.StartClientResponse
-        ] = channel.unary_unary(
-            method_path("StartClient"),
-            request_serializer=pb.StartClientRequest.SerializeToString,
-            response_deserializer=pb.StartClientResponse.FromString,
+        self._start_client = _unary(
+            channel, "StartClient", pb.StartClientRequest, pb.StartClientResponse
         )
-        self._start_server: grpc.UnaryUnaryMultiCallable[
-            pb.StartServerRequest, pb.StartServerResponse
-        ] = channel.unary_unary(
-            method_path("StartServer"),
-            request_serializer=pb.StartServerRequest.SerializeToString,
-            response_deserializer=pb.StartServerResponse.FromString,
+        self._start_server = _unary(
+            channel, "StartServer", pb.StartServerRequest, pb.StartServerResponse
         )
-        self._feed: grpc.UnaryUnaryMultiCallable[pb.FeedRequest, pb.FeedResponse] = (
-            channel.unary_unary(
-                method_path("Feed"),
-                request_serializer=pb.FeedRequest.SerializeToString,
-                response_deserializer=pb.FeedResponse.FromString,
-            )
+        self._feed = _unary(channel, "Feed", pb.FeedRequest, pb.FeedResponse)
+        self._get_keys = _unary(channel, "GetKeys", pb.GetKeysRequest, pb.GetKeysResponse)
+        self._export = _unary(
+            channel,
+            "ExportKeyingMaterial",
+            pb.ExportKeyingMaterialRequest,
+            pb.ExportKeyingMaterialResponse,
         )
-        self._get_keys: grpc.UnaryUnaryMultiCallable[pb.GetKeysRequest, pb.GetKeysResponse] = (
-            channel.unary_unary(
-                method_path("GetKeys"),
-                request_serializer=pb.GetKeysRequest.SerializeToString,
-                response_deserializer=pb.GetKeysResponse.FromString,
-            )
-        )
-        self._export: grpc.UnaryUnaryMultiCallable[
-            pb.ExportKeyingMaterialRequest, pb.ExportKeyingMaterialResponse
-        ] = channel.unary_unary(
-            method_path("ExportKeyingMaterial"),
-            request_serializer=pb.ExportKeyingMaterialRequest.SerializeToString,
-            response_deserializer=pb.ExportKeyingMaterialResponse.FromString,
-        )
-        self._abort: grpc.UnaryUnaryMultiCallable[pb.AbortRequest, pb.AbortResponse] = (
-            channel.unary_unary(
-                method_path("Abort"),
-                request_serializer=pb.AbortRequest.SerializeToString,
-                response_deserializer=pb.AbortResponse.FromString,
-            )
-        )
+        self._abort = _unary(channel, "Abort", pb.AbortRequest, pb.AbortResponse)
         self._handshake: grpc.StreamStreamMultiCallable[
             pb.HandshakeRequest, pb.HandshakeResponse
         ] = channel.stream_stream(
