@@ -134,6 +134,24 @@ def _pyopenssl_context(group: str, *, server: bool, tls12: bool = False) -> SSL.
     return context
 
 
+def _openssl4_contexts(
+    ca: x509.Certificate,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    openssl_group: str,
+    tls12: bool,
+) -> tuple[SSL.Context, SSL.Context]:
+    """pyOpenSSL's client context (trusting `ca`) and server context (`leaf` and `key`)."""
+    folder = _pem_files(ca, leaf, key)
+    server_context = _pyopenssl_context(openssl_group, server=True, tls12=tls12)
+    server_context.use_certificate_chain_file(str(folder / "cert.pem"))
+    server_context.use_privatekey_file(str(folder / "key.pem"))
+    server_context.check_privatekey()
+    client_context = _pyopenssl_context(openssl_group, server=False, tls12=tls12)
+    client_context.load_verify_locations(str(folder / "ca.pem"))
+    return client_context, server_context
+
+
 def openssl4_handshake_factory(
     ca: x509.Certificate,
     leaf: x509.Certificate,
@@ -149,15 +167,9 @@ def openssl4_handshake_factory(
     pyOpenSSL cannot set it), like the engine and the ssl baseline. One checked
     handshake runs here: the group is asked for once, outside the timed loop.
     """
-    folder = _pem_files(ca, leaf, key)
     openssl_group = OPENSSL_GROUP_NAMES[group]
-    server_context = _pyopenssl_context(openssl_group, server=True, tls12=tls12)
-    server_context.use_certificate_chain_file(str(folder / "cert.pem"))
-    server_context.use_privatekey_file(str(folder / "key.pem"))
-    server_context.check_privatekey()
-    client_context = _pyopenssl_context(openssl_group, server=False, tls12=tls12)
+    client_context, server_context = _openssl4_contexts(ca, leaf, key, openssl_group, tls12)
     expected = TLS12_SUITE if tls12 else SUITE
-    client_context.load_verify_locations(str(folder / "ca.pem"))
     host_name = SERVER_NAME.encode()
 
     def handshake() -> SSL.Connection:

@@ -104,6 +104,63 @@ async def operate_rate(
     return answered / (time.perf_counter() - began)
 
 
+async def _signing(
+    args: argparse.Namespace,
+    service: Service,
+    stub: kpb_grpc.KeyOperationsStub,
+    keystore: Path,
+    *,
+    kind: str,
+    scheme: int,
+) -> dict[str, object]:
+    """One key type's signatures: in this process, through Sign and through Operate."""
+    request = kpb.SignRequest(
+        key=kpb.KeyReference(credential=kind), signature_scheme=scheme, message=MESSAGE
+    )
+    await stub.Sign(request)  # warm: keystore loaded, channel up
+    local, unary, operate, cpu = [], [], [], []
+    for _ in range(args.rounds):
+        local.append(local_rate(keystore / kind / "tls.key", kind, args.seconds))
+        before = service.cpu_seconds()
+
+        async def sign(request: kpb.SignRequest = request) -> object:
+            return await stub.Sign(request)
+
+        rate = await closed_loop(sign, args.seconds, args.concurrency)
+        cpu.append((service.cpu_seconds() - before) / (rate * args.seconds))
+        unary.append(rate)
+        operate.append(await operate_rate(stub, request, args.seconds, args.concurrency))
+    best_local = max(local)
+    return {
+        f"local_{kind}_per_s": round(best_local, 1),
+        f"unary_{kind}_per_s": round(max(unary), 1),
+        f"operate_{kind}_per_s": round(max(operate), 1),
+        f"unary_{kind}_ratio": round(max(unary) / best_local, 3),
+        f"operate_{kind}_ratio": round(max(operate) / best_local, 3),
+        f"service_cpu_ms_per_unary_{kind}_sign": round(1000 * min(cpu), 3),
+    }
+
+
+async def _validating(
+    args: argparse.Namespace, validator: kpb_grpc.CertificateValidatorStub, keystore: Path
+) -> float:
+    """ValidateChain of the ECDSA credential's chain, per second at best."""
+    chain = [
+        c.public_bytes(Encoding.DER)
+        for c in x509.load_pem_x509_certificates((keystore / "ecdsa" / "tls.crt").read_bytes())
+    ]
+    validate = kpb.ValidateChainRequest(
+        certificate_chain=chain, purpose=kpb.PURPOSE_SERVER_AUTH, dns_name="ecdsa.test"
+    )
+    assert (await validator.ValidateChain(validate)).verdict == kpb.VERDICT_VALID
+
+    async def check() -> object:
+        return await validator.ValidateChain(validate)
+
+    rates = [await closed_loop(check, args.seconds, args.concurrency) for _ in range(args.rounds)]
+    return round(max(rates), 1)
+
+
 async def measure(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     keystore = folder / "keystore"
     for kind, key_type in KEY_TYPES.items():
@@ -116,45 +173,8 @@ async def measure(args: argparse.Namespace, folder: Path) -> dict[str, object]:
         stub = kpb_grpc.KeyOperationsStub(channel)  # type: ignore[no-untyped-call]
         validator = kpb_grpc.CertificateValidatorStub(channel)  # type: ignore[no-untyped-call]
         for kind, scheme in SCHEMES.items():
-            request = kpb.SignRequest(
-                key=kpb.KeyReference(credential=kind), signature_scheme=scheme, message=MESSAGE
-            )
-            await stub.Sign(request)  # warm: keystore loaded, channel up
-            local, unary, operate, cpu = [], [], [], []
-            for _ in range(args.rounds):
-                local.append(local_rate(keystore / kind / "tls.key", kind, args.seconds))
-                before = service.cpu_seconds()
-
-                async def sign(request: kpb.SignRequest = request) -> object:
-                    return await stub.Sign(request)
-
-                rate = await closed_loop(sign, args.seconds, args.concurrency)
-                cpu.append((service.cpu_seconds() - before) / (rate * args.seconds))
-                unary.append(rate)
-                operate.append(await operate_rate(stub, request, args.seconds, args.concurrency))
-            best_local = max(local)
-            result[f"local_{kind}_per_s"] = round(best_local, 1)
-            result[f"unary_{kind}_per_s"] = round(max(unary), 1)
-            result[f"operate_{kind}_per_s"] = round(max(operate), 1)
-            result[f"unary_{kind}_ratio"] = round(max(unary) / best_local, 3)
-            result[f"operate_{kind}_ratio"] = round(max(operate) / best_local, 3)
-            result[f"service_cpu_ms_per_unary_{kind}_sign"] = round(1000 * min(cpu), 3)
-        chain = [
-            c.public_bytes(Encoding.DER)
-            for c in x509.load_pem_x509_certificates((keystore / "ecdsa" / "tls.crt").read_bytes())
-        ]
-        validate = kpb.ValidateChainRequest(
-            certificate_chain=chain, purpose=kpb.PURPOSE_SERVER_AUTH, dns_name="ecdsa.test"
-        )
-        assert (await validator.ValidateChain(validate)).verdict == kpb.VERDICT_VALID
-
-        async def check() -> object:
-            return await validator.ValidateChain(validate)
-
-        rates = [
-            await closed_loop(check, args.seconds, args.concurrency) for _ in range(args.rounds)
-        ]
-        result["validate_per_s"] = round(max(rates), 1)
+            result.update(await _signing(args, service, stub, keystore, kind=kind, scheme=scheme))
+        result["validate_per_s"] = await _validating(args, validator, keystore)
         await channel.close(None)
     finally:
         code = service.stop()
