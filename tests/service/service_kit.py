@@ -120,6 +120,16 @@ class ServiceProcess:
     def log_entries(self) -> list[dict[str, object]]:
         return [e for e in map(parse_json_line, self.lines) if e is not None]
 
+    def entries_with(self, message: str, timeout: float = 10.0) -> list[dict[str, object]]:
+        """The log entries with this message, once there is one: the service writes a line
+        before it answers, but the thread that reads its stderr may not have it yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.log_entries() if e.get("message") == message]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
+
     def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 

@@ -400,7 +400,7 @@ def test_a_unix_socket_is_owner_only_and_its_callers_are_their_uid(
         stub = handshaker_stub(channel)
         _, server = complete_handshake(stub, pb.ServerOptions(credential="localhost"), dev_client())
         assert server.version == 0x0304
-    uses = [e for e in service.log_entries() if e.get("message") == "private key used"]
+    uses = service.entries_with("private key used")
     assert uses and {e["principal"] for e in uses} == {f"unix:uid={os.getuid()}"}
 
 

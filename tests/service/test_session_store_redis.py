@@ -247,7 +247,7 @@ def test_a_sealed_record_copied_under_another_session_id_is_refused(
         stubs[1].Feed(pb.FeedRequest(session_id=thief.session_id, in_bytes=b"\x16\x03\x03"))
     assert error.value.code() is grpc.StatusCode.NOT_FOUND
     assert "no such session" in (error.value.details() or "")
-    refused = [e for e in services[1].log_entries() if e.get("message") == "session record refused"]
+    refused = services[1].entries_with("session record refused")
     assert refused and refused[0]["session"] == thief.session_id[:8]
     # The victim's own record still opens where it belongs.
     assert victim.stub.Feed(pb.FeedRequest(session_id=victim.session_id)).step.state == NEED_INPUT
