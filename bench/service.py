@@ -24,7 +24,9 @@ client's calls are timed apart and reported as the client-side cost).
 With redis-server on the machine (and unless --no-redis), a second service process
 on the same keystore with `--session-store` on a redis-server started here (Unix
 socket, no disk) runs the unary API in the same rounds: `redis_ratio` is its rate
-over the memory store's (every unary step loads, restores, seals and saves).
+over the memory store's (every unary step loads, restores, seals and saves), and
+`unary_redis_store_cpu_ms_per_handshake` redis-server's own CPU per handshake (it runs
+on the same cores as the service and the load).
 
 With redis-server (and unless --no-workers), a `serve --workers 2` service on that Redis
 runs the Handshake stream in the same rounds against the one-process service, both over
@@ -96,6 +98,7 @@ from service_harness import (
     engine_paced_round,
     engine_round,
     percentile,
+    process_cpu_seconds,
     service_round,
     stream_handshake,
     unary_handshake,
@@ -196,6 +199,8 @@ class _Contenders:
     redis_service: Service | None = None
     redis_stub: pb_grpc.HandshakerStub | None = None
     redis_load: GoLoad | None = None
+    # redis-server's pid: its CPU in each unary_redis round (it shares this machine's cores).
+    redis_pid: int | None = None
 
     @property
     def apis(self) -> tuple[str, ...]:
@@ -214,16 +219,22 @@ class _Contenders:
             target, target_stub, load, api = (
                 self.redis_service, self.redis_stub, self.redis_load, "unary",
             )  # fmt: skip
+        store = self.redis_pid if target is self.redis_service else None
+        store_before = process_cpu_seconds(store) if store is not None else 0.0
         if load is not None:
-            return load.round(api, seconds)
-        return await service_round(
-            target_stub,
-            self.handshakes[api],
-            new_peer=self.new_peer,
-            service=target,
-            seconds=seconds,
-            concurrency=self.args.concurrency,
-        )
+            measured = load.round(api, seconds)
+        else:
+            measured = await service_round(
+                target_stub,
+                self.handshakes[api],
+                new_peer=self.new_peer,
+                service=target,
+                seconds=seconds,
+                concurrency=self.args.concurrency,
+            )
+        if store is not None:
+            measured.store_cpu_seconds = process_cpu_seconds(store) - store_before
+        return measured
 
 
 def _configs(keystore: Path) -> tuple[ClientConfig, ServerConfig]:
@@ -265,6 +276,7 @@ async def measure(
     redis_service: Service | None = None,
     *,
     workers_service: Service | None = None,
+    redis_pid: int | None = None,
 ) -> dict[str, object]:
     ca_file = keystore / "dev-ca" / "ca.crt"
     client_config, server_config = _configs(keystore)
@@ -284,6 +296,7 @@ async def measure(
         )
         if redis_service is not None and redis_channel is not None:
             contenders.redis_service = redis_service
+            contenders.redis_pid = redis_pid
             contenders.redis_stub = pb_grpc.HandshakerStub(redis_channel)  # type: ignore[no-untyped-call]
             contenders.redis_load = go_load.for_service(redis_service) if go_load else None
         for api in contenders.apis:
@@ -383,6 +396,11 @@ def _per_api(service_rounds: dict[str, list[ServiceRound]]) -> dict[str, dict[st
             * sum(r.bench_cpu_seconds for r in rounds)
             / handshakes,
         }
+        if any(r.store_cpu_seconds for r in rounds):
+            # redis-server's CPU per handshake, on the same cores as the service and load.
+            per_api[api]["store_cpu_ms_per_handshake"] = (
+                1000 * sum(r.store_cpu_seconds for r in rounds) / handshakes
+            )
     return per_api
 
 
@@ -565,6 +583,7 @@ def _service_bench(args: argparse.Namespace, folder: Path) -> dict[str, object]:
                 folder,
                 others.get("redis_service"),
                 workers_service=others.get("workers_service"),
+                redis_pid=redis.process.pid if redis is not None else None,
             )
         )
     finally:

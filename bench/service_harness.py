@@ -77,7 +77,7 @@ class Service:
     def cpu_seconds(self) -> float:
         """User plus system CPU time so far of the service process and of its worker
         processes (`serve --workers N`: the supervisor's children)."""
-        return sum(_process_cpu_seconds(pid) for pid in _with_descendants(self.process.pid))
+        return sum(process_cpu_seconds(pid) for pid in _with_descendants(self.process.pid))
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -91,7 +91,7 @@ class Service:
         return self.process.returncode
 
 
-def _process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
@@ -337,6 +337,8 @@ class ServiceRound:
     seconds: float = 0.0
     service_cpu_seconds: float = 0.0
     bench_cpu_seconds: float = 0.0
+    # The session store's own process (redis-server), when the round used one.
+    store_cpu_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     @property
