@@ -605,6 +605,34 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+def _channel_leaf(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    now: datetime.datetime,
+    common_name: str,
+    *,
+    names: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+) -> tuple[bytes, bytes]:
+    """A day's leaf for the channel's tests, signed by its CA: PEM certificate and key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    certificate = builder.sign(ca_key, hashes.SHA256())
+    return _pem(certificate), _key_pem(key)
+
+
 def make_channel_pki(
     directory: Path,
     callers: Sequence[str],
@@ -631,24 +659,7 @@ def make_channel_pki(
     def leaf(
         common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier
     ) -> tuple[bytes, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if names:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(names), critical=False
-            )
-        certificate = builder.sign(ca_key, hashes.SHA256())
-        return _pem(certificate), _key_pem(key)
+        return _channel_leaf(ca_key, ca_name, now, common_name, names=names, usage=usage)
 
     server_cert, server_key = leaf(
         "localhost",

@@ -505,6 +505,19 @@ def test_two_replicas_feeding_one_session_at_once_one_wins_and_the_session_goes_
     asyncio.run(_race(pki, redis_server, tmp_path))
 
 
+async def _replica_in_process(
+    keystore: MemoryKeyStore, redis: RedisServer, tmp_path: Path
+) -> tuple[grpc.aio.Server, grpc.aio.Channel, RedisSessionStore]:
+    """A servicer on the Redis store, served on 127.0.0.1, and a channel to it."""
+    store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"))
+    servicer = HandshakerServicer(store, ConfigFactory(keystore), streams=MemorySessionStore())
+    server = grpc.aio.server()
+    pb_grpc.add_HandshakerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, grpc.aio.insecure_channel(f"127.0.0.1:{port}"), store
+
+
 async def _race(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
     leaf = pki.servers["ecdsa-p256"]
     slow = SlowKey(leaf)
@@ -513,17 +526,10 @@ async def _race(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
         {"default": (pki.root.certificate,)},
         policy=EMPTY_POLICY.grant_credential("slow", LOCAL, (Role.SERVER,)),
     )
-    servers, channels, stores = [], [], []
-    for _ in range(2):  # two replicas: their own servicer, Redis client and config cache
-        store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"))
-        servicer = HandshakerServicer(store, ConfigFactory(keystore), streams=MemorySessionStore())
-        server = grpc.aio.server()
-        pb_grpc.add_HandshakerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        servers.append(server)
-        stores.append(store)
-        channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+    # Two replicas: their own servicer, Redis client and config cache.
+    servers, channels, stores = zip(
+        *[await _replica_in_process(keystore, redis, tmp_path) for _ in range(2)], strict=True
+    )
     a, b = (pb_grpc.HandshakerStub(c) for c in channels)  # type: ignore[no-untyped-call]
     try:
         # The client's key share is for X25519 only and the server takes only P-256: a
@@ -576,6 +582,20 @@ async def _race(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
             await store.close()
 
 
+def server_session(
+    pki: TestPKI, server_config: ServerConfig, session_id: str = "s1"
+) -> tuple[ClientConnection, Session]:
+    """An engine client and a server-role session of `owner` that has answered its
+    ClientHello (the client has the server's flight): a session a store can save."""
+    client = ClientConnection(
+        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
+    )
+    connection = ServerConnection(server_config)
+    connection.receive_data(client.data_to_send())
+    client.receive_data(connection.data_to_send())
+    return client, Session(session_id, "owner", SessionRole.SERVER, connection, options=b"")
+
+
 # --- a replica's own sessions stay live ------------------------------------------------
 
 
@@ -588,15 +608,9 @@ def test_a_replica_continues_its_own_session_live_and_reloads_one_moved_on_elsew
 async def _live_sessions(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
     leaf = pki.servers["ecdsa-p256"]
     server_config = ServerConfig(credential=leaf.credential())
-    client = ClientConnection(
-        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
-    )
-    connection = ServerConnection(server_config)
-    connection.receive_data(client.data_to_send())
-    client.receive_data(connection.data_to_send())
-    assert connection.state is ConnectionState.HANDSHAKING
+    client, session = server_session(pki, server_config)
+    assert session.state is ConnectionState.HANDSHAKING
     a, b = (RedisSessionStore(redis.url, Sealer(tmp_path / "keys")) for _ in range(2))
-    session = Session("s1", "owner", SessionRole.SERVER, connection, options=b"")
     try:
         await a.add(session)
         await a.save(session)
@@ -668,12 +682,7 @@ async def _live_expiry(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None
     store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"), idle_timeout=0.3)
 
     def started(session_id: str) -> Session:
-        client = ClientConnection(
-            ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
-        )
-        connection = ServerConnection(server_config)
-        connection.receive_data(client.data_to_send())
-        return Session(session_id, "owner", SessionRole.SERVER, connection, options=b"")
+        return server_session(pki, server_config, session_id)[1]
 
     try:
         for session_id in ("old", "new"):
@@ -702,14 +711,8 @@ async def _scripts_flushed(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> 
     # A restarted Redis (or SCRIPT FLUSH) has none of the store's scripts: the store's
     # EVALSHA finds none and loads each again, every step answered as before.
     server_config = ServerConfig(credential=pki.servers["ecdsa-p256"].credential())
-    client = ClientConnection(
-        ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
-    )
-    connection = ServerConnection(server_config)
-    connection.receive_data(client.data_to_send())
-    client.receive_data(connection.data_to_send())
+    client, session = server_session(pki, server_config)
     a, b = (RedisSessionStore(redis.url, Sealer(tmp_path / "keys")) for _ in range(2))
-    session = Session("s1", "owner", SessionRole.SERVER, connection, options=b"")
     try:
         await a.add(session)
         await a.save(session)
@@ -747,12 +750,7 @@ async def _restarted(pki: TestPKI, redis: RedisServer, tmp_path: Path) -> None:
     store = RedisSessionStore(redis.url, Sealer(tmp_path / "keys"))
 
     def started(session_id: str) -> Session:
-        client = ClientConnection(
-            ClientConfig(server_name="localhost", trust_anchors=(pki.root.certificate,))
-        )
-        connection = ServerConnection(server_config)
-        connection.receive_data(client.data_to_send())
-        return Session(session_id, "owner", SessionRole.SERVER, connection, options=b"")
+        return server_session(pki, server_config, session_id)[1]
 
     try:
         # Several connections in the pool, all idle once these are saved.
