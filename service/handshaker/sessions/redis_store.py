@@ -139,6 +139,19 @@ async def _command(connection: AbstractConnection, command: tuple[Any, ...]) -> 
     return await connection.read_response()
 
 
+async def _evalsha(
+    connection: AbstractConnection, script: AsyncScript, keys: list[str], args: list[Any]
+) -> Any:
+    """The script's reply; a Redis that does not have it (restarted, or SCRIPT FLUSH) is
+    sent it first, on the same connection."""
+    evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return await _command(connection, evalsha)
+    except NoScriptError:
+        await _command(connection, ("SCRIPT", "LOAD", script.script))
+        return await _command(connection, evalsha)
+
+
 def store_name(url: str) -> str:
     """The URL with any user and password left out: safe for logs and error messages."""
     parts = urllib.parse.urlsplit(url)
@@ -233,17 +246,11 @@ class RedisSessionStore:
         that could not be written is sent again (_command).
         """
         pool = self._redis.connection_pool
-        evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
             async with asyncio.timeout(self._timeout):
                 connection = await pool.get_connection()  # type: ignore[no-untyped-call]
                 try:
-                    try:
-                        return await _command(connection, evalsha)
-                    except NoScriptError:
-                        # A Redis restarted (or SCRIPT FLUSH): load the script, run it once.
-                        await _command(connection, ("SCRIPT", "LOAD", script.script))
-                        return await _command(connection, evalsha)
+                    return await _evalsha(connection, script, keys, args)
                 finally:
                     # An error or a timeout mid-command has disconnected it (redis-py does
                     # so on any exception): it connects again at its next use.
